@@ -1,0 +1,302 @@
+//! Elementwise activation functions, each forward beside its derivative.
+//!
+//! | name       | f(x)                              | f'(x)                       | f' from y = f(x)        |
+//! |------------|-----------------------------------|-----------------------------|-------------------------|
+//! | identity   | x                                 | 1                           | 1                       |
+//! | sigmoid    | σ(x) = 1 / (1 + e^-x)             | σ(x)(1 − σ(x))              | y(1 − y)                |
+//! | tanh       | tanh x                            | 1 − tanh² x                 | 1 − y²                  |
+//! | relu       | max(0, x)                         | 1 if x > 0 else 0           | 1 if y > 0 else 0       |
+//! | leaky_relu | x if x > 0 else αx                | 1 if x > 0 else α           | 1 if y > 0 else α       |
+//! | elu        | x if x > 0 else α(e^x − 1)        | 1 if x > 0 else αe^x        | 1 if y > 0 else y + α   |
+//!
+//! The layer API ([`Activation::backward_from_input`]) differentiates at the cached input, which
+//! is exact for every α. Inside a network the derivative is taken from the output, so the
+//! pre-activation need not be kept: that needs α ≥ 0 (then y > 0 exactly when x > 0).
+//! At x = 0 the ReLU family uses the derivative of the x ≤ 0 side, as PyTorch does.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::rng::Init;
+
+/// An elementwise activation function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// f(x) = x.
+    Identity,
+    /// The logistic function.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// max(0, x).
+    Relu,
+    /// x for x > 0, αx otherwise.
+    LeakyRelu(f64),
+    /// x for x > 0, α(e^x − 1) otherwise.
+    Elu(f64),
+}
+
+/// The names [`Activation::from_name`] accepts.
+pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky_relu, elu";
+
+#[inline(always)]
+fn sigmoid<T: Float>(v: T) -> T {
+    // e^-|v| never overflows; the two branches are the same function.
+    let e = (-v.abs()).exp();
+    let r = T::ONE / (T::ONE + e);
+    if v >= T::ZERO { r } else { e * r }
+}
+
+#[inline(always)]
+fn map_inplace<T: Float>(v: &mut [T], f: impl Fn(T) -> T) {
+    v.iter_mut().for_each(|x| *x = f(*x));
+}
+
+#[inline(always)]
+fn bias_map_inplace<T: Float>(z: &mut [T], bias: &[T], f: impl Fn(T) -> T) {
+    for row in z.chunks_exact_mut(bias.len()) {
+        for (x, &b) in row.iter_mut().zip(bias) {
+            *x = f(*x + b);
+        }
+    }
+}
+
+#[inline(always)]
+fn scale_by<T: Float>(d: &mut [T], v: &[T], f: impl Fn(T) -> T) {
+    d.iter_mut().zip(v).for_each(|(d, &v)| *d *= f(v));
+}
+
+/// Runs `$body` with `$f` bound to this activation's f(x), one monomorphized loop per arm.
+macro_rules! with_forward {
+    ($act:expr, $T:ty, |$f:ident| $body:expr) => {{
+        let zero = <$T>::ZERO;
+        match $act {
+            Activation::Identity => {
+                let $f = |v: $T| v;
+                $body
+            }
+            Activation::Sigmoid => {
+                let $f = |v: $T| sigmoid(v);
+                $body
+            }
+            Activation::Tanh => {
+                let $f = |v: $T| v.tanh();
+                $body
+            }
+            Activation::Relu => {
+                let $f = |v: $T| if v > zero { v } else { zero };
+                $body
+            }
+            Activation::LeakyRelu(a) => {
+                let a = <$T>::from_f64(a);
+                let $f = |v: $T| if v > zero { v } else { a * v };
+                $body
+            }
+            Activation::Elu(a) => {
+                let a = <$T>::from_f64(a);
+                let $f = |v: $T| if v > zero { v } else { a * v.exp_m1() };
+                $body
+            }
+        }
+    }};
+}
+
+impl Activation {
+    /// Parses a name from [`ACTIVATION_NAMES`], with the default α (0.01 leaky, 1.0 ELU).
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "identity" => Activation::Identity,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu(0.01),
+            "elu" => Activation::Elu(1.0),
+            _ => {
+                return Err(Error::value(
+                    "activation",
+                    format!("one of {ACTIVATION_NAMES}"),
+                    format!("{name:?}"),
+                ));
+            }
+        })
+    }
+
+    /// The name [`Activation::from_name`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Elu(_) => "elu",
+        }
+    }
+
+    /// The weight initialization suited to layers feeding this activation.
+    pub fn init(self) -> Init {
+        match self {
+            Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_) => Init::He,
+            Activation::Identity | Activation::Sigmoid | Activation::Tanh => Init::Glorot,
+        }
+    }
+
+    /// Checks α: finite for the layer API; inside a network also ≥ 0 (see the module notes).
+    pub fn validate(self, in_network: bool) -> Result<()> {
+        if let Activation::LeakyRelu(a) | Activation::Elu(a) = self {
+            if !a.is_finite() {
+                return Err(Error::value("alpha", "a finite number", a));
+            }
+            if in_network && a < 0.0 {
+                return Err(Error::value("alpha", "a number >= 0 inside a network", a));
+            }
+        }
+        Ok(())
+    }
+
+    /// y = f(x), elementwise.
+    pub fn forward<T: Float>(self, x: &[T], y: &mut [T]) {
+        y.copy_from_slice(x);
+        self.forward_inplace(y);
+    }
+
+    /// v = f(v), elementwise.
+    pub fn forward_inplace<T: Float>(self, v: &mut [T]) {
+        with_forward!(self, T, |f| map_inplace(v, f));
+    }
+
+    /// z = f(z + bias) for a row-major z with `bias.len()` columns: the bias add and the
+    /// activation in one pass over the GEMM output.
+    pub fn bias_forward_inplace<T: Float>(self, z: &mut [T], bias: &[T]) {
+        debug_assert!(bias.is_empty() || z.len() % bias.len() == 0);
+        if bias.is_empty() {
+            return;
+        }
+        with_forward!(self, T, |f| bias_map_inplace(z, bias, f));
+    }
+
+    /// dx = dy · f'(x), differentiating at the input x.
+    pub fn backward_from_input<T: Float>(self, x: &[T], dy: &[T], dx: &mut [T]) {
+        dx.copy_from_slice(dy);
+        let (zero, one) = (T::ZERO, T::ONE);
+        match self {
+            Activation::Identity => {}
+            Activation::Sigmoid => scale_by(dx, x, |v| {
+                let s = sigmoid(v);
+                s * (one - s)
+            }),
+            Activation::Tanh => scale_by(dx, x, |v| {
+                let t = v.tanh();
+                one - t * t
+            }),
+            Activation::Relu => scale_by(dx, x, |v| if v > zero { one } else { zero }),
+            Activation::LeakyRelu(a) => {
+                let a = T::from_f64(a);
+                scale_by(dx, x, |v| if v > zero { one } else { a })
+            }
+            Activation::Elu(a) => {
+                let a = T::from_f64(a);
+                scale_by(dx, x, |v| if v > zero { one } else { a * v.exp() })
+            }
+        }
+    }
+
+    /// d = d · f'(x) where y = f(x) is all that was kept (α ≥ 0, see the module notes).
+    pub fn backward_from_output_inplace<T: Float>(self, y: &[T], d: &mut [T]) {
+        let (zero, one) = (T::ZERO, T::ONE);
+        match self {
+            Activation::Identity => {}
+            Activation::Sigmoid => scale_by(d, y, |y| y * (one - y)),
+            Activation::Tanh => scale_by(d, y, |y| one - y * y),
+            Activation::Relu => {
+                // A select, not a multiply: 0 · ∞ would be NaN where the unit is off.
+                d.iter_mut()
+                    .zip(y)
+                    .for_each(|(d, &y)| *d = if y > zero { *d } else { zero });
+            }
+            Activation::LeakyRelu(a) => {
+                let a = T::from_f64(a);
+                scale_by(d, y, |y| if y > zero { one } else { a })
+            }
+            Activation::Elu(a) => {
+                let a = T::from_f64(a);
+                scale_by(d, y, |y| if y > zero { one } else { y + a })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Activation; 6] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Elu(1.3),
+    ];
+
+    #[test]
+    fn derivative_matches_centered_difference_off_the_kink() {
+        let x: Vec<f64> = vec![-2.5, -0.7, -0.1, 0.2, 0.9, 3.0];
+        let ones = vec![1.0; x.len()];
+        let h = 1e-6;
+        for act in ALL {
+            let mut dx = vec![0.0; x.len()];
+            act.backward_from_input(&x, &ones, &mut dx);
+            let mut y = vec![0.0; x.len()];
+            act.forward(&x, &mut y);
+            let mut d_out = ones.clone();
+            act.backward_from_output_inplace(&y, &mut d_out);
+            let f = |v: f64| {
+                let mut v = [v];
+                act.forward_inplace(&mut v);
+                v[0]
+            };
+            for i in 0..x.len() {
+                let num = (f(x[i] + h) - f(x[i] - h)) / (2.0 * h);
+                assert!(
+                    (num - dx[i]).abs() < 1e-8,
+                    "{act:?} at {}: {num} vs {}",
+                    x[i],
+                    dx[i]
+                );
+                assert!(
+                    (d_out[i] - dx[i]).abs() < 1e-12,
+                    "{act:?} from output at {}",
+                    x[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sigmoid_is_stable_for_large_inputs() {
+        let mut v = vec![-1000.0f32, 1000.0, 0.0];
+        Activation::Sigmoid.forward_inplace(&mut v);
+        assert_eq!(v, vec![0.0, 1.0, 0.5]);
+    }
+
+    #[test]
+    fn bias_forward_adds_each_column_bias() {
+        let mut z = vec![-1.0f64, 0.5, 2.0, -3.0];
+        Activation::Relu.bias_forward_inplace(&mut z, &[0.5, -1.0]);
+        assert_eq!(z, vec![0.0, 0.0, 2.5, 0.0]);
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        for act in ALL {
+            assert_eq!(
+                Activation::from_name(act.name()).unwrap().name(),
+                act.name()
+            );
+        }
+        let err = Activation::from_name("swish").unwrap_err().to_string();
+        assert!(err.contains("activation") && err.contains("swish") && err.contains("relu"));
+        assert!(Activation::LeakyRelu(-0.1).validate(true).is_err());
+        assert!(Activation::LeakyRelu(-0.1).validate(false).is_ok());
+    }
+}

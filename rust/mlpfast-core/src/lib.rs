@@ -1,0 +1,44 @@
+//! mlpfast-core: dense multilayer perceptrons in pure Rust.
+//!
+//! A network maps a batch x (N, in) through blocks `a_l = f(a_{l-1} · W_l + b_l)` (or maxout)
+//! to scores (N, out), which a loss compares with the targets. Backpropagation applies the
+//! chain rule block by block, in reverse:
+//!
+//! ```text
+//! dW_l = a_{l-1}ᵀ · δ_l      db_l = Σ_rows δ_l      δ_{l-1} = (δ_l · W_lᵀ) ⊙ f'(a_{l-1})
+//! ```
+//!
+//! and an optimizer (SGD, momentum, Nesterov, Adam) steps every parameter. The crate offers
+//! both levels the Python package shows: stand-alone layers with `forward`/`backward`
+//! ([`Linear`], [`Maxout`], [`Activation`], [`Loss`]) and a whole training run in one call
+//! ([`train::fit`]) over a [`Spec`], with buffers allocated once per run.
+//!
+//! Every kernel is generic over [`Float`] (f32, f64). Matrix products go through [`gemm`]
+//! (the module) to the `gemm` crate; parallel work runs on a pool of mlpfast's own
+//! ([`threads`]), and results do not depend on its size.
+
+pub mod activation;
+pub mod error;
+pub mod float;
+pub mod gemm;
+pub mod linear;
+pub mod loss;
+pub mod matrix;
+pub mod maxout;
+pub mod network;
+pub mod optim;
+pub mod rng;
+pub mod threads;
+pub mod train;
+
+pub use activation::Activation;
+pub use error::{Error, Result};
+pub use float::Float;
+pub use linear::Linear;
+pub use loss::{Loss, Targets};
+pub use matrix::MatRef;
+pub use maxout::Maxout;
+pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec, Workspace};
+pub use optim::{OptimState, Optimizer};
+pub use rng::{Init, Rng};
+pub use train::{EpochReport, FitConfig, History, Monitor};

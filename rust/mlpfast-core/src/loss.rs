@@ -1,0 +1,400 @@
+//! Losses: the value and the gradient with respect to the scores, in one pass per row.
+//!
+//! For scores s (N, C) and integer labels y:
+//!
+//! ```text
+//! softmax  L_i = −log(e^{s_{y_i}} / Σ_j e^{s_j})            ds_j = p_j − [j = y_i]
+//! svm      L_i = Σ_{j≠y_i} max(0, s_j − s_{y_i} + Δ)        ds_j = [margin_j > 0], ds_{y_i} = −count
+//! ```
+//!
+//! For predictions (N, K) and real targets t: `mse = (p − t)²` per element, `dp = 2(p − t)`.
+//! For logits z (N, K) and 0/1 targets: `bce = max(z, 0) − z·t + log(1 + e^{−|z|})`, which is
+//! sigmoid cross-entropy written so that it never overflows, `dz = σ(z) − t`.
+//!
+//! The loss is the mean over the N rows (summing the K outputs of a row), except MSE, which
+//! is the mean over all N·K elements; the gradient is that of the mean. Softmax subtracts the
+//! row maximum before exponentiating, so no score overflows.
+
+use crate::error::{Error, Result, fmt_shape};
+use crate::float::{Float, all_finite};
+use crate::matrix::MatRef;
+
+/// A loss function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// Softmax cross-entropy over C classes.
+    Softmax,
+    /// Multiclass SVM (hinge) loss with the given margin Δ.
+    Svm {
+        /// Δ, the margin the correct class must win by.
+        margin: f64,
+    },
+    /// Mean squared error.
+    Mse,
+    /// Sigmoid (binary) cross-entropy on logits.
+    Bce,
+}
+
+/// The names [`Loss::from_name`] accepts.
+pub const LOSS_NAMES: &str = "softmax, svm, mse, bce";
+
+/// What the scores are compared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a, T> {
+    /// One class index per row (softmax, svm).
+    Classes(&'a [u32]),
+    /// A value per score (mse: real numbers, bce: 0 or 1).
+    Values(MatRef<'a, T>),
+}
+
+impl<T: Copy> Targets<'_, T> {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Targets::Classes(y) => y.len(),
+            Targets::Values(v) => v.rows(),
+        }
+    }
+}
+
+impl Loss {
+    /// Parses a name from [`LOSS_NAMES`] (svm with margin 1).
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "softmax" => Loss::Softmax,
+            "svm" => Loss::Svm { margin: 1.0 },
+            "mse" => Loss::Mse,
+            "bce" => Loss::Bce,
+            _ => {
+                return Err(Error::value(
+                    "loss",
+                    format!("one of {LOSS_NAMES}"),
+                    format!("{name:?}"),
+                ));
+            }
+        })
+    }
+
+    /// The name [`Loss::from_name`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Softmax => "softmax",
+            Loss::Svm { .. } => "svm",
+            Loss::Mse => "mse",
+            Loss::Bce => "bce",
+        }
+    }
+
+    /// True when the targets are class indices.
+    pub fn takes_classes(self) -> bool {
+        matches!(self, Loss::Softmax | Loss::Svm { .. })
+    }
+
+    /// What the summed loss of N rows of K scores is divided by to give the mean.
+    pub fn normalizer(self, rows: usize, cols: usize) -> usize {
+        match self {
+            Loss::Mse => rows * cols,
+            _ => rows,
+        }
+    }
+
+    /// Checks that `targets` (argument `arg`) fit scores of shape (n, k): shapes, label range,
+    /// 0/1 values, finite values.
+    pub fn check_targets<T: Float>(
+        self,
+        arg: &str,
+        n: usize,
+        k: usize,
+        targets: &Targets<'_, T>,
+    ) -> Result<()> {
+        match (self.takes_classes(), targets) {
+            (true, Targets::Classes(y)) => {
+                if y.len() != n {
+                    return Err(Error::shape(arg, fmt_shape(&[n]), fmt_shape(&[y.len()])));
+                }
+                check_labels(arg, y, k)
+            }
+            (false, Targets::Values(t)) => {
+                if t.rows() != n || t.cols() != k {
+                    return Err(Error::shape(
+                        arg,
+                        fmt_shape(&[n, k]),
+                        fmt_shape(&[t.rows(), t.cols()]),
+                    ));
+                }
+                if self == Loss::Bce {
+                    check_binary(arg, *t)?;
+                }
+                check_finite(arg, *t)
+            }
+            (true, _) => Err(Error::value(
+                arg,
+                format!("integer class labels for the {} loss", self.name()),
+                "real-valued targets",
+            )),
+            (false, _) => Err(Error::value(
+                arg,
+                format!("real-valued targets for the {} loss", self.name()),
+                "class labels",
+            )),
+        }
+    }
+
+    /// Mean loss of `scores` against validated `targets`; writes its gradient into `grad`
+    /// (same shape as `scores`) when given.
+    pub fn mean_and_grad<T: Float>(
+        self,
+        scores: MatRef<'_, T>,
+        targets: &Targets<'_, T>,
+        grad: Option<&mut [T]>,
+    ) -> Result<f64> {
+        self.check_targets("y", scores.rows(), scores.cols(), targets)?;
+        check_finite("scores", scores)?;
+        if scores.rows() == 0 {
+            return Err(Error::value("scores", "at least one row", "0 rows"));
+        }
+        let norm = self.normalizer(scores.rows(), scores.cols());
+        let sum = self.sum_rows(scores, targets, grad, T::from_f64(1.0 / norm as f64));
+        Ok(sum / norm as f64)
+    }
+
+    /// The loss summed over rows (no validation: the training loop checks once, up front).
+    /// When `grad` is given it receives `scale ·` the gradient of that sum.
+    pub(crate) fn sum_rows<T: Float>(
+        self,
+        scores: MatRef<'_, T>,
+        targets: &Targets<'_, T>,
+        mut grad: Option<&mut [T]>,
+        scale: T,
+    ) -> f64 {
+        let k = scores.cols();
+        let mut total = 0.0f64;
+        for i in 0..scores.rows() {
+            let s = scores.row(i);
+            let g = grad.as_deref_mut().map(|g| &mut g[i * k..(i + 1) * k]);
+            total += match (self, targets) {
+                (Loss::Softmax, Targets::Classes(y)) => softmax_row(s, y[i] as usize, g, scale),
+                (Loss::Svm { margin }, Targets::Classes(y)) => {
+                    svm_row(s, y[i] as usize, T::from_f64(margin), g, scale)
+                }
+                (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale),
+                (Loss::Bce, Targets::Values(t)) => bce_row(s, t.row(i), g, scale),
+                _ => unreachable!("targets are checked against the loss before training"),
+            };
+        }
+        total
+    }
+}
+
+/// Checks class labels lie in [0, classes).
+pub fn check_labels(arg: &str, y: &[u32], classes: usize) -> Result<()> {
+    if let Some(&bad) = y.iter().find(|&&v| v as usize >= classes) {
+        return Err(Error::value(
+            arg,
+            format!("class labels in [0, {}]", classes.saturating_sub(1)),
+            bad,
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a matrix holds no NaN or infinity.
+pub fn check_finite<T: Float>(arg: &str, m: MatRef<'_, T>) -> Result<()> {
+    let finite = match m.as_row_major() {
+        Some(all) => all_finite(all),
+        None => (0..m.rows()).all(|i| (0..m.cols()).all(|j| m.at(i, j).is_finite())),
+    };
+    if finite {
+        Ok(())
+    } else {
+        Err(Error::value(arg, "finite values", "NaN or infinity"))
+    }
+}
+
+/// Checks every target is exactly 0 or 1.
+pub fn check_binary<T: Float>(arg: &str, t: MatRef<'_, T>) -> Result<()> {
+    for i in 0..t.rows() {
+        if let Some(&bad) = t.row(i).iter().find(|&&v| v != T::ZERO && v != T::ONE) {
+            return Err(Error::value(arg, "binary targets (0 or 1)", bad));
+        }
+    }
+    Ok(())
+}
+
+fn softmax_row<T: Float>(s: &[T], y: usize, grad: Option<&mut [T]>, scale: T) -> f64 {
+    let max = s.iter().fold(s[0], |m, &v| m.max(v));
+    let sum: T = s.iter().map(|&v| (v - max).exp()).sum();
+    let loss = sum.ln() - (s[y] - max);
+    if let Some(g) = grad {
+        let inv = scale / sum;
+        g.iter_mut()
+            .zip(s)
+            .for_each(|(g, &v)| *g = (v - max).exp() * inv);
+        g[y] -= scale;
+    }
+    loss.to_f64()
+}
+
+fn svm_row<T: Float>(s: &[T], y: usize, margin: T, grad: Option<&mut [T]>, scale: T) -> f64 {
+    let sy = s[y];
+    let mut loss = T::ZERO;
+    let mut active = T::ZERO;
+    match grad {
+        Some(g) => {
+            for (j, (g, &v)) in g.iter_mut().zip(s).enumerate() {
+                let m = v - sy + margin;
+                *g = if j != y && m > T::ZERO {
+                    loss += m;
+                    active += T::ONE;
+                    scale
+                } else {
+                    T::ZERO
+                };
+            }
+            g[y] = -active * scale;
+        }
+        None => {
+            for (j, &v) in s.iter().enumerate() {
+                let m = v - sy + margin;
+                if j != y && m > T::ZERO {
+                    loss += m;
+                }
+            }
+        }
+    }
+    loss.to_f64()
+}
+
+fn mse_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
+    let two_scale = scale + scale;
+    match grad {
+        Some(g) => p
+            .iter()
+            .zip(t)
+            .zip(g.iter_mut())
+            .map(|((&p, &t), g)| {
+                let d = p - t;
+                *g = two_scale * d;
+                (d * d).to_f64()
+            })
+            .sum(),
+        None => p
+            .iter()
+            .zip(t)
+            .map(|(&p, &t)| ((p - t) * (p - t)).to_f64())
+            .sum(),
+    }
+}
+
+fn bce_row<T: Float>(z: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
+    let mut loss = 0.0f64;
+    let mut g = grad;
+    for (j, (&z, &t)) in z.iter().zip(t).enumerate() {
+        let e = (-z.abs()).exp();
+        loss += (z.max(T::ZERO) - z * t + e.ln_1p()).to_f64();
+        if let Some(g) = g.as_deref_mut() {
+            let r = T::ONE / (T::ONE + e);
+            let sigma = if z >= T::ZERO { r } else { e * r };
+            g[j] = (sigma - t) * scale;
+        }
+    }
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric_grad(
+        loss: Loss,
+        s: &[f64],
+        n: usize,
+        k: usize,
+        targets: &Targets<'_, f64>,
+    ) -> Vec<f64> {
+        let h = 1e-6;
+        (0..s.len())
+            .map(|i| {
+                let mut p = s.to_vec();
+                p[i] += h;
+                let mut m = s.to_vec();
+                m[i] -= h;
+                let fp = loss
+                    .mean_and_grad(MatRef::new(&p, n, k), targets, None)
+                    .unwrap();
+                let fm = loss
+                    .mean_and_grad(MatRef::new(&m, n, k), targets, None)
+                    .unwrap();
+                (fp - fm) / (2.0 * h)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_loss_gradient_matches_centered_difference() {
+        let s: Vec<f64> = (0..12)
+            .map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.37 + 0.01 * i as f64)
+            .collect();
+        let y = [0u32, 2, 1, 3];
+        let t: Vec<f64> = (0..12).map(|i| (i as f64 * 0.3).cos()).collect();
+        let b: Vec<f64> = (0..12).map(|i| (i % 2) as f64).collect();
+        let cases: [(Loss, Targets<'_, f64>); 4] = [
+            (Loss::Softmax, Targets::Classes(&y[..3])),
+            (Loss::Svm { margin: 1.0 }, Targets::Classes(&y[..3])),
+            (Loss::Mse, Targets::Values(MatRef::new(&t, 3, 4))),
+            (Loss::Bce, Targets::Values(MatRef::new(&b, 3, 4))),
+        ];
+        for (loss, targets) in cases {
+            let mut g = vec![0.0; 12];
+            loss.mean_and_grad(MatRef::new(&s, 3, 4), &targets, Some(&mut g))
+                .unwrap();
+            let num = numeric_grad(loss, &s, 3, 4, &targets);
+            for (a, b) in g.iter().zip(&num) {
+                assert!((a - b).abs() < 1e-8, "{loss:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_is_stable_and_uniform_scores_give_log_c() {
+        let s = [1000.0f64, 1000.0, 1000.0];
+        let l = Loss::Softmax
+            .mean_and_grad(MatRef::new(&s, 1, 3), &Targets::Classes(&[1]), None)
+            .unwrap();
+        assert!((l - 3f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn svm_matches_a_hand_computed_row() {
+        // s = [3.2, 5.1, -1.7], y = 0: max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1) = 2.9
+        let s = [3.2f64, 5.1, -1.7];
+        let mut g = [0.0; 3];
+        let l = Loss::Svm { margin: 1.0 }
+            .mean_and_grad(MatRef::new(&s, 1, 3), &Targets::Classes(&[0]), Some(&mut g))
+            .unwrap();
+        assert!((l - 2.9).abs() < 1e-12);
+        assert_eq!(g, [-1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_targets_are_errors() {
+        let s = [0.0f32; 6];
+        let sm = MatRef::new(&s, 2, 3);
+        let e = Loss::Softmax
+            .mean_and_grad(sm, &Targets::Classes(&[0, 3]), None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "y: expected class labels in [0, 2], got 3");
+        let e = Loss::Softmax
+            .mean_and_grad(sm, &Targets::Classes(&[0]), None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "y: expected shape (2,), got (1,)");
+        let t = [0.0f32, 1.0, 0.5, 0.0, 1.0, 1.0];
+        let e = Loss::Bce
+            .mean_and_grad(sm, &Targets::Values(MatRef::new(&t, 2, 3)), None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "y: expected binary targets (0 or 1), got 0.5"
+        );
+    }
+}

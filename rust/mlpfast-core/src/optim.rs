@@ -1,0 +1,253 @@
+//! Optimizers: plain SGD, SGD with (Nesterov) momentum, and Adam, as PyTorch defines them.
+//!
+//! For a parameter w with gradient g and L2 weight decay λ (weights only), g' = g + λw and
+//!
+//! ```text
+//! sgd       w ← w − lr·g'
+//! momentum  v ← μv + g';  w ← w − lr·v               (v starts at 0, so v₁ = g')
+//! nesterov  v ← μv + g';  w ← w − lr·(g' + μv)
+//! adam      m ← β₁m + (1−β₁)g';  s ← β₂s + (1−β₂)g'²;  t ← t + 1
+//!           w ← w − (lr / (1−β₁ᵗ)) · m / (√s / √(1−β₂ᵗ) + ε)
+//! ```
+//!
+//! Each update is one pass over the parameter, weight decay folded in.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+/// An optimizer and its hyperparameters (the learning rate is the training loop's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// Stochastic gradient descent, optionally with (Nesterov) momentum.
+    Sgd {
+        /// μ in [0, 1).
+        momentum: f64,
+        /// Nesterov's lookahead form (needs μ > 0).
+        nesterov: bool,
+    },
+    /// Adam with bias correction.
+    Adam {
+        /// β₁ in [0, 1).
+        beta1: f64,
+        /// β₂ in [0, 1).
+        beta2: f64,
+        /// ε > 0.
+        eps: f64,
+    },
+}
+
+/// The names the Python API accepts.
+pub const OPTIMIZER_NAMES: &str = "sgd, adam";
+
+impl Optimizer {
+    /// Checks the hyperparameters.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |arg: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::value(arg, "a number in [0, 1)", v))
+            }
+        };
+        match *self {
+            Optimizer::Sgd { momentum, nesterov } => {
+                unit("momentum", momentum)?;
+                if nesterov && momentum == 0.0 {
+                    return Err(Error::value(
+                        "nesterov",
+                        "momentum > 0 for Nesterov momentum",
+                        "momentum=0",
+                    ));
+                }
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(Error::value("eps", "a positive finite number", eps));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn buffers(&self) -> usize {
+        match self {
+            Optimizer::Sgd { momentum, .. } if *momentum == 0.0 => 0,
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+}
+
+/// An optimizer's state for a list of parameter tensors: velocities or moments, and the step.
+#[derive(Debug, Clone)]
+pub struct OptimState<T> {
+    kind: Optimizer,
+    step: u64,
+    first: Vec<Vec<T>>,
+    second: Vec<Vec<T>>,
+}
+
+impl<T: Float> OptimState<T> {
+    /// Zeroed state for parameter tensors of the given lengths.
+    pub fn new(kind: Optimizer, sizes: &[usize]) -> Self {
+        let alloc = |on: bool| -> Vec<Vec<T>> {
+            sizes
+                .iter()
+                .map(|&n| if on { vec![T::ZERO; n] } else { Vec::new() })
+                .collect()
+        };
+        OptimState {
+            kind,
+            step: 0,
+            first: alloc(kind.buffers() >= 1),
+            second: alloc(kind.buffers() >= 2),
+        }
+    }
+
+    /// The optimizer this state belongs to.
+    pub fn kind(&self) -> Optimizer {
+        self.kind
+    }
+
+    /// True when this state was made for `params` (two tensors per block: weight, bias).
+    pub fn fits<P: crate::network::Params<T>>(&self, params: &[P]) -> bool {
+        let lens = params
+            .iter()
+            .flat_map(|p| [p.weight().len(), p.bias().len()]);
+        self.first.len() == 2 * params.len()
+            && self
+                .first
+                .iter()
+                .zip(&self.second)
+                .zip(lens)
+                .all(|((a, b), n)| (a.is_empty() || a.len() == n) && (b.is_empty() || b.len() == n))
+    }
+
+    /// Starts a new step (Adam's bias correction counts them).
+    pub fn begin_step(&mut self) {
+        self.step += 1;
+    }
+
+    /// Updates parameter tensor `idx` in place from its gradient.
+    pub fn update(&mut self, idx: usize, w: &mut [T], g: &[T], lr: f64, weight_decay: f64) {
+        debug_assert_eq!(w.len(), g.len());
+        let wd = T::from_f64(weight_decay);
+        match self.kind {
+            Optimizer::Sgd { momentum, .. } if momentum == 0.0 => {
+                let lr = T::from_f64(lr);
+                w.iter_mut()
+                    .zip(g)
+                    .for_each(|(w, &g)| *w -= lr * (g + wd * *w));
+            }
+            Optimizer::Sgd { momentum, nesterov } => {
+                let (lr, mu) = (T::from_f64(lr), T::from_f64(momentum));
+                let v = &mut self.first[idx];
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                    let g = g + wd * *w;
+                    *v = mu * *v + g;
+                    *w -= lr * if nesterov { g + mu * *v } else { *v };
+                }
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                let t = self.step.max(1) as i32;
+                let bc1 = 1.0 - beta1.powi(t);
+                let bc2 = 1.0 - beta2.powi(t);
+                let step_size = T::from_f64(lr / bc1);
+                let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
+                let (b1, b2, eps) = (T::from_f64(beta1), T::from_f64(beta2), T::from_f64(eps));
+                let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+                let (m, s) = (&mut self.first[idx], &mut self.second[idx]);
+                for (((w, &g), m), s) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(s.iter_mut()) {
+                    let g = g + wd * *w;
+                    *m = b1 * *m + c1 * g;
+                    *s = b2 * *s + c2 * g * g;
+                    *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn momentum_and_nesterov_follow_the_recurrences() {
+        let sgd = Optimizer::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        };
+        let mut st = OptimState::<f64>::new(sgd, &[1]);
+        let mut w = [1.0];
+        for _ in 0..2 {
+            st.begin_step();
+            st.update(0, &mut w, &[0.5], 0.1, 0.0);
+        }
+        // v1 = 0.5, w = 0.95; v2 = 0.95, w = 0.855
+        assert!((w[0] - 0.855).abs() < 1e-15);
+        let nag = Optimizer::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+        };
+        let mut st = OptimState::<f64>::new(nag, &[1]);
+        let mut w = [1.0];
+        st.begin_step();
+        st.update(0, &mut w, &[0.5], 0.1, 0.0);
+        // v1 = 0.5, w = 1 − 0.1 (0.5 + 0.45) = 0.905
+        assert!((w[0] - 0.905).abs() < 1e-15);
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr() {
+        let adam = Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut st = OptimState::<f64>::new(adam, &[2]);
+        let mut w = [1.0, -1.0];
+        st.begin_step();
+        st.update(0, &mut w, &[3.0, -0.2], 0.01, 0.0);
+        assert!((w[0] - 0.99).abs() < 1e-9 && (w[1] + 0.99).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hyperparameters_are_checked() {
+        assert!(
+            Optimizer::Sgd {
+                momentum: 1.0,
+                nesterov: false
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Optimizer::Sgd {
+                momentum: 0.0,
+                nesterov: true
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 0.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Optimizer::Sgd {
+                momentum: 0.5,
+                nesterov: true
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+}

@@ -119,11 +119,11 @@ impl_float!(f64, "float64");
 
 /// True when every value is finite (no NaN, no infinity).
 pub fn all_finite<T: Float>(values: &[T]) -> bool {
-    // Summing x - x is 0 for finite x and NaN otherwise; the branch-free loop vectorizes,
+    // Summing x·0 is 0 for finite x and NaN otherwise; the branch-free loop vectorizes,
     // which matters when fit() scans a 200 MB training set.
     values
         .chunks(1024)
-        .all(|chunk| chunk.iter().fold(T::ZERO, |acc, &v| acc + (v - v)) == T::ZERO)
+        .all(|chunk| chunk.iter().fold(T::ZERO, |acc, &v| acc + v * T::ZERO) == T::ZERO)
 }
 
 #[cfg(test)]

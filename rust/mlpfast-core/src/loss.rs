@@ -186,6 +186,20 @@ impl Loss {
     }
 }
 
+/// Turns each row of a row-major (rows × `cols`) score matrix into softmax probabilities.
+pub fn softmax_rows<T: Float>(m: &mut [T], cols: usize) {
+    for row in m.chunks_exact_mut(cols.max(1)) {
+        let max = row.iter().fold(row[0], |a, &v| a.max(v));
+        let mut sum = T::ZERO;
+        row.iter_mut().for_each(|v| {
+            *v = (*v - max).exp();
+            sum += *v;
+        });
+        let inv = T::ONE / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
 /// Checks class labels lie in [0, classes).
 pub fn check_labels(arg: &str, y: &[u32], classes: usize) -> Result<()> {
     if let Some(&bad) = y.iter().find(|&&v| v as usize >= classes) {

@@ -135,7 +135,7 @@ impl<T: Float> OptimState<T> {
         debug_assert_eq!(w.len(), g.len());
         let wd = T::from_f64(weight_decay);
         match self.kind {
-            Optimizer::Sgd { momentum, .. } if momentum == 0.0 => {
+            Optimizer::Sgd { momentum: 0.0, .. } => {
                 let lr = T::from_f64(lr);
                 w.iter_mut()
                     .zip(g)

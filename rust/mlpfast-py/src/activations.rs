@@ -1,0 +1,217 @@
+//! The activation layers: `Identity`, `Sigmoid`, `Tanh`, `ReLU`, `LeakyReLU`, `ELU`.
+//!
+//! One base class, `Activation`, holds the core function and the cached input; each named
+//! subclass only constructs it. They have no parameters and no dtype of their own: a float32
+//! input is computed in float32, anything else in float64. `backward` differentiates at the
+//! input of the last `forward`.
+
+use mlpfast_core::Activation;
+use mlpfast_core::error::fmt_shape;
+use numpy::{IxDyn, PyArray, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::PyClassInitializer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::convert::{self, DType, Elem, Kinds};
+use crate::error::IntoPyResult;
+use crate::layers::Typed;
+
+type Input = Typed<Py<PyArray<f32, IxDyn>>, Py<PyArray<f64, IxDyn>>>;
+
+/// An elementwise activation layer (base class of the named activations).
+#[pyclass(subclass, name = "Activation", module = "mlpfast")]
+pub struct PyActivation {
+    /// The function.
+    pub act: Activation,
+    input: Option<Input>,
+}
+
+/// The converted input (kept for backward) and the output.
+type Forwarded<'py, T> = (Bound<'py, PyArray<T, IxDyn>>, Bound<'py, PyAny>);
+
+fn forward_typed<'py, T: Elem>(
+    act: Activation,
+    arr: &Bound<'py, numpy::PyUntypedArray>,
+) -> PyResult<Forwarded<'py, T>> {
+    let x = convert::contiguous::<T, IxDyn>(arr, "x")?;
+    let ro = x.readonly();
+    let xs = ro.as_slice()?;
+    convert::check_finite(xs, "x")?;
+    let mut y = vec![T::ZERO; xs.len()];
+    act.forward(xs, &mut y);
+    let out = convert::new_array(arr.py(), IxDyn(x.shape()), y).into_any();
+    drop(ro);
+    Ok((x, out))
+}
+
+fn backward_typed<'py, T: Elem>(
+    act: Activation,
+    x: &Bound<'py, PyArray<T, IxDyn>>,
+    dout: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arr = convert::as_numeric(dout, "dout", Kinds::Numeric)?;
+    if arr.shape() != x.shape() {
+        return Err(PyValueError::new_err(format!(
+            "dout: expected shape {} (the shape of forward's output), got {}",
+            fmt_shape(x.shape()),
+            fmt_shape(arr.shape())
+        )));
+    }
+    let dy = convert::contiguous::<T, IxDyn>(&arr, "dout")?;
+    let (xr, dr) = (x.readonly(), dy.readonly());
+    let ds = dr.as_slice()?;
+    convert::check_finite(ds, "dout")?;
+    let mut dx = vec![T::ZERO; ds.len()];
+    act.backward_from_input(xr.as_slice()?, ds, &mut dx);
+    Ok(convert::new_array(dout.py(), IxDyn(x.shape()), dx).into_any())
+}
+
+impl PyActivation {
+    /// The base object for `act`.
+    pub fn new(act: Activation) -> PyResult<Self> {
+        act.validate(false).py()?;
+        Ok(PyActivation { act, input: None })
+    }
+
+    /// A Python object of the named subclass matching `act`.
+    pub fn instance(py: Python<'_>, act: Activation) -> PyResult<Py<PyActivation>> {
+        let base = PyClassInitializer::from(PyActivation::new(act)?);
+        let obj = match act {
+            Activation::Identity => Py::new(py, base.add_subclass(PyIdentity))?.into_any(),
+            Activation::Sigmoid => Py::new(py, base.add_subclass(PySigmoid))?.into_any(),
+            Activation::Tanh => Py::new(py, base.add_subclass(PyTanh))?.into_any(),
+            Activation::Relu => Py::new(py, base.add_subclass(PyReLU))?.into_any(),
+            Activation::LeakyRelu(_) => Py::new(py, base.add_subclass(PyLeakyReLU))?.into_any(),
+            Activation::Elu(_) => Py::new(py, base.add_subclass(PyELU))?.into_any(),
+        };
+        Ok(obj.bind(py).cast::<PyActivation>()?.clone().unbind())
+    }
+}
+
+#[pymethods]
+impl PyActivation {
+    /// The activation's name ("relu", "leaky_relu", ...).
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.act.name()
+    }
+
+    /// y = f(x), elementwise, in x's dtype (float32 stays float32, else float64); keeps x.
+    pub fn forward<'py>(&mut self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let arr = convert::as_numeric(x, "x", Kinds::Numeric)?;
+        if arr.ndim() == 0 {
+            return Err(PyValueError::new_err(
+                "x: expected an array of at least one dimension, got a scalar",
+            ));
+        }
+        match DType::of_input(arr.as_any()) {
+            DType::F32 => {
+                let (xa, y) = forward_typed::<f32>(self.act, &arr)?;
+                self.input = Some(Typed::F32(xa.unbind()));
+                Ok(y)
+            }
+            DType::F64 => {
+                let (xa, y) = forward_typed::<f64>(self.act, &arr)?;
+                self.input = Some(Typed::F64(xa.unbind()));
+                Ok(y)
+            }
+        }
+    }
+
+    /// dx = dout · f'(x) at the input of the last forward.
+    pub fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = dout.py();
+        match &self.input {
+            None => Err(PyValueError::new_err(
+                "backward: called before forward (nothing to differentiate at)",
+            )),
+            Some(Typed::F32(x)) => backward_typed::<f32>(self.act, x.bind(py), dout),
+            Some(Typed::F64(x)) => backward_typed::<f64>(self.act, x.bind(py), dout),
+        }
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let cls = slf.get_type().name()?.to_string();
+        Ok(match slf.borrow().act {
+            Activation::LeakyRelu(a) | Activation::Elu(a) => format!("{cls}(alpha={a})"),
+            _ => format!("{cls}()"),
+        })
+    }
+}
+
+/// Declares a parameterless activation subclass.
+macro_rules! simple_activation {
+    ($name:ident, $py_name:literal, $variant:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[pyclass(extends = PyActivation, name = $py_name, module = "mlpfast")]
+        pub struct $name;
+
+        #[pymethods]
+        impl $name {
+            #[new]
+            fn new() -> PyResult<PyClassInitializer<Self>> {
+                Ok(PyClassInitializer::from(PyActivation::new($variant)?).add_subclass($name))
+            }
+        }
+    };
+}
+
+simple_activation!(PyIdentity, "Identity", Activation::Identity, "f(x) = x.");
+simple_activation!(
+    PySigmoid,
+    "Sigmoid",
+    Activation::Sigmoid,
+    "f(x) = 1 / (1 + exp(-x))."
+);
+simple_activation!(PyTanh, "Tanh", Activation::Tanh, "f(x) = tanh(x).");
+simple_activation!(PyReLU, "ReLU", Activation::Relu, "f(x) = max(0, x).");
+
+/// f(x) = x for x > 0, alpha * x otherwise.
+#[pyclass(extends = PyActivation, name = "LeakyReLU", module = "mlpfast")]
+pub struct PyLeakyReLU;
+
+#[pymethods]
+impl PyLeakyReLU {
+    #[new]
+    #[pyo3(signature = (alpha = 0.01))]
+    fn new(alpha: f64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(
+            PyClassInitializer::from(PyActivation::new(Activation::LeakyRelu(alpha))?)
+                .add_subclass(PyLeakyReLU),
+        )
+    }
+
+    /// The slope for x <= 0.
+    #[getter]
+    fn alpha(slf: PyRef<'_, Self>) -> f64 {
+        match slf.as_super().act {
+            Activation::LeakyRelu(a) => a,
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// f(x) = x for x > 0, alpha * (exp(x) - 1) otherwise.
+#[pyclass(extends = PyActivation, name = "ELU", module = "mlpfast")]
+pub struct PyELU;
+
+#[pymethods]
+impl PyELU {
+    #[new]
+    #[pyo3(signature = (alpha = 1.0))]
+    fn new(alpha: f64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(
+            PyClassInitializer::from(PyActivation::new(Activation::Elu(alpha))?)
+                .add_subclass(PyELU),
+        )
+    }
+
+    /// The scale of the negative side.
+    #[getter]
+    fn alpha(slf: PyRef<'_, Self>) -> f64 {
+        match slf.as_super().act {
+            Activation::Elu(a) => a,
+            _ => f64::NAN,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The loss functions: `softmax_loss`, `svm_loss`, `mse_loss`, `bce_loss`.
+//!
+//! Each returns `(loss, gradient)`: the mean loss as a Python float and its gradient with
+//! respect to the first argument, in that argument's dtype (float32 stays float32, anything
+//! else becomes float64).
+
+use mlpfast_core::error::fmt_shape;
+use mlpfast_core::{Loss, MatRef, Targets};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::convert::{self, DType, Elem, Kinds};
+use crate::error::IntoPyResult;
+
+fn class_loss_typed<'py, T: Elem>(
+    loss: Loss,
+    scores: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    let s = convert::matrix::<T>(scores, "scores", None)?;
+    let (n, c) = (s.shape()[0], s.shape()[1]);
+    let labels = convert::labels(y, "y", n, c)?;
+    let ro = s.readonly();
+    let mut grad = vec![T::ZERO; n * c];
+    let value = loss
+        .mean_and_grad(
+            MatRef::new(ro.as_slice()?, n, c),
+            &Targets::Classes(&labels),
+            Some(&mut grad),
+        )
+        .py()?;
+    Ok((
+        value,
+        convert::new_array(scores.py(), (n, c), grad).into_any(),
+    ))
+}
+
+fn class_loss<'py>(
+    loss: Loss,
+    scores: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    match DType::of_input(scores) {
+        DType::F32 => class_loss_typed::<f32>(loss, scores, y),
+        DType::F64 => class_loss_typed::<f64>(loss, scores, y),
+    }
+}
+
+fn value_loss_typed<'py, T: Elem>(
+    loss: Loss,
+    (pred, pred_arg): (&Bound<'py, PyAny>, &str),
+    (target, target_arg): (&Bound<'py, PyAny>, &str),
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    let arr = convert::as_numeric(pred, pred_arg, Kinds::Numeric)?;
+    let shape = arr.shape().to_vec();
+    let (n, k) = match shape[..] {
+        [n] => (n, 1),
+        [n, k] => (n, k),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "{pred_arg}: expected shape (N,) or (N, K), got {}",
+                fmt_shape(&shape)
+            )));
+        }
+    };
+    let p = convert::contiguous::<T, numpy::IxDyn>(&arr, pred_arg)?;
+    let kinds = if loss == Loss::Bce {
+        Kinds::Labels
+    } else {
+        Kinds::Numeric
+    };
+    let t = convert::targets::<T>(target, target_arg, n, k, kinds)?;
+    let (pr, tr) = (p.readonly(), t.readonly());
+    let mut grad = vec![T::ZERO; n * k];
+    let value = loss
+        .mean_and_grad(
+            MatRef::new(pr.as_slice()?, n, k),
+            &Targets::Values(MatRef::new(tr.as_slice()?, n, k)),
+            Some(&mut grad),
+        )
+        .map_err(|e| match e {
+            mlpfast_core::Error::Value {
+                arg,
+                expected,
+                actual,
+            } if arg == "scores" => {
+                PyValueError::new_err(format!("{pred_arg}: expected {expected}, got {actual}"))
+            }
+            other => crate::error::to_py(other),
+        })?;
+    Ok((
+        value,
+        convert::new_array(pred.py(), numpy::IxDyn(&shape), grad).into_any(),
+    ))
+}
+
+fn value_loss<'py>(
+    loss: Loss,
+    pred: (&Bound<'py, PyAny>, &str),
+    target: (&Bound<'py, PyAny>, &str),
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    match DType::of_input(pred.0) {
+        DType::F32 => value_loss_typed::<f32>(loss, pred, target),
+        DType::F64 => value_loss_typed::<f64>(loss, pred, target),
+    }
+}
+
+/// Softmax cross-entropy: mean over rows of −log softmax(scores)[y]; returns (loss, dscores).
+#[pyfunction]
+pub fn softmax_loss<'py>(
+    scores: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    class_loss(Loss::Softmax, scores, y)
+}
+
+/// Multiclass SVM loss: mean over rows of Σ_{j≠y} max(0, s_j − s_y + margin); (loss, dscores).
+#[pyfunction]
+#[pyo3(signature = (scores, y, margin = 1.0))]
+pub fn svm_loss<'py>(
+    scores: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    margin: f64,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    if !margin.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "margin: expected a finite number, got {margin}"
+        )));
+    }
+    class_loss(Loss::Svm { margin }, scores, y)
+}
+
+/// Mean squared error over all N·K elements; returns (loss, dpred).
+#[pyfunction]
+pub fn mse_loss<'py>(
+    pred: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    value_loss(Loss::Mse, (pred, "pred"), (target, "target"))
+}
+
+/// Sigmoid cross-entropy on logits (N,) or (N, K) with 0/1 targets, mean over rows;
+/// returns (loss, dlogits).
+#[pyfunction]
+pub fn bce_loss<'py>(
+    logits: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    value_loss(Loss::Bce, (logits, "logits"), (y, "y"))
+}
+
+/// The loss `loss` of `scores` against `y`, as the matching function above computes it.
+pub fn apply<'py>(
+    loss: Loss,
+    scores: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    match loss {
+        Loss::Softmax | Loss::Svm { .. } => class_loss(loss, scores, y),
+        Loss::Mse | Loss::Bce => value_loss(loss, (scores, "scores"), (y, "y")),
+    }
+}

@@ -1,0 +1,719 @@
+//! `MLP`: a stack of layer objects that can also hand a whole training run to Rust.
+//!
+//! The layers in `MLP.layers` are ordinary `Linear` / `Maxout` / activation objects and they
+//! are the model's parameters. `forward`, `backward` and `loss` chain their gate methods,
+//! as the lecture does by hand. `fit`, `predict` and `score` borrow the layers' parameter
+//! memory and run the core's fused network code on it with the GIL released; fit checks
+//! for Ctrl-C a few times a second between steps.
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use mlpfast_core::train::{self, EpochReport, FitConfig, Monitor};
+use mlpfast_core::{
+    Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, Optimizer, ParamsMut,
+    ParamsRef, Rng, Spec, Targets,
+};
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::activations::PyActivation;
+use crate::convert::{self, DType, Elem, Kinds};
+use crate::error::{IntoPyResult, to_py};
+use crate::layers::{ParamLayer, PyLinear, PyMaxout, Slot, SlotPair, typed};
+use crate::losses;
+
+/// One entry of `MLP.layers`.
+enum LayerObj {
+    Linear(Py<PyLinear>),
+    Maxout(Py<PyMaxout>),
+    Act(Py<PyActivation>),
+}
+
+/// A parameter layer's slot of dtype `T`, found by downcast (the MLP built it in its dtype).
+fn slot_ref<T: Elem, L: ParamLayer<T>>(any: &dyn Any) -> PyResult<&Slot<L, T>> {
+    any.downcast_ref::<Slot<L, T>>()
+        .ok_or_else(|| PyTypeError::new_err("layer dtype differs from the model's"))
+}
+
+fn slot_mut<T: Elem, L: ParamLayer<T>>(any: &mut dyn Any) -> PyResult<&mut Slot<L, T>> {
+    any.downcast_mut::<Slot<L, T>>()
+        .ok_or_else(|| PyTypeError::new_err("layer dtype differs from the model's"))
+}
+
+/// Shared borrows of the parameter layers, for inference.
+enum RefGuard<'py> {
+    Linear(PyRef<'py, PyLinear>),
+    Maxout(PyRef<'py, PyMaxout>),
+}
+
+impl RefGuard<'_> {
+    fn params<T: Elem>(&self) -> PyResult<ParamsRef<'_, T>> {
+        let (weight, bias) = match self {
+            RefGuard::Linear(g) => slot_ref::<T, Linear<T>>(g.slot.as_any())?.layer.params(),
+            RefGuard::Maxout(g) => slot_ref::<T, Maxout<T>>(g.slot.as_any())?.layer.params(),
+        };
+        Ok(ParamsRef { weight, bias })
+    }
+}
+
+/// Exclusive borrows of the parameter layers, for training.
+enum MutGuard<'py> {
+    Linear(PyRefMut<'py, PyLinear>),
+    Maxout(PyRefMut<'py, PyMaxout>),
+}
+
+impl MutGuard<'_> {
+    fn params<T: Elem>(&mut self) -> PyResult<ParamsMut<'_, T>> {
+        let (weight, bias) = match self {
+            MutGuard::Linear(g) => slot_mut::<T, Linear<T>>(g.slot.as_any_mut())?
+                .layer
+                .params_mut(),
+            MutGuard::Maxout(g) => slot_mut::<T, Maxout<T>>(g.slot.as_any_mut())?
+                .layer
+                .params_mut(),
+        };
+        Ok(ParamsMut { weight, bias })
+    }
+}
+
+/// Targets converted for the core: class indices or a value matrix.
+enum OwnedTargets<'py, T> {
+    Classes(Vec<u32>),
+    Values(Bound<'py, PyArray2<T>>),
+}
+
+fn owned_targets<'py, T: Elem>(
+    loss: Loss,
+    y: &Bound<'py, PyAny>,
+    arg: &str,
+    rows: usize,
+    outputs: usize,
+) -> PyResult<OwnedTargets<'py, T>> {
+    Ok(match loss {
+        Loss::Softmax | Loss::Svm { .. } => {
+            OwnedTargets::Classes(convert::labels(y, arg, rows, outputs)?)
+        }
+        Loss::Mse => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?),
+        Loss::Bce => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Labels)?),
+    })
+}
+
+/// Runs `$body` with `$t` a view of the owned targets.
+macro_rules! with_targets {
+    ($owned:expr, $t:ident => $body:expr) => {{
+        match $owned {
+            OwnedTargets::Classes(c) => {
+                let $t = Targets::Classes(c);
+                $body
+            }
+            OwnedTargets::Values(v) => {
+                let ro = v.readonly();
+                let s = ro.as_slice()?;
+                let $t = Targets::Values(MatRef::new(s, v.shape()[0], v.shape()[1]));
+                $body
+            }
+        }
+    }};
+}
+
+/// Hears the core's training loop: checks for signals (Ctrl-C) a few times a second and
+/// prints a line per epoch when verbose.
+struct PyMonitor {
+    verbose: bool,
+    metric: &'static str,
+    last_check: Instant,
+    error: Option<PyErr>,
+}
+
+impl PyMonitor {
+    const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+    fn check_signals(&mut self) -> bool {
+        self.last_check = Instant::now();
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+impl Monitor for PyMonitor {
+    fn after_step(&mut self) -> bool {
+        self.last_check.elapsed() < Self::CHECK_EVERY || self.check_signals()
+    }
+
+    fn after_epoch(&mut self, r: &EpochReport) -> bool {
+        if self.verbose {
+            let mut line = format!("epoch {}/{}  loss {:.6}", r.epoch, r.epochs, r.loss);
+            if let (Some(vl), Some(vm)) = (r.val_loss, r.val_metric) {
+                line.push_str(&format!("  val_loss {vl:.6}  {} {vm:.4}", self.metric));
+            }
+            let rate = r.samples as f64 * r.epoch as f64 / r.elapsed.max(1e-9);
+            line.push_str(&format!("  {rate:.0} samples/s  {:.2}s", r.elapsed));
+            let printed = Python::attach(|py| -> PyResult<()> {
+                let builtins = py.import("builtins")?;
+                builtins.getattr("print")?.call1((line,))?;
+                Ok(())
+            });
+            if let Err(e) = printed {
+                self.error = Some(e);
+                return false;
+            }
+        }
+        self.check_signals()
+    }
+}
+
+/// The keyword arguments of `fit`, checked.
+struct FitArgs {
+    cfg: FitConfig,
+    optimizer: Optimizer,
+    verbose: bool,
+}
+
+/// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
+#[pyclass(name = "MLP", module = "mlpfast")]
+pub struct PyMLP {
+    spec: Spec,
+    dtype: DType,
+    sizes: Vec<usize>,
+    activation: String,
+    layers: Vec<LayerObj>,
+    rng: Rng,
+}
+
+impl PyMLP {
+    fn build<T: Elem>(py: Python<'_>, spec: &Spec, rng: &mut Rng) -> PyResult<Vec<LayerObj>> {
+        let params = spec.init_params::<T>(None, rng);
+        let last = spec.blocks().len() - 1;
+        let mut layers = Vec::new();
+        for (i, (block, (weight, bias))) in spec.blocks().iter().zip(params).enumerate() {
+            match *block {
+                Block::Dense {
+                    inputs,
+                    outputs,
+                    act,
+                } => {
+                    let layer = Linear {
+                        inputs,
+                        outputs,
+                        grad_weight: vec![T::ZERO; weight.len()],
+                        grad_bias: vec![T::ZERO; bias.len()],
+                        weight,
+                        bias,
+                    };
+                    let slot = SlotPair::from_layer(layer);
+                    layers.push(LayerObj::Linear(Py::new(py, PyLinear { slot })?));
+                    if i < last {
+                        layers.push(LayerObj::Act(PyActivation::instance(py, act)?));
+                    }
+                }
+                Block::Maxout {
+                    inputs,
+                    outputs,
+                    pieces,
+                } => {
+                    let layer = Maxout {
+                        inputs,
+                        outputs,
+                        pieces,
+                        grad_weight: vec![T::ZERO; weight.len()],
+                        grad_bias: vec![T::ZERO; bias.len()],
+                        weight,
+                        bias,
+                    };
+                    let slot = SlotPair::from_layer(layer);
+                    layers.push(LayerObj::Maxout(Py::new(py, PyMaxout { slot })?));
+                }
+            }
+        }
+        Ok(layers)
+    }
+
+    fn ref_guards<'py>(&self, py: Python<'py>) -> Vec<RefGuard<'py>> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerObj::Linear(p) => Some(RefGuard::Linear(p.bind(py).borrow())),
+                LayerObj::Maxout(p) => Some(RefGuard::Maxout(p.bind(py).borrow())),
+                LayerObj::Act(_) => None,
+            })
+            .collect()
+    }
+
+    fn mut_guards<'py>(&self, py: Python<'py>) -> PyResult<Vec<MutGuard<'py>>> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerObj::Linear(p) => Some(p.bind(py).try_borrow_mut().map(MutGuard::Linear)),
+                LayerObj::Maxout(p) => Some(p.bind(py).try_borrow_mut().map(MutGuard::Maxout)),
+                LayerObj::Act(_) => None,
+            })
+            .map(|g| g.map_err(PyErr::from))
+            .collect()
+    }
+
+    /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
+    fn scores<'py, T: Elem>(&self, x: &Bound<'py, PyAny>) -> PyResult<(usize, Vec<T>)> {
+        let py = x.py();
+        let xa = convert::matrix::<T>(x, "X", Some(self.spec.inputs()))?;
+        let rows = xa.shape()[0];
+        let ro = xa.readonly();
+        let xs = ro.as_slice()?;
+        let guards = self.ref_guards(py);
+        let params = guards
+            .iter()
+            .map(RefGuard::params::<T>)
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut out = vec![T::ZERO; rows * self.spec.outputs()];
+        let spec = &self.spec;
+        let xm = MatRef::new(xs, rows, spec.inputs());
+        py.detach(|| spec.predict_scores(&params, xm, &mut out))
+            .py()?;
+        Ok((rows, out))
+    }
+
+    fn predict_typed<'py, T: Elem>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let (rows, scores) = self.scores::<T>(x)?;
+        let k = self.spec.outputs();
+        Ok(match self.spec.loss() {
+            Loss::Mse => convert::new_array(py, (rows, k), scores).into_any(),
+            Loss::Bce => {
+                let labels: Vec<i64> = scores.iter().map(|&z| i64::from(z > T::ZERO)).collect();
+                if k == 1 {
+                    numpy::PyArray1::from_vec(py, labels).into_any()
+                } else {
+                    let arr =
+                        numpy::ndarray::Array2::from_shape_vec((rows, k), labels).expect("shape");
+                    numpy::PyArray2::from_owned_array(py, arr).into_any()
+                }
+            }
+            Loss::Softmax | Loss::Svm { .. } => {
+                let labels: Vec<i64> = scores
+                    .chunks_exact(k)
+                    .map(|r| train::argmax(r) as i64)
+                    .collect();
+                numpy::PyArray1::from_vec(py, labels).into_any()
+            }
+        })
+    }
+
+    fn predict_proba_typed<'py, T: Elem>(
+        &self,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let k = self.spec.outputs();
+        match self.spec.loss() {
+            Loss::Softmax => {
+                let (rows, mut scores) = self.scores::<T>(x)?;
+                mlpfast_core::loss::softmax_rows(&mut scores, k);
+                Ok(convert::new_array(py, (rows, k), scores).into_any())
+            }
+            Loss::Bce => {
+                let (rows, mut scores) = self.scores::<T>(x)?;
+                Activation::Sigmoid.forward_inplace(&mut scores);
+                if k == 1 {
+                    let both: Vec<T> = scores.iter().flat_map(|&p| [T::ONE - p, p]).collect();
+                    Ok(convert::new_array(py, (rows, 2), both).into_any())
+                } else {
+                    Ok(convert::new_array(py, (rows, k), scores).into_any())
+                }
+            }
+            other => Err(PyValueError::new_err(format!(
+                "predict_proba: expected a model with loss 'softmax' or 'bce', this one has loss '{}'",
+                other.name()
+            ))),
+        }
+    }
+
+    fn score_typed<T: Elem>(&self, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let (rows, scores) = self.scores::<T>(x)?;
+        let k = self.spec.outputs();
+        let owned = owned_targets::<T>(self.spec.loss(), y, "y", rows, k)?;
+        let s = MatRef::new(&scores, rows, k);
+        Ok(with_targets!(&owned, t => train::score(self.spec.loss(), s, &t)))
+    }
+
+    fn fit_typed<'py, T: Elem>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+        args: &FitArgs,
+    ) -> PyResult<train::History> {
+        let py = x.py();
+        let (d, k, loss) = (self.spec.inputs(), self.spec.outputs(), self.spec.loss());
+        let xa = convert::matrix::<T>(x, "X", Some(d))?;
+        let n = xa.shape()[0];
+        let targets = owned_targets::<T>(loss, y, "y", n, k)?;
+        let val = match &validation {
+            Some((xv, yv)) => {
+                let xva = convert::matrix::<T>(xv, "validation_data X", Some(d))?;
+                let nv = xva.shape()[0];
+                let tv = owned_targets::<T>(loss, yv, "validation_data y", nv, k)?;
+                Some((xva, tv))
+            }
+            None => None,
+        };
+        let xr = xa.readonly();
+        let xm = MatRef::new(xr.as_slice()?, n, d);
+        let mut guards = self.mut_guards(py)?;
+        let mut params = guards
+            .iter_mut()
+            .map(MutGuard::params::<T>)
+            .collect::<PyResult<Vec<_>>>()?;
+        let sizes: Vec<usize> = params
+            .iter()
+            .flat_map(|p| [p.weight.len(), p.bias.len()])
+            .collect();
+        let mut optim = OptimState::<T>::new(args.optimizer, &sizes);
+        let mut monitor = PyMonitor {
+            verbose: args.verbose,
+            metric: metric_name(loss),
+            last_check: Instant::now(),
+            error: None,
+        };
+        let spec = &self.spec;
+        let cfg = &args.cfg;
+        let result = with_targets!(&targets, t => {
+            match &val {
+                Some((xva, tv)) => {
+                    let xvr = xva.readonly();
+                    let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
+                    with_targets!(tv, vt => py.detach(|| {
+                        train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor)
+                    }))
+                }
+                None => py.detach(|| train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor)),
+            }
+        });
+        match result {
+            Ok(h) => Ok(h),
+            Err(mlpfast_core::Error::Interrupted) => Err(monitor
+                .error
+                .take()
+                .unwrap_or_else(|| to_py(mlpfast_core::Error::Interrupted))),
+            Err(e) => Err(to_py(e)),
+        }
+    }
+}
+
+/// The history key of the validation metric.
+fn metric_name(loss: Loss) -> &'static str {
+    if loss == Loss::Mse {
+        "val_r2"
+    } else {
+        "val_accuracy"
+    }
+}
+
+fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let raw: Vec<i64> = obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "layer_sizes: expected a sequence of integers, got {}",
+            obj.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })?;
+    if raw.len() < 2 {
+        return Err(PyValueError::new_err(format!(
+            "layer_sizes: expected at least two sizes [inputs, ..., outputs], got {raw:?}"
+        )));
+    }
+    if let Some(bad) = raw.iter().find(|&&s| s < 1) {
+        return Err(PyValueError::new_err(format!(
+            "layer_sizes: expected sizes >= 1, got {bad} in {raw:?}"
+        )));
+    }
+    Ok(raw.into_iter().map(|s| s as usize).collect())
+}
+
+fn positive_finite(arg: &str, v: f64) -> PyResult<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{arg}: expected a positive finite number, got {v}"
+        )))
+    }
+}
+
+#[pymethods]
+impl PyMLP {
+    #[new]
+    #[pyo3(signature = (layer_sizes, *, activation = "relu", loss = "softmax", dtype = None, seed = None))]
+    fn new(
+        py: Python<'_>,
+        layer_sizes: &Bound<'_, PyAny>,
+        activation: &str,
+        loss: &str,
+        dtype: Option<&Bound<'_, PyAny>>,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let sizes = parse_sizes(layer_sizes)?;
+        let hidden = match activation {
+            "maxout" => Hidden::Maxout(2),
+            name => Hidden::Activation(Activation::from_name(name).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "activation: expected one of {}, maxout, got {name:?}",
+                    mlpfast_core::activation::ACTIVATION_NAMES
+                ))
+            })?),
+        };
+        let loss = Loss::from_name(loss).py()?;
+        let dtype = convert::dtype_arg(dtype)?;
+        let spec = Spec::new(&sizes, hidden, loss).py()?;
+        let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
+        let layers = match dtype {
+            DType::F32 => Self::build::<f32>(py, &spec, &mut rng)?,
+            DType::F64 => Self::build::<f64>(py, &spec, &mut rng)?,
+        };
+        Ok(PyMLP {
+            spec,
+            dtype,
+            sizes,
+            activation: activation.to_owned(),
+            layers,
+            rng,
+        })
+    }
+
+    /// The layers, input side first; they hold the model's parameters.
+    #[getter]
+    fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.layers.iter().map(|l| match l {
+                LayerObj::Linear(p) => p.clone_ref(py).into_any(),
+                LayerObj::Maxout(p) => p.clone_ref(py).into_any(),
+                LayerObj::Act(p) => p.clone_ref(py).into_any(),
+            }),
+        )
+    }
+
+    /// [inputs, hidden..., outputs].
+    #[getter]
+    fn layer_sizes(&self) -> Vec<usize> {
+        self.sizes.clone()
+    }
+
+    /// The hidden activation's name.
+    #[getter]
+    fn activation(&self) -> &str {
+        &self.activation
+    }
+
+    /// The loss's name.
+    #[getter]
+    fn loss_name(&self) -> &'static str {
+        self.spec.loss().name()
+    }
+
+    /// "float32" or "float64".
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.dtype.name()
+    }
+
+    /// Scores for X (N, inputs), through every layer's forward (each keeps what backward needs).
+    #[pyo3(name = "forward")]
+    fn forward_py<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = match layer {
+                LayerObj::Linear(p) => {
+                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.forward(&h)?.into_any())
+                }
+                LayerObj::Maxout(p) => {
+                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.forward(&h)?.into_any())
+                }
+                LayerObj::Act(p) => p.bind(py).borrow_mut().forward(&h)?,
+            };
+        }
+        Ok(h)
+    }
+
+    /// dX for dscores, through every layer's backward in reverse, filling every grad_*.
+    #[pyo3(name = "backward")]
+    fn backward_py<'py>(&self, dscores: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = dscores.py();
+        let mut d = dscores.clone();
+        for layer in self.layers.iter().rev() {
+            d = match layer {
+                LayerObj::Linear(p) => {
+                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.backward(&d)?.into_any())
+                }
+                LayerObj::Maxout(p) => {
+                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.backward(&d)?.into_any())
+                }
+                LayerObj::Act(p) => p.bind(py).borrow().backward(&d)?,
+            };
+        }
+        Ok(d)
+    }
+
+    /// (loss, grads): the mean data loss on (X, y) and [(grad_weight, grad_bias), ...] for
+    /// every parameter layer, by forward, loss and backward through the layers.
+    fn loss<'py>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<(f64, Bound<'py, PyList>)> {
+        let py = x.py();
+        let scores = self.forward_py(x)?;
+        let (value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
+        self.backward_py(&dscores)?;
+        let grads = PyList::empty(py);
+        for layer in &self.layers {
+            let pair = match layer {
+                LayerObj::Linear(p) => {
+                    typed!(&p.bind(py).borrow().slot, s => (s.grad(py, 0), s.grad(py, 1)))
+                }
+                LayerObj::Maxout(p) => {
+                    typed!(&p.bind(py).borrow().slot, s => (s.grad(py, 0), s.grad(py, 1)))
+                }
+                LayerObj::Act(_) => continue,
+            };
+            grads.append(pair)?;
+        }
+        Ok((value, grads))
+    }
+
+    /// Trains in one call into Rust; returns the per-epoch history.
+    #[pyo3(signature = (
+        X, y, *, epochs = 10, batch_size = 64, optimizer = "sgd", lr = 0.01, momentum = 0.0,
+        nesterov = false, weight_decay = 0.0, lr_decay = 1.0, shuffle = true, seed = None,
+        validation_data = None, verbose = false, betas = (0.9, 0.999), eps = 1e-8
+    ))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn fit<'py>(
+        &mut self,
+        X: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        epochs: i64,
+        batch_size: i64,
+        optimizer: &str,
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+        lr_decay: f64,
+        shuffle: bool,
+        seed: Option<u64>,
+        validation_data: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+        verbose: bool,
+        betas: (f64, f64),
+        eps: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = X.py();
+        if epochs < 0 {
+            return Err(PyValueError::new_err(format!(
+                "epochs: expected an integer >= 0, got {epochs}"
+            )));
+        }
+        if batch_size < 1 {
+            return Err(PyValueError::new_err(format!(
+                "batch_size: expected an integer >= 1, got {batch_size}"
+            )));
+        }
+        let optimizer = match optimizer {
+            "sgd" => Optimizer::Sgd { momentum, nesterov },
+            "adam" => Optimizer::Adam {
+                beta1: betas.0,
+                beta2: betas.1,
+                eps,
+            },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "optimizer: expected one of {}, got {other:?}",
+                    mlpfast_core::optim::OPTIMIZER_NAMES
+                )));
+            }
+        };
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(PyValueError::new_err(format!(
+                "momentum: expected a number in [0, 1), got {momentum}"
+            )));
+        }
+        optimizer.validate().py()?;
+        let cfg = FitConfig {
+            epochs: epochs as usize,
+            batch_size: batch_size as usize,
+            lr: positive_finite("lr", lr)?,
+            weight_decay,
+            lr_decay,
+            shuffle,
+            seed: 0,
+        };
+        cfg.validate().py()?;
+        let mut args = FitArgs {
+            cfg,
+            optimizer,
+            verbose,
+        };
+        // The model's generator moves on only once training has run, so a refused call
+        // leaves the model exactly as it was.
+        let drawn = seed.is_none();
+        args.cfg.seed = seed.unwrap_or_else(|| self.rng.clone().next_u64());
+        let has_validation = validation_data.is_some();
+        let history = match self.dtype {
+            DType::F32 => self.fit_typed::<f32>(X, y, validation_data, &args)?,
+            DType::F64 => self.fit_typed::<f64>(X, y, validation_data, &args)?,
+        };
+        if drawn {
+            self.rng.next_u64();
+        }
+        let out = PyDict::new(py);
+        out.set_item("loss", history.loss)?;
+        if has_validation {
+            out.set_item("val_loss", history.val_loss)?;
+            out.set_item(metric_name(self.spec.loss()), history.val_metric)?;
+        }
+        Ok(out)
+    }
+
+    /// Class indices (softmax, svm), 0/1 (bce), or raw outputs (mse).
+    #[allow(non_snake_case)]
+    fn predict<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match self.dtype {
+            DType::F32 => self.predict_typed::<f32>(X),
+            DType::F64 => self.predict_typed::<f64>(X),
+        }
+    }
+
+    /// Class probabilities: softmax (N, C); bce with one output (N, 2) = [1 − p, p].
+    #[allow(non_snake_case)]
+    fn predict_proba<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match self.dtype {
+            DType::F32 => self.predict_proba_typed::<f32>(X),
+            DType::F64 => self.predict_proba_typed::<f64>(X),
+        }
+    }
+
+    /// Accuracy (classification) or R² averaged over outputs (mse).
+    #[allow(non_snake_case)]
+    fn score(&self, X: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
+        match self.dtype {
+            DType::F32 => self.score_typed::<f32>(X, y),
+            DType::F64 => self.score_typed::<f64>(X, y),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MLP({:?}, activation='{}', loss='{}', dtype='{}')",
+            self.sizes,
+            self.activation,
+            self.spec.loss().name(),
+            self.dtype.name()
+        )
+    }
+}

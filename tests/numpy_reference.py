@@ -1,0 +1,299 @@
+"""Plain-numpy reference implementation of everything mlpfast computes.
+
+Independent of mlpfast on purpose: activations, losses, the MLP forward and
+backward passes, and a mini-batch training loop (SGD, momentum, Nesterov, Adam
+with PyTorch semantics, L2 weight decay on weights only, per-epoch lr decay,
+consecutive batches). The tests compare mlpfast against these functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout"]
+LOSSES = ["softmax", "svm", "mse", "bce"]
+RELU_FAMILY = {"relu", "leaky_relu", "elu"}
+LEAKY_ALPHA = 0.01
+ELU_ALPHA = 1.0
+
+
+# --------------------------------------------------------------------------- activations
+def act_forward(name: str, z: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """Apply the activation ``name`` elementwise to ``z``."""
+    if name == "identity":
+        return z.copy()
+    if name == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "leaky_relu":
+        a = LEAKY_ALPHA if alpha is None else alpha
+        return np.where(z > 0, z, a * z)
+    if name == "elu":
+        a = ELU_ALPHA if alpha is None else alpha
+        return np.where(z > 0, z, a * np.expm1(np.minimum(z, 0.0)))
+    raise ValueError(name)
+
+
+def act_backward(name: str, z: np.ndarray, dy: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """Gradient through the activation ``name`` at pre-activation ``z`` (x <= 0 side at 0)."""
+    if name == "identity":
+        return dy.copy()
+    if name == "sigmoid":
+        s = 1.0 / (1.0 + np.exp(-z))
+        return dy * s * (1.0 - s)
+    if name == "tanh":
+        return dy * (1.0 - np.tanh(z) ** 2)
+    if name == "relu":
+        return dy * (z > 0)
+    if name == "leaky_relu":
+        a = LEAKY_ALPHA if alpha is None else alpha
+        return dy * np.where(z > 0, 1.0, a)
+    if name == "elu":
+        a = ELU_ALPHA if alpha is None else alpha
+        return dy * np.where(z > 0, 1.0, a * np.exp(np.minimum(z, 0.0)))
+    raise ValueError(name)
+
+
+# --------------------------------------------------------------------------- losses
+def softmax_loss(s: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy and its gradient."""
+    n = s.shape[0]
+    sh = s - s.max(axis=1, keepdims=True)
+    logp = sh - np.log(np.exp(sh).sum(axis=1, keepdims=True))
+    loss = -logp[np.arange(n), y].mean()
+    ds = np.exp(logp)
+    ds[np.arange(n), y] -= 1.0
+    return float(loss), ds / n
+
+
+def svm_loss(s: np.ndarray, y: np.ndarray, margin: float = 1.0) -> tuple[float, np.ndarray]:
+    """Mean multiclass hinge loss and its gradient (strictly positive margins count)."""
+    n = s.shape[0]
+    correct = s[np.arange(n), y][:, None]
+    m = s - correct + margin
+    m[np.arange(n), y] = 0.0
+    loss = np.maximum(m, 0.0).sum() / n
+    ds = (m > 0).astype(np.float64)
+    ds[np.arange(n), y] = -ds.sum(axis=1)
+    return float(loss), ds / n
+
+
+def svm_margins(s: np.ndarray, y: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """The hinge arguments ``s_j - s_y + margin`` for every j != y (flattened)."""
+    n = s.shape[0]
+    m = s - s[np.arange(n), y][:, None] + margin
+    mask = np.ones_like(m, dtype=bool)
+    mask[np.arange(n), y] = False
+    return m[mask]
+
+
+def mse_loss(p: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over all elements of the squared error, and its gradient."""
+    d = p - t
+    return float(np.mean(d * d)), 2.0 * d / d.size
+
+
+def bce_loss(z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over rows of the summed sigmoid cross-entropy on logits, and its gradient."""
+    t = np.asarray(t, dtype=np.float64).reshape(z.shape)
+    n = z.shape[0]
+    per = np.maximum(z, 0.0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    sig = 1.0 / (1.0 + np.exp(-z))
+    return float(per.sum() / n), (sig - t) / n
+
+
+def loss_fn(name: str, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Dispatch to the loss called ``name`` (as MLP(loss=...) spells it)."""
+    if name == "softmax":
+        return softmax_loss(scores, y)
+    if name == "svm":
+        return svm_loss(scores, y)
+    if name == "mse":
+        return mse_loss(scores, np.asarray(y, dtype=np.float64).reshape(scores.shape))
+    if name == "bce":
+        return bce_loss(scores, y)
+    raise ValueError(name)
+
+
+# --------------------------------------------------------------------------- network
+def params_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Copy (weight, bias) of every parameter layer of an mlpfast model, as float64."""
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "weight"):
+            out.append((np.array(layer.weight, dtype=np.float64), np.array(layer.bias, dtype=np.float64)))
+    return out
+
+
+def forward(params, activation: str, X: np.ndarray):
+    """Scores of the MLP and the cache needed by :func:`backward`.
+
+    Hidden blocks are ``act(a @ W + b)`` or, for maxout, ``max_p(a @ W[p] + b[p])``;
+    the last block is linear.
+    """
+    a = np.asarray(X, dtype=np.float64)
+    cache = []
+    for i, (W, b) in enumerate(params):
+        last = i == len(params) - 1
+        if activation == "maxout" and not last:
+            z = np.einsum("nd,pdo->pno", a, W) + b[:, None, :]
+            idx = np.argmax(z, axis=0)  # first piece wins ties
+            cache.append((a, z, idx))
+            a = np.take_along_axis(z, idx[None], axis=0)[0]
+        else:
+            z = a @ W + b
+            cache.append((a, z, None))
+            a = z if last else act_forward(activation, z)
+    return a, cache
+
+
+def backward(params, activation: str, cache, dscores: np.ndarray):
+    """Gradients [(dW, db), ...] of every block and dX, given dL/dscores."""
+    grads = [None] * len(params)
+    d = dscores
+    for i in range(len(params) - 1, -1, -1):
+        W, _ = params[i]
+        a, z, idx = cache[i]
+        last = i == len(params) - 1
+        if activation == "maxout" and not last:
+            P = W.shape[0]
+            dW = np.zeros_like(W)
+            db = np.zeros((P, W.shape[2]))
+            da = np.zeros_like(a)
+            for p in range(P):
+                dp = d * (idx == p)
+                dW[p] = a.T @ dp
+                db[p] = dp.sum(axis=0)
+                da += dp @ W[p].T
+            grads[i] = (dW, db)
+            d = da
+        else:
+            if not last:
+                d = act_backward(activation, z, d)
+            grads[i] = (a.T @ d, d.sum(axis=0))
+            d = d @ W.T
+    return grads, d
+
+
+def data_loss_and_grads(params, activation: str, loss: str, X, y):
+    """Mean data loss and its gradients for one batch."""
+    scores, cache = forward(params, activation, X)
+    value, ds = loss_fn(loss, scores, y)
+    grads, _ = backward(params, activation, cache, ds)
+    return value, grads
+
+
+def kink_distance(params, activation: str, X) -> float:
+    """Smallest distance of any hidden unit to a kink (0 for relu family, ties for maxout)."""
+    _, cache = forward(params, activation, X)
+    best = np.inf
+    for a, z, idx in cache[:-1]:
+        if activation == "maxout":
+            zs = np.sort(z, axis=0)
+            best = min(best, float(np.min(zs[-1] - zs[-2])))
+        elif activation in RELU_FAMILY:
+            best = min(best, float(np.min(np.abs(z))))
+    return best
+
+
+def r2(pred: np.ndarray, truth: np.ndarray) -> float:
+    """R^2 averaged over output columns (scikit-learn's uniform average)."""
+    pred = pred.reshape(pred.shape[0], -1)
+    truth = truth.reshape(pred.shape)
+    ss_res = ((truth - pred) ** 2).sum(axis=0)
+    ss_tot = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - ss_res / ss_tot))
+
+
+def metric(loss: str, scores: np.ndarray, y) -> float:
+    """Accuracy (classification) or R^2 (mse) of scores against targets."""
+    if loss in ("softmax", "svm"):
+        return float(np.mean(np.argmax(scores, axis=1) == y))
+    if loss == "bce":
+        t = np.asarray(y).reshape(scores.shape)
+        return float(np.mean(np.all((scores > 0) == (t == 1), axis=1)))
+    return r2(scores, np.asarray(y, dtype=np.float64))
+
+
+# --------------------------------------------------------------------------- training
+def fit(
+    params,
+    activation: str,
+    loss: str,
+    X,
+    y,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    lr_decay: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    validation_data=None,
+):
+    """Train copies of ``params`` like ``MLP.fit(..., shuffle=False)``; return (params, history)."""
+    params = [(W.copy(), b.copy()) for W, b in params]
+    flat = [arr for pair in params for arr in pair]  # W0, b0, W1, b1, ...
+    m1 = [np.zeros_like(p) for p in flat]
+    m2 = [np.zeros_like(p) for p in flat]
+    b1, b2 = betas
+    t = 0
+    n = len(X)
+    history = {"loss": []}
+    if validation_data is not None:
+        history["val_loss"] = []
+        history["val_r2" if loss == "mse" else "val_accuracy"] = []
+    for _ in range(epochs):
+        total = 0.0
+        for lo in range(0, n, batch_size):
+            Xb, yb = X[lo : lo + batch_size], y[lo : lo + batch_size]
+            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb)
+            if weight_decay > 0:
+                value += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in params)
+            total += len(Xb) * value
+            t += 1
+            flat_g = [g for pair in grads for g in pair]
+            for i, (p, g) in enumerate(zip(flat, flat_g)):
+                if i % 2 == 0:  # weights get L2, biases do not
+                    g = g + weight_decay * p
+                if optimizer == "sgd":
+                    if momentum == 0:
+                        p -= lr * g
+                    else:
+                        m1[i] = momentum * m1[i] + g
+                        p -= lr * (g + momentum * m1[i]) if nesterov else lr * m1[i]
+                elif optimizer == "adam":
+                    m1[i] = b1 * m1[i] + (1 - b1) * g
+                    m2[i] = b2 * m2[i] + (1 - b2) * g * g
+                    p -= (lr / (1 - b1**t)) * m1[i] / (np.sqrt(m2[i]) / np.sqrt(1 - b2**t) + eps)
+                else:
+                    raise ValueError(optimizer)
+        history["loss"].append(total / n)
+        lr *= lr_decay
+        if validation_data is not None:
+            Xv, yv = validation_data
+            sv, _ = forward(params, activation, Xv)
+            history["val_loss"].append(loss_fn(loss, sv, yv)[0])
+            history["val_r2" if loss == "mse" else "val_accuracy"].append(metric(loss, sv, yv))
+    return params, history
+
+
+# --------------------------------------------------------------------------- data
+def make_data(loss: str, n: int, d: int, k: int, rng: np.random.Generator, scale: float = 1.0):
+    """Random inputs and matching targets for ``loss`` (k outputs)."""
+    X = scale * rng.standard_normal((n, d))
+    if loss in ("softmax", "svm"):
+        y = rng.integers(0, k, size=n)
+        y[:k] = np.arange(k)  # every class present
+    elif loss == "mse":
+        y = rng.standard_normal((n, k))
+    else:
+        y = rng.integers(0, 2, size=(n,) if k == 1 else (n, k)).astype(np.float64)
+    return X, y

@@ -1,0 +1,404 @@
+"""Bad input raises ValueError/TypeError naming the argument, and changes nothing.
+
+Every case checks the exception type, that the message names the offending
+argument (regex on the message), and that the model's or layer's weights are
+bit-for-bit what they were before the call. A Rust panic would surface as
+pyo3's PanicException (a BaseException), which these tests report as an error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import mlpfast
+
+D, C, N = 4, 3, 10
+
+
+def arg(name):
+    """Regex matching ``name`` as a whole word in an error message."""
+    return rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])"
+
+
+def snapshot(obj):
+    """Copies of every weight and bias of a model or layer."""
+    layers = obj.layers if hasattr(obj, "layers") else [obj]
+    return [(lay.weight.copy(), lay.bias.copy()) for lay in layers if hasattr(lay, "weight")]
+
+
+def assert_unchanged(obj, snap):
+    """The object's parameters equal the snapshot exactly."""
+    now = snapshot(obj)
+    assert len(now) == len(snap)
+    for (w0, b0), (w1, b1) in zip(snap, now):
+        np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+
+
+@pytest.fixture
+def Xy():
+    """Valid softmax training data: X (N, D) float64, y (N,) int64 in [0, C)."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((N, D)), rng.integers(0, C, N)
+
+
+@pytest.fixture
+def model():
+    """A small float64 softmax model."""
+    return mlpfast.MLP([D, 5, C], dtype="float64", seed=0)
+
+
+def with_value(a, index, value, dtype=np.float64):
+    """A copy of ``a`` as ``dtype`` with ``a[index] = value``."""
+    out = np.array(a, dtype=dtype)
+    out[index] = value
+    return out
+
+
+# --------------------------------------------------------------------------- fit: X and y
+def _x_cases():
+    X = np.random.default_rng(0).standard_normal((N, D))
+    return [
+        ("1d", X[0], ValueError),
+        ("3d", X[None], ValueError),
+        ("columns", np.ones((N, D + 1)), ValueError),
+        ("nan", with_value(X, (3, 1), np.nan), ValueError),
+        ("inf", with_value(X, (0, 0), np.inf), ValueError),
+        ("-inf", with_value(X, (9, 3), -np.inf), ValueError),
+        ("strings", np.full((N, D), "a"), TypeError),
+        ("object", X.astype(object), TypeError),
+        ("complex", X.astype(np.complex128), TypeError),
+        ("none", None, TypeError),
+    ]
+
+
+X_CASES = _x_cases()
+
+
+@pytest.mark.parametrize(("Xbad", "exc"), [c[1:] for c in X_CASES], ids=[c[0] for c in X_CASES])
+@pytest.mark.parametrize("method", ["fit", "loss", "score", "predict", "predict_proba", "forward"])
+def test_bad_X(model, Xy, Xbad, exc, method):
+    _, y = Xy
+    snap = snapshot(model)
+    call = {
+        "fit": lambda: model.fit(Xbad, y, epochs=1),
+        "loss": lambda: model.loss(Xbad, y),
+        "score": lambda: model.score(Xbad, y),
+        "predict": lambda: model.predict(Xbad),
+        "predict_proba": lambda: model.predict_proba(Xbad),
+        "forward": lambda: model.forward(Xbad),
+    }[method]
+    with pytest.raises(exc, match=arg("X")):
+        call()
+    assert_unchanged(model, snap)
+
+
+def test_empty_X(model):
+    snap = snapshot(model)
+    X0 = np.zeros((0, D))
+    y0 = np.zeros(0, dtype=np.int64)
+    for call in (lambda: model.fit(X0, y0, epochs=1), lambda: model.loss(X0, y0), lambda: model.predict(X0)):
+        with pytest.raises(ValueError, match=arg("X")):
+            call()
+    assert_unchanged(model, snap)
+
+
+def _y_cases():
+    y = np.random.default_rng(0).integers(0, C, N)
+    return [
+        ("fractional", with_value(y, 2, 1.5), ValueError),
+        ("negative", with_value(y, 0, -1, np.int64), ValueError),
+        ("equal-C", with_value(y, 5, C, np.int64), ValueError),
+        ("huge", with_value(y, 5, 2**40, np.int64), ValueError),
+        ("nan", with_value(y, 1, np.nan), ValueError),
+        ("inf", with_value(y, 1, np.inf), ValueError),
+        ("too-few-rows", y[:-1], ValueError),
+        ("too-many-rows", np.concatenate([y, y[:1]]), ValueError),
+        ("2d", np.stack([y, y], axis=1), ValueError),
+        ("strings", y.astype(str), TypeError),
+        ("complex", y.astype(np.complex128), TypeError),
+        ("object", y.astype(object), TypeError),
+    ]
+
+
+Y_CASES = _y_cases()
+
+
+@pytest.mark.parametrize(("ybad", "exc"), [c[1:] for c in Y_CASES], ids=[c[0] for c in Y_CASES])
+@pytest.mark.parametrize("method", ["fit", "loss", "score"])
+def test_bad_y(model, Xy, ybad, exc, method):
+    X, _ = Xy
+    snap = snapshot(model)
+    call = {
+        "fit": lambda: model.fit(X, ybad, epochs=1),
+        "loss": lambda: model.loss(X, ybad),
+        "score": lambda: model.score(X, ybad),
+    }[method]
+    with pytest.raises(exc, match=arg("y")):
+        call()
+    assert_unchanged(model, snap)
+
+
+@pytest.mark.parametrize(
+    "ybad",
+    [np.ones((N, 3)), np.ones(N), with_value(np.ones((N, 2)), (4, 1), np.nan), np.full((N, 2), "x")],
+    ids=["columns", "1d", "nan", "strings"],
+)
+def test_bad_mse_targets(Xy, ybad):
+    X, _ = Xy
+    model = mlpfast.MLP([D, 5, 2], loss="mse", dtype="float64", seed=0)
+    snap = snapshot(model)
+    exc = TypeError if ybad.dtype.kind == "U" else ValueError
+    with pytest.raises(exc, match=arg("y")):
+        model.fit(X, ybad, epochs=1)
+    with pytest.raises(exc, match=arg("y")):
+        model.loss(X, ybad)
+    assert_unchanged(model, snap)
+
+
+@pytest.mark.parametrize("value", [0.5, 2.0, -1.0, np.nan])
+def test_bad_bce_targets(Xy, value):
+    X, _ = Xy
+    model = mlpfast.MLP([D, 5, 1], loss="bce", dtype="float64", seed=0)
+    snap = snapshot(model)
+    ybad = with_value(np.zeros(N), 3, value)
+    with pytest.raises(ValueError, match=arg("y")):
+        model.fit(X, ybad, epochs=1)
+    with pytest.raises(ValueError, match=arg("y")):
+        model.loss(X, ybad)
+    assert_unchanged(model, snap)
+
+
+# --------------------------------------------------------------------------- fit: settings
+FIT_SETTINGS = [
+    ("batch_size", {"batch_size": 0}, ValueError),
+    ("batch_size", {"batch_size": -1}, ValueError),
+    ("epochs", {"epochs": -1}, ValueError),
+    ("lr", {"lr": 0.0}, ValueError),
+    ("lr", {"lr": -1.0}, ValueError),
+    ("lr", {"lr": float("nan")}, ValueError),
+    ("lr", {"lr": float("inf")}, ValueError),
+    ("momentum", {"momentum": -0.1}, ValueError),
+    ("momentum", {"momentum": 1.0}, ValueError),
+    ("momentum", {"momentum": 1.5}, ValueError),
+    ("momentum", {"momentum": float("nan")}, ValueError),
+    ("nesterov", {"nesterov": True, "momentum": 0.0}, ValueError),
+    ("optimizer", {"optimizer": "rmsprop"}, ValueError),
+    ("optimizer", {"optimizer": ""}, ValueError),
+    ("weight_decay", {"weight_decay": -0.1}, ValueError),
+    ("weight_decay", {"weight_decay": float("nan")}, ValueError),
+    ("lr_decay", {"lr_decay": 0.0}, ValueError),
+    ("lr_decay", {"lr_decay": -0.5}, ValueError),
+    ("beta", {"optimizer": "adam", "betas": (1.0, 0.999)}, ValueError),
+    ("beta", {"optimizer": "adam", "betas": (0.9, -0.1)}, ValueError),
+    ("eps", {"optimizer": "adam", "eps": 0.0}, ValueError),
+    ("validation_data", {"validation_data": (np.ones((3, D + 1)), np.zeros(3, dtype=int))}, ValueError),
+    ("validation_data", {"validation_data": (np.ones((3, D)), np.array([0, 1, C]))}, ValueError),
+    ("validation_data", {"validation_data": (np.ones((3, D)), np.array([0, 1]))}, ValueError),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "exc"), FIT_SETTINGS, ids=[f"{c[0]}={list(c[1].values())[-1]!r}" for c in FIT_SETTINGS]
+)
+def test_bad_fit_settings(model, Xy, name, kwargs, exc):
+    X, y = Xy
+    snap = snapshot(model)
+    with pytest.raises(exc, match=arg(name) if name != "beta" else r"beta"):
+        model.fit(X, y, **{"epochs": 2, **kwargs})
+    assert_unchanged(model, snap)
+    # The model still works afterwards.
+    model.fit(X, y, epochs=1)
+
+
+def test_momentum_just_below_one_is_accepted(model, Xy):
+    X, y = Xy
+    model.fit(X, y, epochs=1, momentum=0.999)
+
+
+# --------------------------------------------------------------------------- constructors
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"layer_sizes": [4]}, "layer_sizes"),
+        ({"layer_sizes": []}, "layer_sizes"),
+        ({"layer_sizes": [4, 0, 3]}, "layer_sizes"),
+        ({"layer_sizes": [0, 3]}, "layer_sizes"),
+        ({"layer_sizes": [4, 3, 0]}, "layer_sizes"),
+        ({"layer_sizes": [4, -1, 3]}, "layer_sizes"),
+        ({"layer_sizes": [4, 3], "activation": "softplus"}, "activation"),
+        ({"layer_sizes": [4, 3], "activation": ""}, "activation"),
+        ({"layer_sizes": [4, 3], "loss": "hinge"}, "loss"),
+        ({"layer_sizes": [4, 3], "dtype": "float16"}, "dtype"),
+        ({"layer_sizes": [4, 3], "dtype": "int32"}, "dtype"),
+        ({"layer_sizes": [4, 3], "dtype": "double-ish"}, "dtype"),
+    ],
+    ids=lambda v: repr(v) if not isinstance(v, dict) else ",".join(f"{k}={v[k]}" for k in v),
+)
+def test_bad_mlp_constructor(kwargs, name):
+    kwargs = dict(kwargs)
+    sizes = kwargs.pop("layer_sizes")
+    with pytest.raises(ValueError, match=arg(name)):
+        mlpfast.MLP(sizes, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: mlpfast.Linear(0, 3), "in_features"),
+        (lambda: mlpfast.Linear(3, 0), "out_features"),
+        (lambda: mlpfast.Linear(3, 2, dtype="float16"), "dtype"),
+        (lambda: mlpfast.Maxout(3, 2, pieces=0), "pieces"),
+        (lambda: mlpfast.Maxout(0, 2), "in_features"),
+        (lambda: mlpfast.Maxout(3, 2, dtype="complex"), "dtype"),
+    ],
+    ids=["linear-in", "linear-out", "linear-dtype", "maxout-pieces", "maxout-in", "maxout-dtype"],
+)
+def test_bad_layer_constructor(make, name):
+    with pytest.raises(ValueError, match=arg(name)):
+        make()
+
+
+# --------------------------------------------------------------------------- layers
+def layers():
+    """One float64 instance of every layer kind."""
+    return [
+        mlpfast.Linear(D, C, dtype="float64", seed=0),
+        mlpfast.Maxout(D, C, dtype="float64", seed=0),
+    ]
+
+
+@pytest.mark.parametrize("layer", layers(), ids=["linear", "maxout"])
+def test_layer_bad_forward_input(layer):
+    snap = snapshot(layer)
+    for bad in (np.ones(D), np.ones((2, D + 1)), np.ones((1, 2, D))):
+        with pytest.raises(ValueError, match=arg("x")):
+            layer.forward(bad)
+    with pytest.raises(ValueError, match=arg("x")):
+        layer.forward(np.zeros((0, D)))
+    with pytest.raises(TypeError, match=arg("x")):
+        layer.forward(np.full((2, D), "a"))
+    with pytest.raises(TypeError, match=arg("x")):
+        layer.forward(np.ones((2, D), dtype=complex))
+    assert_unchanged(layer, snap)
+
+
+@pytest.mark.parametrize("make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"])
+def test_layer_backward_before_forward(make):
+    layer = make()
+    snap = snapshot(layer)
+    with pytest.raises(ValueError, match="forward"):
+        layer.backward(np.ones((2, C)))
+    assert_unchanged(layer, snap)
+
+
+@pytest.mark.parametrize("make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"])
+@pytest.mark.parametrize("shape", [(3, C), (2, C + 1), (2,), (2, C, 1)])
+def test_layer_backward_wrong_dout_shape(make, shape):
+    layer = make()
+    layer.forward(np.ones((2, D)))
+    snap = snapshot(layer)
+    with pytest.raises(ValueError, match=arg("dout")):
+        layer.backward(np.ones(shape))
+    assert_unchanged(layer, snap)
+    # Still usable with the right shape.
+    assert layer.backward(np.ones((2, C))).shape == (2, D)
+
+
+@pytest.mark.parametrize(
+    ("make", "w_shape", "b_shape"),
+    [
+        (lambda: layers()[0], (D, C), (C,)),
+        (lambda: layers()[1], (2, D, C), (2, C)),
+    ],
+    ids=["linear", "maxout"],
+)
+def test_assign_wrong_shape(make, w_shape, b_shape):
+    layer = make()
+    snap = snapshot(layer)
+    for bad in (np.ones(w_shape[:-1] + (w_shape[-1] + 1,)), np.ones(w_shape).T, np.ones(w_shape).ravel()):
+        with pytest.raises(ValueError, match=arg("weight")):
+            layer.weight = bad
+    for bad in (np.ones(b_shape[:-1] + (b_shape[-1] + 1,)), np.ones((*b_shape, 1))):
+        with pytest.raises(ValueError, match=arg("bias")):
+            layer.bias = bad
+    with pytest.raises(TypeError, match=arg("weight")):
+        layer.weight = np.full(w_shape, "a")
+    assert_unchanged(layer, snap)
+
+
+ACTIVATIONS = [mlpfast.Identity, mlpfast.Sigmoid, mlpfast.Tanh, mlpfast.ReLU, mlpfast.LeakyReLU, mlpfast.ELU]
+
+
+@pytest.mark.parametrize("cls", ACTIVATIONS, ids=lambda c: c.__name__)
+def test_activation_errors(cls):
+    act = cls()
+    with pytest.raises(ValueError, match="forward"):
+        act.backward(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=arg("x")):
+        act.forward(np.full((2, 3), "a"))
+    act.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=arg("dout")):
+        act.backward(np.ones((2, 4)))
+    with pytest.raises(ValueError, match=arg("dout")):
+        act.backward(np.ones((3, 3)))
+    np.testing.assert_array_equal(act.backward(np.zeros((2, 3))), 0.0)  # still usable
+
+
+# --------------------------------------------------------------------------- MLP methods
+def test_mlp_backward_before_forward_and_wrong_shape(model):
+    snap = snapshot(model)
+    with pytest.raises(ValueError, match="forward"):
+        model.backward(np.ones((2, C)))
+    model.forward(np.ones((2, D)))
+    for shape in [(2, C + 1), (3, C), (2,)]:
+        with pytest.raises(ValueError, match=arg("dscores")):
+            model.backward(np.ones(shape))
+    assert_unchanged(model, snap)
+
+
+@pytest.mark.parametrize("loss", ["svm", "mse"])
+def test_predict_proba_not_available(loss, Xy):
+    X, _ = Xy
+    model = mlpfast.MLP([D, 5, C], loss=loss, seed=0)
+    with pytest.raises(ValueError, match="predict_proba|probabilit"):
+        model.predict_proba(X)
+
+
+# --------------------------------------------------------------------------- loss functions
+@pytest.mark.parametrize(
+    ("call", "exc", "name"),
+    [
+        (lambda: mlpfast.softmax_loss(np.ones(3), [0, 1, 2]), ValueError, "scores"),
+        (lambda: mlpfast.softmax_loss(np.ones((0, 3)), []), ValueError, "scores"),
+        (lambda: mlpfast.softmax_loss(np.ones((2, 3)), [0, 3]), ValueError, "y"),
+        (lambda: mlpfast.softmax_loss(np.ones((2, 3)), [0, -1]), ValueError, "y"),
+        (lambda: mlpfast.softmax_loss(np.ones((2, 3)), [0, 1.5]), ValueError, "y"),
+        (lambda: mlpfast.softmax_loss(np.ones((2, 3)), [0]), ValueError, "y"),
+        (lambda: mlpfast.softmax_loss(np.full((2, 3), "a"), [0, 1]), TypeError, "scores"),
+        (lambda: mlpfast.svm_loss(np.ones((2, 3)), [0, 5]), ValueError, "y"),
+        (lambda: mlpfast.svm_loss(np.ones((2, 3)), [0, np.nan]), ValueError, "y"),
+        (lambda: mlpfast.mse_loss(np.ones((2, 3)), np.ones((2, 2))), ValueError, "target"),
+        (lambda: mlpfast.mse_loss(np.ones((2, 3)), np.ones((3, 3))), ValueError, "target"),
+        (lambda: mlpfast.bce_loss(np.ones(4), np.array([0, 1, 0.5, 1])), ValueError, "y"),
+        (lambda: mlpfast.bce_loss(np.ones(4), np.array([0, 1, 2, 1])), ValueError, "y"),
+        (lambda: mlpfast.bce_loss(np.ones((4, 2)), np.ones((4, 3))), ValueError, "y"),
+        (lambda: mlpfast.bce_loss(np.ones(4), np.ones(5)), ValueError, "y"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_loss_function_input(call, exc, name):
+    with pytest.raises(exc, match=arg(name)):
+        call()
+
+
+# --------------------------------------------------------------------------- threads
+@pytest.mark.parametrize("n", [0, -1])
+def test_bad_num_threads(restore_threads, n):
+    before = mlpfast.get_num_threads()
+    with pytest.raises(ValueError, match=r"\bn\b"):
+        mlpfast.set_num_threads(n)
+    assert mlpfast.get_num_threads() == before

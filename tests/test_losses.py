@@ -1,0 +1,167 @@
+"""Tests of the loss functions: values and gradients against numpy, gradchecks, shapes, dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import numpy_reference as ref
+
+import mlpfast
+from mlpfast.gradcheck import eval_numerical_gradient, rel_error
+
+
+def check_grad(fn, scores):
+    """rel_error between fn's analytic gradient and a numeric one at ``scores``."""
+    _, analytic = fn(scores)
+    numeric = eval_numerical_gradient(lambda s: fn(s)[0], scores.copy())
+    return rel_error(analytic, numeric)
+
+
+# --------------------------------------------------------------------------- softmax
+def test_softmax_matches_numpy(rng):
+    s = rng.standard_normal((7, 4))
+    y = rng.integers(0, 4, 7)
+    loss, ds = mlpfast.softmax_loss(s, y)
+    ref_loss, ref_ds = ref.softmax_loss(s, y)
+    assert isinstance(loss, float)
+    assert loss == pytest.approx(ref_loss, rel=1e-13)
+    assert ds.shape == s.shape and ds.dtype == np.float64
+    np.testing.assert_allclose(ds, ref_ds, rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_uniform_scores_give_log_c():
+    loss, ds = mlpfast.softmax_loss(np.zeros((3, 5)), [0, 1, 4])
+    assert loss == pytest.approx(np.log(5.0), rel=1e-14)
+    np.testing.assert_allclose(ds.sum(axis=1), 0.0, atol=1e-16)
+
+
+def test_softmax_gradcheck(rng):
+    s = rng.standard_normal((6, 5))
+    y = rng.integers(0, 5, 6)
+    assert check_grad(lambda v: mlpfast.softmax_loss(v, y), s) < 1e-7
+
+
+def test_softmax_is_stable_for_huge_scores():
+    loss, ds = mlpfast.softmax_loss(np.array([[1000.0, 0.0], [-1000.0, 1000.0]]), [0, 0])
+    assert np.isfinite(loss) and np.all(np.isfinite(ds))
+    assert loss == pytest.approx(1000.0, rel=1e-12)  # row 0 contributes 0, row 1 contributes 2000
+
+
+# --------------------------------------------------------------------------- svm
+def test_svm_matches_numpy(rng):
+    s = 3 * rng.standard_normal((8, 4))
+    y = rng.integers(0, 4, 8)
+    assert np.min(np.abs(ref.svm_margins(s, y))) > 1e-3  # off the hinge kinks
+    loss, ds = mlpfast.svm_loss(s, y)
+    ref_loss, ref_ds = ref.svm_loss(s, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-13)
+    np.testing.assert_allclose(ds, ref_ds, rtol=1e-13, atol=1e-15)
+
+
+def test_svm_custom_margin(rng):
+    s = 3 * rng.standard_normal((8, 4))
+    y = rng.integers(0, 4, 8)
+    loss, ds = mlpfast.svm_loss(s, y, margin=2.5)
+    ref_loss, ref_ds = ref.svm_loss(s, y, margin=2.5)
+    assert loss == pytest.approx(ref_loss, rel=1e-13)
+    np.testing.assert_allclose(ds, ref_ds, rtol=1e-13, atol=1e-15)
+
+
+def test_svm_gradcheck_away_from_kinks(rng):
+    s = 3 * rng.standard_normal((6, 4))
+    y = rng.integers(0, 4, 6)
+    assert np.min(np.abs(ref.svm_margins(s, y))) > 1e-3
+    assert check_grad(lambda v: mlpfast.svm_loss(v, y), s) < 1e-7
+
+
+def test_svm_zero_margin_is_not_counted():
+    # s_1 - s_0 + 1 == 0 exactly: the hinge is at its kink, which counts as inactive.
+    loss, ds = mlpfast.svm_loss(np.array([[1.0, 0.0]]), [0])
+    assert loss == 0.0
+    np.testing.assert_array_equal(ds, [[0.0, 0.0]])
+    # Slightly positive: counted, gradient +1 on j, -1 on y (divided by N=1).
+    loss, ds = mlpfast.svm_loss(np.array([[1.0, 0.5]]), [0])
+    assert loss == pytest.approx(0.5)
+    np.testing.assert_array_equal(ds, [[-1.0, 1.0]])
+
+
+def test_svm_lecture_example():
+    # cs231n's three-example SVM: losses 2.9, 0, 12.9 -> mean 5.27 (columns are examples there).
+    s = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
+    loss, _ = mlpfast.svm_loss(s, [0, 1, 2])
+    assert loss == pytest.approx((2.9 + 0.0 + 12.9) / 3, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- mse
+def test_mse_matches_numpy(rng):
+    p = rng.standard_normal((5, 3))
+    t = rng.standard_normal((5, 3))
+    loss, dp = mlpfast.mse_loss(p, t)
+    assert loss == pytest.approx(np.mean((p - t) ** 2), rel=1e-13)  # mean over all N*K
+    np.testing.assert_allclose(dp, 2 * (p - t) / 15, rtol=1e-13)
+
+
+def test_mse_gradcheck(rng):
+    p = rng.standard_normal((6, 2))
+    t = rng.standard_normal((6, 2))
+    assert check_grad(lambda v: mlpfast.mse_loss(v, t), p) < 1e-7
+
+
+# --------------------------------------------------------------------------- bce
+@pytest.mark.parametrize(
+    ("logit_shape", "y_shape"),
+    [((6,), (6,)), ((6, 1), (6, 1)), ((6, 1), (6,)), ((6, 3), (6, 3))],
+)
+def test_bce_matches_numpy_and_shapes(rng, logit_shape, y_shape):
+    z = 2 * rng.standard_normal(logit_shape)
+    y = rng.integers(0, 2, y_shape)
+    loss, dz = mlpfast.bce_loss(z, y)
+    assert dz.shape == z.shape
+    z2 = z.reshape(6, -1)
+    ref_loss, ref_dz = ref.bce_loss(z2, y.reshape(z2.shape))
+    assert loss == pytest.approx(ref_loss, rel=1e-13)  # mean over rows of row sums
+    np.testing.assert_allclose(dz.reshape(z2.shape), ref_dz, rtol=1e-12, atol=1e-16)
+
+
+def test_bce_multilabel_sums_over_outputs(rng):
+    # Loss is the mean over ROWS of the per-row sum, not the mean over all elements.
+    z = np.zeros((4, 3))
+    loss, dz = mlpfast.bce_loss(z, np.ones((4, 3)))
+    assert loss == pytest.approx(3 * np.log(2.0), rel=1e-14)
+    np.testing.assert_allclose(dz, -0.5 / 4, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(6,), (6, 1), (6, 3)])
+def test_bce_gradcheck(rng, shape):
+    z = 2 * rng.standard_normal(shape)
+    y = rng.integers(0, 2, shape).astype(np.float64)
+    assert check_grad(lambda v: mlpfast.bce_loss(v, y), z) < 1e-7
+
+
+def test_bce_is_stable_for_huge_logits():
+    loss, dz = mlpfast.bce_loss(np.array([1000.0, -1000.0, 1000.0]), np.array([1.0, 0.0, 0.0]))
+    assert np.isfinite(loss) and np.all(np.isfinite(dz))
+    assert loss == pytest.approx(1000.0 / 3, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize(
+    ("fn", "make_y"),
+    [
+        (mlpfast.softmax_loss, lambda rng: rng.integers(0, 4, 5)),
+        (mlpfast.svm_loss, lambda rng: rng.integers(0, 4, 5)),
+        (mlpfast.mse_loss, lambda rng: rng.standard_normal((5, 4))),
+        (mlpfast.bce_loss, lambda rng: rng.integers(0, 2, (5, 4))),
+    ],
+    ids=["softmax", "svm", "mse", "bce"],
+)
+def test_float32_scores_give_float32_gradient(rng, fn, make_y):
+    s64 = rng.standard_normal((5, 4))
+    y = make_y(rng)
+    s32 = s64.astype(np.float32)
+    loss32, d32 = fn(s32, y)
+    loss64, d64 = fn(s32.astype(np.float64), y)
+    assert isinstance(loss32, float)
+    assert d32.dtype == np.float32 and d64.dtype == np.float64
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    np.testing.assert_allclose(d32, d64, rtol=1e-5, atol=1e-6)

@@ -37,7 +37,9 @@ def act_forward(name: str, z: np.ndarray, alpha: float | None = None) -> np.ndar
     raise ValueError(name)
 
 
-def act_backward(name: str, z: np.ndarray, dy: np.ndarray, alpha: float | None = None) -> np.ndarray:
+def act_backward(
+    name: str, z: np.ndarray, dy: np.ndarray, alpha: float | None = None
+) -> np.ndarray:
     """Gradient through the activation ``name`` at pre-activation ``z`` (x <= 0 side at 0)."""
     if name == "identity":
         return dy.copy()
@@ -124,7 +126,9 @@ def params_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for layer in model.layers:
         if hasattr(layer, "weight"):
-            out.append((np.array(layer.weight, dtype=np.float64), np.array(layer.bias, dtype=np.float64)))
+            out.append(
+                (np.array(layer.weight, dtype=np.float64), np.array(layer.bias, dtype=np.float64))
+            )
     return out
 
 
@@ -190,7 +194,7 @@ def kink_distance(params, activation: str, X) -> float:
     """Smallest distance of any hidden unit to a kink (0 for relu family, ties for maxout)."""
     _, cache = forward(params, activation, X)
     best = np.inf
-    for a, z, idx in cache[:-1]:
+    for _a, z, _idx in cache[:-1]:
         if activation == "maxout":
             zs = np.sort(z, axis=0)
             best = min(best, float(np.min(zs[-1] - zs[-2])))

@@ -33,7 +33,9 @@ def test_forward_backward_match_numpy(rng, cls, name, alpha):
     x = off_kink(rng, (6, 5))
     dy = rng.standard_normal((6, 5))
     np.testing.assert_allclose(act.forward(x), act_forward(name, x, alpha), rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(act.backward(dy), act_backward(name, x, dy, alpha), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        act.backward(dy), act_backward(name, x, dy, alpha), rtol=1e-13, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize(("cls", "name", "alpha"), ACTS, ids=IDS)
@@ -80,7 +82,9 @@ def test_saturating_activations_do_not_overflow():
     t = mlpfast.Tanh().forward(x)
     e = mlpfast.ELU().forward(x)
     assert np.all(np.isfinite(s)) and np.all(np.isfinite(t)) and np.all(np.isfinite(e))
-    np.testing.assert_allclose(s, [[0.0, 1.0 / (1.0 + np.exp(50.0)), 0.5, 1.0 / (1.0 + np.exp(-50.0)), 1.0]], atol=1e-300)
+    np.testing.assert_allclose(
+        s, [[0.0, 1.0 / (1.0 + np.exp(50.0)), 0.5, 1.0 / (1.0 + np.exp(-50.0)), 1.0]], atol=1e-300
+    )
     np.testing.assert_allclose(t, [[-1.0, -1.0, 0.0, 1.0, 1.0]], atol=1e-15)
     np.testing.assert_allclose(e, [[-1.0, -1.0, 0.0, 50.0, 1000.0]], atol=1e-15)
 

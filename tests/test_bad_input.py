@@ -39,7 +39,7 @@ def assert_unchanged(obj, snap):
 
 
 @pytest.fixture
-def Xy():
+def data():
     """Valid softmax training data: X (N, D) float64, y (N,) int64 in [0, C)."""
     rng = np.random.default_rng(0)
     return rng.standard_normal((N, D)), rng.integers(0, C, N)
@@ -80,8 +80,8 @@ X_CASES = _x_cases()
 
 @pytest.mark.parametrize(("Xbad", "exc"), [c[1:] for c in X_CASES], ids=[c[0] for c in X_CASES])
 @pytest.mark.parametrize("method", ["fit", "loss", "score", "predict", "predict_proba", "forward"])
-def test_bad_X(model, Xy, Xbad, exc, method):
-    _, y = Xy
+def test_bad_x_argument(model, data, Xbad, exc, method):
+    _, y = data
     snap = snapshot(model)
     call = {
         "fit": lambda: model.fit(Xbad, y, epochs=1),
@@ -96,11 +96,15 @@ def test_bad_X(model, Xy, Xbad, exc, method):
     assert_unchanged(model, snap)
 
 
-def test_empty_X(model):
+def test_empty_x_argument(model):
     snap = snapshot(model)
     X0 = np.zeros((0, D))
     y0 = np.zeros(0, dtype=np.int64)
-    for call in (lambda: model.fit(X0, y0, epochs=1), lambda: model.loss(X0, y0), lambda: model.predict(X0)):
+    for call in (
+        lambda: model.fit(X0, y0, epochs=1),
+        lambda: model.loss(X0, y0),
+        lambda: model.predict(X0),
+    ):
         with pytest.raises(ValueError, match=arg("X")):
             call()
     assert_unchanged(model, snap)
@@ -129,8 +133,8 @@ Y_CASES = _y_cases()
 
 @pytest.mark.parametrize(("ybad", "exc"), [c[1:] for c in Y_CASES], ids=[c[0] for c in Y_CASES])
 @pytest.mark.parametrize("method", ["fit", "loss", "score"])
-def test_bad_y(model, Xy, ybad, exc, method):
-    X, _ = Xy
+def test_bad_y(model, data, ybad, exc, method):
+    X, _ = data
     snap = snapshot(model)
     call = {
         "fit": lambda: model.fit(X, ybad, epochs=1),
@@ -144,11 +148,16 @@ def test_bad_y(model, Xy, ybad, exc, method):
 
 @pytest.mark.parametrize(
     "ybad",
-    [np.ones((N, 3)), np.ones(N), with_value(np.ones((N, 2)), (4, 1), np.nan), np.full((N, 2), "x")],
+    [
+        np.ones((N, 3)),
+        np.ones(N),
+        with_value(np.ones((N, 2)), (4, 1), np.nan),
+        np.full((N, 2), "x"),
+    ],
     ids=["columns", "1d", "nan", "strings"],
 )
-def test_bad_mse_targets(Xy, ybad):
-    X, _ = Xy
+def test_bad_mse_targets(data, ybad):
+    X, _ = data
     model = mlpfast.MLP([D, 5, 2], loss="mse", dtype="float64", seed=0)
     snap = snapshot(model)
     exc = TypeError if ybad.dtype.kind == "U" else ValueError
@@ -160,8 +169,8 @@ def test_bad_mse_targets(Xy, ybad):
 
 
 @pytest.mark.parametrize("value", [0.5, 2.0, -1.0, np.nan])
-def test_bad_bce_targets(Xy, value):
-    X, _ = Xy
+def test_bad_bce_targets(data, value):
+    X, _ = data
     model = mlpfast.MLP([D, 5, 1], loss="bce", dtype="float64", seed=0)
     snap = snapshot(model)
     ybad = with_value(np.zeros(N), 3, value)
@@ -195,17 +204,23 @@ FIT_SETTINGS = [
     ("beta", {"optimizer": "adam", "betas": (1.0, 0.999)}, ValueError),
     ("beta", {"optimizer": "adam", "betas": (0.9, -0.1)}, ValueError),
     ("eps", {"optimizer": "adam", "eps": 0.0}, ValueError),
-    ("validation_data", {"validation_data": (np.ones((3, D + 1)), np.zeros(3, dtype=int))}, ValueError),
+    (
+        "validation_data",
+        {"validation_data": (np.ones((3, D + 1)), np.zeros(3, dtype=int))},
+        ValueError,
+    ),
     ("validation_data", {"validation_data": (np.ones((3, D)), np.array([0, 1, C]))}, ValueError),
     ("validation_data", {"validation_data": (np.ones((3, D)), np.array([0, 1]))}, ValueError),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs", "exc"), FIT_SETTINGS, ids=[f"{c[0]}={list(c[1].values())[-1]!r}" for c in FIT_SETTINGS]
+    ("name", "kwargs", "exc"),
+    FIT_SETTINGS,
+    ids=[f"{c[0]}={list(c[1].values())[-1]!r}" for c in FIT_SETTINGS],
 )
-def test_bad_fit_settings(model, Xy, name, kwargs, exc):
-    X, y = Xy
+def test_bad_fit_settings(model, data, name, kwargs, exc):
+    X, y = data
     snap = snapshot(model)
     with pytest.raises(exc, match=arg(name) if name != "beta" else r"beta"):
         model.fit(X, y, **{"epochs": 2, **kwargs})
@@ -214,8 +229,8 @@ def test_bad_fit_settings(model, Xy, name, kwargs, exc):
     model.fit(X, y, epochs=1)
 
 
-def test_momentum_just_below_one_is_accepted(model, Xy):
-    X, y = Xy
+def test_momentum_just_below_one_is_accepted(model, data):
+    X, y = data
     model.fit(X, y, epochs=1, momentum=0.999)
 
 
@@ -286,7 +301,9 @@ def test_layer_bad_forward_input(layer):
     assert_unchanged(layer, snap)
 
 
-@pytest.mark.parametrize("make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"])
+@pytest.mark.parametrize(
+    "make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"]
+)
 def test_layer_backward_before_forward(make):
     layer = make()
     snap = snapshot(layer)
@@ -295,7 +312,9 @@ def test_layer_backward_before_forward(make):
     assert_unchanged(layer, snap)
 
 
-@pytest.mark.parametrize("make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"])
+@pytest.mark.parametrize(
+    "make", [lambda: layers()[0], lambda: layers()[1]], ids=["linear", "maxout"]
+)
 @pytest.mark.parametrize("shape", [(3, C), (2, C + 1), (2,), (2, C, 1)])
 def test_layer_backward_wrong_dout_shape(make, shape):
     layer = make()
@@ -319,10 +338,14 @@ def test_layer_backward_wrong_dout_shape(make, shape):
 def test_assign_wrong_shape(make, w_shape, b_shape):
     layer = make()
     snap = snapshot(layer)
-    for bad in (np.ones(w_shape[:-1] + (w_shape[-1] + 1,)), np.ones(w_shape).T, np.ones(w_shape).ravel()):
+    for bad in (
+        np.ones((*w_shape[:-1], w_shape[-1] + 1)),
+        np.ones(w_shape).T,
+        np.ones(w_shape).ravel(),
+    ):
         with pytest.raises(ValueError, match=arg("weight")):
             layer.weight = bad
-    for bad in (np.ones(b_shape[:-1] + (b_shape[-1] + 1,)), np.ones((*b_shape, 1))):
+    for bad in (np.ones((*b_shape[:-1], b_shape[-1] + 1)), np.ones((*b_shape, 1))):
         with pytest.raises(ValueError, match=arg("bias")):
             layer.bias = bad
     with pytest.raises(TypeError, match=arg("weight")):
@@ -330,7 +353,14 @@ def test_assign_wrong_shape(make, w_shape, b_shape):
     assert_unchanged(layer, snap)
 
 
-ACTIVATIONS = [mlpfast.Identity, mlpfast.Sigmoid, mlpfast.Tanh, mlpfast.ReLU, mlpfast.LeakyReLU, mlpfast.ELU]
+ACTIVATIONS = [
+    mlpfast.Identity,
+    mlpfast.Sigmoid,
+    mlpfast.Tanh,
+    mlpfast.ReLU,
+    mlpfast.LeakyReLU,
+    mlpfast.ELU,
+]
 
 
 @pytest.mark.parametrize("cls", ACTIVATIONS, ids=lambda c: c.__name__)
@@ -361,10 +391,10 @@ def test_mlp_backward_before_forward_and_wrong_shape(model):
 
 
 @pytest.mark.parametrize("loss", ["svm", "mse"])
-def test_predict_proba_not_available(loss, Xy):
-    X, _ = Xy
+def test_predict_proba_not_available(loss, data):
+    X, _ = data
     model = mlpfast.MLP([D, 5, C], loss=loss, seed=0)
-    with pytest.raises(ValueError, match="predict_proba|probabilit"):
+    with pytest.raises(ValueError, match=r"predict_proba|probabilit"):
         model.predict_proba(X)
 
 

@@ -6,8 +6,8 @@ Also checks that every output comes back in the object's dtype.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import numpy_reference as ref
+import pytest
 
 import mlpfast
 
@@ -94,7 +94,9 @@ def test_fit_in_float32_tracks_float64(rng):
             np.testing.assert_allclose(l32.weight, l64.weight, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", np.float32, np.float64, np.dtype("float32")])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "float64", np.float32, np.float64, np.dtype("float32")]
+)
 def test_dtype_argument_forms(dtype):
     want = np.dtype(dtype)
     assert mlpfast.Linear(3, 2, dtype=dtype, seed=0).weight.dtype == want

@@ -124,4 +124,6 @@ def test_float32_layer_returns_float32(rng):
 def test_batch_sizes(rng, n):
     layer = make_linear(rng, 6, 5)
     x = rng.standard_normal((n, 6))
-    np.testing.assert_allclose(layer.forward(x), x @ layer.weight + layer.bias, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        layer.forward(x), x @ layer.weight + layer.bias, rtol=1e-12, atol=1e-12
+    )

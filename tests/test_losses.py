@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import numpy_reference as ref
+import pytest
 
 import mlpfast
 from mlpfast.gradcheck import eval_numerical_gradient, rel_error

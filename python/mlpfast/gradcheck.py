@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 
-def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+def eval_numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """Return the centered-difference gradient of the scalar function ``f`` at ``x``.
 
     ``x`` (a float numpy array, possibly a view into other memory) is perturbed in
@@ -133,11 +135,14 @@ def check_model(model: Any, X: Any, y: Any) -> dict[str, float]:
     """
     _, grads = model.loss(X, y)
     grads = [
-        (np.array(gw, dtype=np.float64, copy=True), np.array(gb, dtype=np.float64, copy=True)) for gw, gb in grads
+        (np.array(gw, dtype=np.float64, copy=True), np.array(gb, dtype=np.float64, copy=True))
+        for gw, gb in grads
     ]
     layers = _param_layers(model)
     if len(grads) != len(layers):
-        raise ValueError(f"model.loss returned {len(grads)} gradient pairs for {len(layers)} parameter layers")
+        raise ValueError(
+            f"model.loss returned {len(grads)} gradient pairs for {len(layers)} parameter layers"
+        )
 
     def f(_: np.ndarray) -> float:
         return float(model.loss(X, y)[0])

@@ -60,6 +60,14 @@ impl DType {
     }
 }
 
+impl FromPyObject<'_, '_> for DType {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        DType::parse(&obj)
+    }
+}
+
 /// A scalar the binding can hand to both numpy and the core.
 pub trait Elem: Float + Element {
     /// The matching [`DType`].
@@ -214,14 +222,6 @@ pub unsafe fn view<'py, T: Elem, Sh: IntoDimension>(
     unsafe { PyArray::borrow_from_array(&v, owner) }
 }
 
-/// A `dtype` argument (any of the spellings numpy accepts) resolved to a [`DType`].
-pub fn dtype_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<DType> {
-    match obj {
-        None => Ok(DType::F32),
-        Some(o) => DType::parse(o),
-    }
-}
-
 /// Class labels for `classes` classes, one per row: integers (or integral floats, or
 /// booleans) in [0, classes). Returns them as indices.
 pub fn labels(
@@ -267,9 +267,10 @@ pub fn labels(
             .collect()
     } else {
         let a = numpy_module(arr.py())?
-            .getattr("asarray")?
+            .getattr("ascontiguousarray")?
             .call1((&arr, "int64"))?
-            .cast_into::<numpy::PyArray1<i64>>()?;
+            .cast_into::<numpy::PyArray1<i64>>()
+            .map_err(|_| PyTypeError::new_err(format!("{arg}: could not convert to int64")))?;
         let ro = a.readonly();
         let vals = ro.as_slice()?;
         vals.iter()

@@ -199,6 +199,11 @@ impl<T: Elem, L: ParamLayer<T>> Slot<L, T> {
         Ok(convert::new_array(py, (rows, self.layer.outputs()), out))
     }
 
+    /// Rows of the input of the last forward, if any.
+    pub fn cached_rows(&self, py: Python<'_>) -> Option<usize> {
+        self.input.as_ref().map(|x| x.bind(py).shape()[0])
+    }
+
     /// `backward(dout)`: gradient at the input of the last forward; fills the layer's grads.
     pub fn backward<'py>(&mut self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<T>>> {
         let py = dout.py();
@@ -396,17 +401,20 @@ pub struct PyLinear {
 
 param_layer_methods!(PyLinear, {
     #[new]
-    #[pyo3(signature = (in_features, out_features, *, dtype = None, seed = None))]
+    #[pyo3(
+        signature = (in_features, out_features, *, dtype = DType::F32, seed = None),
+        text_signature = "(in_features, out_features, *, dtype='float32', seed=None)"
+    )]
     fn new(
         in_features: usize,
         out_features: usize,
-        dtype: Option<&Bound<'_, PyAny>>,
+        dtype: DType,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         check_features("in_features", in_features)?;
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
-        let slot = match convert::dtype_arg(dtype)? {
+        let slot = match dtype {
             DType::F32 => SlotPair::from_layer(Linear::<f32>::new(
                 in_features,
                 out_features,
@@ -442,18 +450,21 @@ pub struct PyMaxout {
 
 param_layer_methods!(PyMaxout, {
     #[new]
-    #[pyo3(signature = (in_features, out_features, pieces = 2, *, dtype = None, seed = None))]
+    #[pyo3(
+        signature = (in_features, out_features, pieces = 2, *, dtype = DType::F32, seed = None),
+        text_signature = "(in_features, out_features, pieces=2, *, dtype='float32', seed=None)"
+    )]
     fn new(
         in_features: usize,
         out_features: usize,
         pieces: usize,
-        dtype: Option<&Bound<'_, PyAny>>,
+        dtype: DType,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         check_features("in_features", in_features)?;
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
-        let slot = match convert::dtype_arg(dtype)? {
+        let slot = match dtype {
             DType::F32 => SlotPair::from_layer(
                 Maxout::<f32>::new(in_features, out_features, pieces, &mut rng).py()?,
             ),

@@ -395,15 +395,24 @@ impl PyMLP {
                 None => py.detach(|| train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor)),
             }
         });
-        match result {
-            Ok(h) => Ok(h),
-            Err(mlpfast_core::Error::Interrupted) => Err(monitor
-                .error
-                .take()
-                .unwrap_or_else(|| to_py(mlpfast_core::Error::Interrupted))),
-            Err(e) => Err(to_py(e)),
+        // A signal (or a failed print) seen at an epoch boundary ends training "normally" as
+        // far as the core knows; it is still the caller's exception.
+        if let Some(e) = monitor.error.take() {
+            return Err(e);
         }
+        result.map_err(to_py)
     }
+}
+
+/// `obj` as a finite (N, cols) matrix of `T` (errors name `arg`).
+fn checked_matrix<'py, T: Elem>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    cols: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let m = convert::matrix::<T>(obj, arg, Some(cols))?;
+    convert::check_finite(m.readonly().as_slice()?, arg)?;
+    Ok(m.into_any())
 }
 
 /// The history key of the validation metric.
@@ -448,13 +457,16 @@ fn positive_finite(arg: &str, v: f64) -> PyResult<f64> {
 #[pymethods]
 impl PyMLP {
     #[new]
-    #[pyo3(signature = (layer_sizes, *, activation = "relu", loss = "softmax", dtype = None, seed = None))]
+    #[pyo3(
+        signature = (layer_sizes, *, activation = "relu", loss = "softmax", dtype = DType::F32, seed = None),
+        text_signature = "(layer_sizes, *, activation='relu', loss='softmax', dtype='float32', seed=None)"
+    )]
     fn new(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
         activation: &str,
         loss: &str,
-        dtype: Option<&Bound<'_, PyAny>>,
+        dtype: DType,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
@@ -468,7 +480,6 @@ impl PyMLP {
             })?),
         };
         let loss = Loss::from_name(loss).py()?;
-        let dtype = convert::dtype_arg(dtype)?;
         let spec = Spec::new(&sizes, hidden, loss).py()?;
         let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
         let layers = match dtype {
@@ -524,9 +535,15 @@ impl PyMLP {
 
     /// Scores for X (N, inputs), through every layer's forward (each keeps what backward needs).
     #[pyo3(name = "forward")]
-    fn forward_py<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = x.py();
-        let mut h = x.clone();
+    #[allow(non_snake_case)]
+    fn forward_py<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = X.py();
+        // Converted and checked here, so that errors name X; the first layer then takes the
+        // converted array as it is.
+        let mut h = match self.dtype {
+            DType::F32 => checked_matrix::<f32>(X, "X", self.spec.inputs())?,
+            DType::F64 => checked_matrix::<f64>(X, "X", self.spec.inputs())?,
+        };
         for layer in &self.layers {
             h = match layer {
                 LayerObj::Linear(p) => {
@@ -545,7 +562,30 @@ impl PyMLP {
     #[pyo3(name = "backward")]
     fn backward_py<'py>(&self, dscores: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = dscores.py();
-        let mut d = dscores.clone();
+        let k = self.spec.outputs();
+        let rows = match self.layers.last() {
+            Some(LayerObj::Linear(p)) => typed!(&p.bind(py).borrow().slot, s => s.cached_rows(py)),
+            _ => None,
+        };
+        let Some(rows) = rows else {
+            return Err(PyValueError::new_err(
+                "backward: called before forward (nothing to differentiate at)",
+            ));
+        };
+        let mut d = match self.dtype {
+            DType::F32 => checked_matrix::<f32>(dscores, "dscores", k)?,
+            DType::F64 => checked_matrix::<f64>(dscores, "dscores", k)?,
+        };
+        let got: Vec<usize> = d
+            .extract::<Bound<'_, numpy::PyUntypedArray>>()?
+            .shape()
+            .to_vec();
+        if got[0] != rows {
+            return Err(PyValueError::new_err(format!(
+                "dscores: expected shape ({rows}, {k}) (the shape of forward's output), got {}",
+                mlpfast_core::error::fmt_shape(&got)
+            )));
+        }
         for layer in self.layers.iter().rev() {
             d = match layer {
                 LayerObj::Linear(p) => {
@@ -562,13 +602,14 @@ impl PyMLP {
 
     /// (loss, grads): the mean data loss on (X, y) and [(grad_weight, grad_bias), ...] for
     /// every parameter layer, by forward, loss and backward through the layers.
+    #[allow(non_snake_case)]
     fn loss<'py>(
         &self,
-        x: &Bound<'py, PyAny>,
+        X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
-        let py = x.py();
-        let scores = self.forward_py(x)?;
+        let py = X.py();
+        let scores = self.forward_py(X)?;
         let (value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
         self.backward_py(&dscores)?;
         let grads = PyList::empty(py);

@@ -78,6 +78,18 @@ pub(crate) fn check_matrix<T: Copy>(
     Ok(())
 }
 
+/// Checks an output buffer `arg` holds `rows × cols` elements.
+pub(crate) fn check_buffer<T>(arg: &str, buf: &[T], rows: usize, cols: usize) -> Result<()> {
+    if buf.len() != rows * cols {
+        return Err(Error::shape(
+            arg,
+            fmt_shape(&[rows, cols]),
+            format!("{} elements", buf.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// A fully-connected layer holding its parameters and their gradients.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear<T> {
@@ -113,13 +125,7 @@ impl<T: Float> Linear<T> {
     /// `out = x · W + b`; x is (N, in), out is (N, out) row-major.
     pub fn forward(&self, x: MatRef<'_, T>, out: &mut [T]) -> Result<()> {
         check_matrix("x", x, None, self.inputs)?;
-        if out.len() != x.rows() * self.outputs {
-            return Err(Error::shape(
-                "out",
-                fmt_shape(&[x.rows(), self.outputs]),
-                format!("{} elements", out.len()),
-            ));
-        }
+        check_buffer("out", out, x.rows(), self.outputs)?;
         affine_forward(x, &self.weight, &self.bias, Activation::Identity, out);
         Ok(())
     }
@@ -135,13 +141,7 @@ impl<T: Float> Linear<T> {
         check_matrix("x", x, None, self.inputs)?;
         check_matrix("dout", dy, Some(x.rows()), self.outputs)?;
         if let Some(dx) = &dx {
-            if dx.len() != x.rows() * self.inputs {
-                return Err(Error::shape(
-                    "dx",
-                    fmt_shape(&[x.rows(), self.inputs]),
-                    format!("{} elements", dx.len()),
-                ));
-            }
+            check_buffer("dx", dx, x.rows(), self.inputs)?;
         }
         affine_backward(
             x,

@@ -17,10 +17,10 @@
 //! The winners are kept as one byte per output, so k ≤ 255.
 
 use crate::activation::Activation;
-use crate::error::{Error, Result, fmt_shape};
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::gemm::matmul;
-use crate::linear::{affine_forward, check_matrix, column_sums};
+use crate::linear::{affine_forward, check_buffer, check_matrix, column_sums};
 use crate::matrix::MatRef;
 use crate::rng::{Init, Rng};
 
@@ -136,14 +136,8 @@ impl<T: Float> Maxout<T> {
     /// which [`Maxout::backward`] needs.
     pub fn forward(&self, x: MatRef<'_, T>, out: &mut [T]) -> Result<Vec<u8>> {
         check_matrix("x", x, None, self.inputs)?;
+        check_buffer("out", out, x.rows(), self.outputs)?;
         let n = x.rows() * self.outputs;
-        if out.len() != n {
-            return Err(Error::shape(
-                "out",
-                fmt_shape(&[x.rows(), self.outputs]),
-                format!("{} elements", out.len()),
-            ));
-        }
         let mut z = vec![T::ZERO; self.pieces * n];
         let mut argmax = vec![0u8; n];
         maxout_forward(
@@ -175,13 +169,7 @@ impl<T: Float> Maxout<T> {
             ));
         }
         if let Some(dx) = &dx {
-            if dx.len() != x.rows() * self.inputs {
-                return Err(Error::shape(
-                    "dx",
-                    fmt_shape(&[x.rows(), self.inputs]),
-                    format!("{} elements", dx.len()),
-                ));
-            }
+            check_buffer("dx", dx, x.rows(), self.inputs)?;
         }
         let mut dz = vec![T::ZERO; x.rows() * self.outputs];
         maxout_backward(

@@ -15,9 +15,9 @@
 //! Python layer objects own them, and the network borrows them for one call.
 
 use crate::activation::Activation;
-use crate::error::{Error, Result, fmt_shape};
+use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::linear::{affine_backward, affine_forward, check_matrix};
+use crate::linear::{affine_backward, affine_forward, check_buffer, check_matrix};
 use crate::loss::{Loss, Targets};
 use crate::matrix::MatRef;
 use crate::maxout::{check_pieces, maxout_backward, maxout_forward};
@@ -279,13 +279,7 @@ impl Spec {
         self.check_params(params)?;
         self.check_input("X", x)?;
         let k = self.outputs();
-        if out.len() != x.rows() * k {
-            return Err(Error::shape(
-                "out",
-                fmt_shape(&[x.rows(), k]),
-                format!("{} elements", out.len()),
-            ));
-        }
+        check_buffer("out", out, x.rows(), k)?;
         const CHUNK: usize = 256;
         let mut ws = Workspace::new(self, CHUNK.min(x.rows()));
         let mut start = 0;

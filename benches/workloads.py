@@ -81,18 +81,21 @@ def init_params(w: Workload, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray
     ]
 
 
-def train_mlpfast(w: Workload, X, y, params, lr: float = 0.01, seed: int = 0) -> mlpfast.MLP:
-    """One fit() call from the given starting weights."""
+def mlpfast_model(w: Workload, params, seed: int = 0) -> mlpfast.MLP:
+    """An ``MLP`` of the workload holding ``params`` (built outside the timed region)."""
     model = mlpfast.MLP(
         list(w.sizes), activation=w.activation, loss=w.loss, dtype=w.dtype, seed=seed
     )
-    for layer, (W, b) in zip(
-        [lr_ for lr_ in model.layers if isinstance(lr_, mlpfast.Linear)], params
-    ):
+    linears = [layer for layer in model.layers if isinstance(layer, mlpfast.Linear)]
+    for layer, (W, b) in zip(linears, params):
         layer.weight = W
         layer.bias = b
-    model.fit(X, y, epochs=w.epochs, batch_size=w.batch, lr=lr, shuffle=True, seed=seed)
     return model
+
+
+def train_mlpfast(w: Workload, model: mlpfast.MLP, X, y, lr: float = 0.01, seed: int = 0):
+    """One fit() call: the whole training run."""
+    model.fit(X, y, epochs=w.epochs, batch_size=w.batch, lr=lr, shuffle=True, seed=seed)
 
 
 def train_numpy(w: Workload, X, y, params, lr: float = 0.01, seed: int = 0):
@@ -133,3 +136,74 @@ def train_numpy(w: Workload, X, y, params, lr: float = 0.01, seed: int = 0):
                 Ws[i] -= lr * dW
                 bs[i] -= lr * db
     return Ws, bs
+
+
+def sklearn_model(w: Workload, lr: float = 0.01, seed: int = 0):
+    """scikit-learn's MLP for the workload (plain SGD, no momentum, no L2, no early stop)."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    cls = MLPRegressor if w.loss == "mse" else MLPClassifier
+    return cls(
+        hidden_layer_sizes=w.sizes[1:-1],
+        activation="logistic" if w.activation == "sigmoid" else w.activation,
+        solver="sgd",
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        learning_rate_init=lr,
+        batch_size=w.batch,
+        max_iter=w.epochs,
+        shuffle=True,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        random_state=seed,
+    )
+
+
+def train_sklearn(w: Workload, model, X, y):
+    """scikit-learn's fit (it copies X to float64 and runs its own numpy loop)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+
+
+def torch_setup(w: Workload, params, X, y):
+    """A PyTorch ``nn.Sequential`` holding ``params``, and the data as tensors."""
+    import torch
+
+    dtype = torch.float32 if w.dtype == "float32" else torch.float64
+    layers = []
+    for i, (W, b) in enumerate(params):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(params) - 1:
+            layers.append(torch.nn.Sigmoid() if w.activation == "sigmoid" else torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y if w.loss == "mse" else y.astype(np.int64))
+    return net, Xt, yt
+
+
+def train_torch(w: Workload, net, Xt, yt, lr: float = 0.01, seed: int = 0):
+    """The usual PyTorch loop: a permutation per epoch, index, forward, loss, backward, step."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    loss_fn = torch.nn.MSELoss() if w.loss == "mse" else torch.nn.CrossEntropyLoss()
+    n = Xt.shape[0]
+    for _ in range(w.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, w.batch):
+            idx = perm[start : start + w.batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()

@@ -17,6 +17,7 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::rng::Init;
+use crate::simd::wide;
 
 /// An elementwise activation function.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,7 +162,10 @@ impl Activation {
 
     /// v = f(v), elementwise.
     pub fn forward_inplace<T: Float>(self, v: &mut [T]) {
-        with_forward!(self, T, |f| map_inplace(v, f));
+        wide(
+            #[inline(always)]
+            || with_forward!(self, T, |f| map_inplace(v, f)),
+        )
     }
 
     /// z = f(z + bias) for a row-major z with `bias.len()` columns: the bias add and the
@@ -171,7 +175,10 @@ impl Activation {
         if bias.is_empty() {
             return;
         }
-        with_forward!(self, T, |f| bias_map_inplace(z, bias, f));
+        wide(
+            #[inline(always)]
+            || with_forward!(self, T, |f| bias_map_inplace(z, bias, f)),
+        )
     }
 
     /// dx = dy · f'(x), differentiating at the input x.
@@ -202,6 +209,14 @@ impl Activation {
 
     /// d = d · f'(x) where y = f(x) is all that was kept (α ≥ 0, see the module notes).
     pub fn backward_from_output_inplace<T: Float>(self, y: &[T], d: &mut [T]) {
+        wide(
+            #[inline(always)]
+            || self.backward_from_output_narrow(y, d),
+        )
+    }
+
+    #[inline(always)]
+    fn backward_from_output_narrow<T: Float>(self, y: &[T], d: &mut [T]) {
         let (zero, one) = (T::ZERO, T::ONE);
         match self {
             Activation::Identity => {}

@@ -1,20 +1,18 @@
 //! The one place that calls the GEMM kernel.
 //!
 //! `dst (m × n) = a (m × k) · b (k × n)`, or `dst += a · b`, where `a` and `b` are strided
-//! views: `xᵀ · dy` and `dy · Wᵀ` in backward pass transposed views, never copies. The kernel is
-//! the `gemm` crate (pure Rust, runtime-dispatched SIMD, no system BLAS). Products large enough
-//! to repay the hand-off run on mlpfast's pool; the kernel splits them over blocks of the
-//! output, so every element is summed in the same order whatever the thread count.
+//! views: `xᵀ · dy` and `dy · Wᵀ` in backward pass transposed views, never copies. The kernel
+//! is faer's matrix product (pure Rust, runtime-dispatched SIMD, no system BLAS), always run
+//! on the calling thread: mlpfast splits its work into independent products itself (see
+//! `step`), so that the split — and so every sum's order — depends on the shapes alone, never
+//! on the number of threads.
 
-use gemm::Parallelism;
+use std::any::TypeId;
+
+use faer::{Accum, MatMut, MatRef as FaerRef, Par};
 
 use crate::float::Float;
 use crate::matrix::MatRef;
-use crate::threads;
-
-/// Below this many multiply-adds a product runs on the calling thread: handing it to the
-/// pool costs more than it saves.
-const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` row-major `a.rows() × b.cols()`.
 ///
@@ -40,46 +38,63 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
         }
         return;
     }
-    let mut run = |parallelism: Parallelism| {
-        // SAFETY: `dst` holds m*n elements, row-major (row stride n, column stride 1);
-        // `in_bounds` checked that every element the views address lies inside their slices;
-        // `dst` is a unique borrow, so it overlaps neither operand.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.data().as_ptr(),
-                a.col_stride() as isize,
-                a.row_stride() as isize,
-                b.data().as_ptr(),
-                b.col_stride() as isize,
-                b.row_stride() as isize,
-                T::ONE,
-                T::ONE,
-                false,
-                false,
-                false,
-                parallelism,
-            )
-        }
-    };
-    let pool = if m * n * k >= PARALLEL_MIN_WORK {
-        threads::pool()
+    // SAFETY (both arms): T is exactly the type named, so the pointer casts are identities;
+    // the checks above bound every element the views address.
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        unsafe { product::<f32>(dst.as_mut_ptr().cast(), n, a.cast(), b.cast(), accumulate) }
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        unsafe { product::<f64>(dst.as_mut_ptr().cast(), n, a.cast(), b.cast(), accumulate) }
     } else {
-        None
-    };
-    match pool {
-        Some(pool) => {
-            let nt = pool.current_num_threads();
-            pool.install(|| run(Parallelism::Rayon(nt)));
-        }
-        None => run(Parallelism::None),
+        unreachable!("Float is implemented for f32 and f64 only")
     }
+}
+
+/// A view's pointer, shape and strides, ready for faer.
+#[derive(Clone, Copy)]
+struct Raw {
+    ptr: *const u8,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+}
+
+impl<T: Float> MatRef<'_, T> {
+    fn cast(&self) -> Raw {
+        Raw {
+            ptr: self.data().as_ptr().cast(),
+            rows: self.rows(),
+            cols: self.cols(),
+            rs: self.row_stride() as isize,
+            cs: self.col_stride() as isize,
+        }
+    }
+}
+
+/// # Safety
+/// `dst` addresses `a.rows × ld` valid elements of `E`, disjoint from the operands; `a`, `b`
+/// address valid `E` elements at every index their shapes and strides reach.
+unsafe fn product<E: faer::traits::ComplexField + Copy + From<f32>>(
+    dst: *mut E,
+    ld: usize,
+    a: Raw,
+    b: Raw,
+    accumulate: bool,
+) {
+    // SAFETY: forwarded from the caller.
+    let (lhs, rhs, out) = unsafe {
+        (
+            FaerRef::<E>::from_raw_parts(a.ptr.cast(), a.rows, a.cols, a.rs, a.cs),
+            FaerRef::<E>::from_raw_parts(b.ptr.cast(), b.rows, b.cols, b.rs, b.cs),
+            MatMut::<E>::from_raw_parts_mut(dst, a.rows, b.cols, ld as isize, 1),
+        )
+    };
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    faer::linalg::matmul::matmul(out, accum, lhs, rhs, E::from(1.0), Par::Seq);
 }
 
 #[cfg(test)]
@@ -96,6 +111,10 @@ mod tests {
         out
     }
 
+    fn close(x: &[f64], y: &[f64]) -> bool {
+        x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1e-12)
+    }
+
     #[test]
     fn strided_and_transposed_operands_match_naive_product() {
         let a: Vec<f64> = (0..12).map(|v| v as f64 * 0.5 - 2.0).collect();
@@ -104,22 +123,45 @@ mod tests {
         let b = MatRef::new(&b, 4, 3);
         let mut out = vec![0.0; 9];
         matmul(&mut out, a, b, false);
-        for (x, y) in out.iter().zip(naive(a, b)) {
-            assert!((x - y).abs() < 1e-12);
-        }
+        assert!(close(&out, &naive(a, b)));
         // aᵀ (4×3) · bᵀ (3×4) through strides alone
         let mut out_t = vec![0.0; 16];
         matmul(&mut out_t, a.t(), b.t(), false);
-        let expect = naive(a.t(), b.t());
-        for (x, y) in out_t.iter().zip(&expect) {
-            assert!((x - y).abs() < 1e-12);
-        }
+        assert!(close(&out_t, &naive(a.t(), b.t())));
+        // a column block, transposed: what the weight-gradient tasks read
+        let mut out_c = vec![0.0; 4];
+        let blk = a.col_block(1, 3);
+        matmul(
+            &mut out_c,
+            blk.t(),
+            MatRef::new(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0][..], 3, 2),
+            false,
+        );
+        assert!(close(
+            &out_c,
+            &naive(
+                blk.t(),
+                MatRef::new(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0][..], 3, 2)
+            )
+        ));
         // accumulate adds to what is there
         let mut acc = vec![1.0; 9];
         matmul(&mut acc, a, b, true);
-        for (x, y) in acc.iter().zip(naive(a, b)) {
-            assert!((x - (y + 1.0)).abs() < 1e-12);
-        }
+        let expect: Vec<f64> = naive(a, b).iter().map(|v| v + 1.0).collect();
+        assert!(close(&acc, &expect));
+    }
+
+    #[test]
+    fn single_precision_matches_too() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let mut out = vec![0.0f32; 4];
+        matmul(
+            &mut out,
+            MatRef::new(&a, 2, 3),
+            MatRef::new(&a, 2, 3).t(),
+            false,
+        );
+        assert_eq!(out, vec![5.0, 14.0, 14.0, 50.0]);
     }
 
     #[test]

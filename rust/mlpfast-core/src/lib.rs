@@ -14,8 +14,9 @@
 //! ([`train::fit`]) over a [`Spec`], with buffers allocated once per run.
 //!
 //! Every kernel is generic over [`Float`] (f32, f64). Matrix products go through [`gemm`]
-//! (the module) to the `gemm` crate; parallel work runs on a pool of mlpfast's own
-//! ([`threads`]), and results do not depend on its size.
+//! (the module) to faer's kernel, one product per thread; a training step is cut into
+//! independent products and passes by the shapes alone (the `step` module) and run on a pool
+//! of mlpfast's own ([`threads`]), so results do not depend on the thread count.
 
 pub mod activation;
 pub mod error;
@@ -28,6 +29,9 @@ pub mod maxout;
 pub mod network;
 pub mod optim;
 pub mod rng;
+mod simd;
+mod step;
+mod team;
 pub mod threads;
 pub mod train;
 
@@ -38,7 +42,7 @@ pub use linear::Linear;
 pub use loss::{Loss, Targets};
 pub use matrix::MatRef;
 pub use maxout::Maxout;
-pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec, Workspace};
+pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec};
 pub use optim::{OptimState, Optimizer};
 pub use rng::{Init, Rng};
 pub use train::{EpochReport, FitConfig, History, Monitor};

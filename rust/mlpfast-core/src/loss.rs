@@ -164,6 +164,20 @@ impl Loss {
         self,
         scores: MatRef<'_, T>,
         targets: &Targets<'_, T>,
+        grad: Option<&mut [T]>,
+        scale: T,
+    ) -> f64 {
+        crate::simd::wide(
+            #[inline(always)]
+            || self.sum_rows_narrow(scores, targets, grad, scale),
+        )
+    }
+
+    #[inline(always)]
+    fn sum_rows_narrow<T: Float>(
+        self,
+        scores: MatRef<'_, T>,
+        targets: &Targets<'_, T>,
         mut grad: Option<&mut [T]>,
         scale: T,
     ) -> f64 {
@@ -237,16 +251,19 @@ pub fn check_binary<T: Float>(arg: &str, t: MatRef<'_, T>) -> Result<()> {
 
 fn softmax_row<T: Float>(s: &[T], y: usize, grad: Option<&mut [T]>, scale: T) -> f64 {
     let max = s.iter().fold(s[0], |m, &v| m.max(v));
-    let sum: T = s.iter().map(|&v| (v - max).exp()).sum();
-    let loss = sum.ln() - (s[y] - max);
-    if let Some(g) = grad {
-        let inv = scale / sum;
-        g.iter_mut()
-            .zip(s)
-            .for_each(|(g, &v)| *g = (v - max).exp() * inv);
-        g[y] -= scale;
+    let loss_of = |sum: T| (sum.ln() - (s[y] - max)).to_f64();
+    match grad {
+        Some(g) => {
+            // e^(s - max) once, into the gradient row; then normalize in place.
+            g.iter_mut().zip(s).for_each(|(g, &v)| *g = (v - max).exp());
+            let sum: T = g.iter().copied().sum();
+            let inv = scale / sum;
+            g.iter_mut().for_each(|g| *g *= inv);
+            g[y] -= scale;
+            loss_of(sum)
+        }
+        None => loss_of(s.iter().map(|&v| (v - max).exp()).sum()),
     }
-    loss.to_f64()
 }
 
 fn svm_row<T: Float>(s: &[T], y: usize, margin: T, grad: Option<&mut [T]>, scale: T) -> f64 {

@@ -95,6 +95,25 @@ impl<'a, T: Copy> MatRef<'a, T> {
         }
     }
 
+    /// Columns `start..end`, without copying.
+    pub fn col_block(self, start: usize, end: usize) -> Self {
+        assert!(
+            start <= end && end <= self.cols,
+            "column block {start}..{end} of {}",
+            self.cols
+        );
+        let offset = if start == end {
+            0
+        } else {
+            start * self.col_stride
+        };
+        MatRef {
+            data: &self.data[offset.min(self.data.len())..],
+            cols: end - start,
+            ..self
+        }
+    }
+
     /// Row `i` of a row-major view.
     pub fn row(&self, i: usize) -> &'a [T] {
         assert_eq!(self.col_stride, 1, "row() needs a row-major view");

@@ -1,5 +1,5 @@
-//! A multilayer perceptron: its architecture ([`Spec`]), inference, and the training
-//! workspace whose buffers are allocated once per fit.
+//! A multilayer perceptron: its architecture ([`Spec`]), its parameters as borrowed slices,
+//! and inference.
 //!
 //! A network is a stack of blocks. A dense block computes `a = f(a_prev · W + b)`; a maxout
 //! block computes `a = max_p(a_prev · W_p + b_p)`; the last block is dense with the identity,
@@ -11,17 +11,22 @@
 //! ```
 //!
 //! where f' is read off the kept output a_{l-1} (see `activation`), so no pre-activation is
-//! stored. The parameters themselves live with the caller and are passed in as slices: the
-//! Python layer objects own them, and the network borrows them for one call.
+//! stored (the training step itself is in `step`). The parameters live with the caller and
+//! are passed in as slices: the Python layer objects own them, and the network borrows them
+//! for one call.
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::linear::{affine_backward, affine_forward, check_buffer, check_matrix};
-use crate::loss::{Loss, Targets};
+use rayon::prelude::*;
+
+use crate::linear::{check_buffer, check_matrix};
+use crate::loss::Loss;
 use crate::matrix::MatRef;
-use crate::maxout::{check_pieces, maxout_backward, maxout_forward};
+use crate::maxout::check_pieces;
 use crate::rng::{Init, Rng};
+use crate::step::Buffers;
+use crate::threads;
 
 /// One parameter layer of a network.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -268,11 +273,11 @@ impl Spec {
         crate::loss::check_finite(arg, x)
     }
 
-    /// Scores (N, outputs) for the rows of `x`, computed in chunks so that the buffers stay
-    /// small whatever N is.
+    /// Scores (N, outputs) for the rows of `x`, computed in chunks of rows (in parallel on
+    /// mlpfast's pool when there are several), so that the buffers stay small whatever N is.
     pub fn predict_scores<T: Float>(
         &self,
-        params: &[impl Params<T>],
+        params: &[impl Params<T> + Sync],
         x: MatRef<'_, T>,
         out: &mut [T],
     ) -> Result<()> {
@@ -280,195 +285,25 @@ impl Spec {
         self.check_input("X", x)?;
         let k = self.outputs();
         check_buffer("out", out, x.rows(), k)?;
+        // Fixed chunks: a row's scores do not depend on the thread count.
         const CHUNK: usize = 256;
-        let mut ws = Workspace::new(self, CHUNK.min(x.rows()));
-        let mut start = 0;
-        while start < x.rows() {
-            let end = (start + CHUNK).min(x.rows());
-            ws.forward(self, params, x.row_block(start, end));
-            out[start * k..end * k].copy_from_slice(ws.scores(end - start).data());
-            start = end;
+        let run = |bufs: &mut Buffers<T>, (i, out): (usize, &mut [T])| {
+            let lo = i * CHUNK;
+            let rows = out.len() / k;
+            bufs.forward(self, params, x.row_block(lo, lo + rows));
+            out.copy_from_slice(bufs.scores(self, rows).data());
+        };
+        if x.rows() <= CHUNK {
+            // One chunk (e.g. one row): no hand-off to the pool, for latency.
+            run(&mut Buffers::new(self, x.rows(), false), (0, out));
+        } else {
+            threads::install(|| {
+                out.par_chunks_mut(CHUNK * k)
+                    .enumerate()
+                    .for_each_init(|| Buffers::new(self, CHUNK, false), run)
+            });
         }
         Ok(())
-    }
-}
-
-/// Per-batch buffers of a network: each block's output, maxout scratch, the two gradient
-/// buffers backward alternates between, and the parameter gradients. Allocated once for a
-/// largest batch; smaller batches use the front of each buffer.
-#[derive(Debug)]
-pub struct Workspace<T> {
-    capacity: usize,
-    outputs: usize,
-    acts: Vec<Vec<T>>,
-    pieces: Vec<Vec<T>>,
-    winners: Vec<Vec<u8>>,
-    delta: Vec<T>,
-    delta_prev: Vec<T>,
-    scratch: Vec<T>,
-    grads: Vec<(Vec<T>, Vec<T>)>,
-}
-
-impl<T: Float> Workspace<T> {
-    /// Buffers for batches of up to `capacity` rows.
-    pub fn new(spec: &Spec, capacity: usize) -> Self {
-        let blocks = spec.blocks();
-        let widest = blocks
-            .iter()
-            .map(|b| b.inputs().max(b.outputs()))
-            .max()
-            .unwrap_or(0);
-        let maxout_widest = blocks
-            .iter()
-            .filter(|b| matches!(b, Block::Maxout { .. }))
-            .map(|b| b.outputs())
-            .max()
-            .unwrap_or(0);
-        Workspace {
-            capacity,
-            outputs: spec.outputs(),
-            acts: blocks
-                .iter()
-                .map(|b| vec![T::ZERO; capacity * b.outputs()])
-                .collect(),
-            pieces: blocks
-                .iter()
-                .map(|b| match b {
-                    Block::Maxout {
-                        pieces, outputs, ..
-                    } => vec![T::ZERO; pieces * capacity * outputs],
-                    Block::Dense { .. } => Vec::new(),
-                })
-                .collect(),
-            winners: blocks
-                .iter()
-                .map(|b| match b {
-                    Block::Maxout { outputs, .. } => vec![0u8; capacity * outputs],
-                    Block::Dense { .. } => Vec::new(),
-                })
-                .collect(),
-            delta: vec![T::ZERO; capacity * widest],
-            delta_prev: vec![T::ZERO; capacity * widest],
-            scratch: vec![T::ZERO; capacity * maxout_widest],
-            grads: blocks
-                .iter()
-                .map(|b| (vec![T::ZERO; b.weight_len()], vec![T::ZERO; b.bias_len()]))
-                .collect(),
-        }
-    }
-
-    /// The largest batch the buffers hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Forward pass of `x` (at most `capacity` rows), keeping every block's output.
-    pub fn forward(&mut self, spec: &Spec, params: &[impl Params<T>], x: MatRef<'_, T>) {
-        let rows = x.rows();
-        assert!(
-            rows <= self.capacity,
-            "batch of {rows} rows in a workspace of {}",
-            self.capacity
-        );
-        for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
-            let (done, rest) = self.acts.split_at_mut(l);
-            let input = match l {
-                0 => x,
-                _ => MatRef::new(&done[l - 1][..rows * block.inputs()], rows, block.inputs()),
-            };
-            let out = &mut rest[0][..rows * block.outputs()];
-            match *block {
-                Block::Dense { act, .. } => affine_forward(input, p.weight(), p.bias(), act, out),
-                Block::Maxout {
-                    pieces, outputs, ..
-                } => maxout_forward(
-                    input,
-                    p.weight(),
-                    p.bias(),
-                    pieces,
-                    &mut self.pieces[l][..pieces * rows * outputs],
-                    out,
-                    &mut self.winners[l][..rows * outputs],
-                ),
-            }
-        }
-    }
-
-    /// The scores of the last forward pass of `rows` rows.
-    pub fn scores(&self, rows: usize) -> MatRef<'_, T> {
-        let k = self.outputs;
-        MatRef::new(&self.acts[self.acts.len() - 1][..rows * k], rows, k)
-    }
-
-    /// Loss of the last forward pass summed over its rows; the gradient of `scale ·` that sum
-    /// with respect to the scores goes to the backward buffer.
-    pub(crate) fn loss_and_seed(
-        &mut self,
-        loss: Loss,
-        targets: &Targets<'_, T>,
-        rows: usize,
-        scale: T,
-    ) -> f64 {
-        let k = self.outputs;
-        let scores = MatRef::new(&self.acts[self.acts.len() - 1][..rows * k], rows, k);
-        loss.sum_rows(scores, targets, Some(&mut self.delta[..rows * k]), scale)
-    }
-
-    /// Sets the gradient at the scores (rows × outputs) to start backward from.
-    pub fn seed_gradient(&mut self, dscores: &[T]) {
-        self.delta[..dscores.len()].copy_from_slice(dscores);
-    }
-
-    /// Backward pass from the seeded score gradient, for the `x` and parameters of the last
-    /// forward pass; fills [`Workspace::grads`].
-    pub fn backward(&mut self, spec: &Spec, params: &[impl Params<T>], x: MatRef<'_, T>) {
-        let rows = x.rows();
-        let blocks = spec.blocks();
-        for l in (0..blocks.len()).rev() {
-            let block = blocks[l];
-            let input = match l {
-                0 => x,
-                _ => MatRef::new(
-                    &self.acts[l - 1][..rows * block.inputs()],
-                    rows,
-                    block.inputs(),
-                ),
-            };
-            let d = MatRef::new(&self.delta[..rows * block.outputs()], rows, block.outputs());
-            let dx = (l > 0).then(|| &mut self.delta_prev[..rows * block.inputs()]);
-            let (dw, db) = &mut self.grads[l];
-            match block {
-                Block::Dense { .. } => affine_backward(input, params[l].weight(), d, dw, db, dx),
-                Block::Maxout {
-                    pieces, outputs, ..
-                } => maxout_backward(
-                    input,
-                    params[l].weight(),
-                    pieces,
-                    d,
-                    &self.winners[l][..rows * outputs],
-                    &mut self.scratch[..rows * outputs],
-                    dw,
-                    db,
-                    dx,
-                ),
-            }
-            if l > 0 {
-                if let Block::Dense { act, .. } = blocks[l - 1] {
-                    let n = rows * block.inputs();
-                    act.backward_from_output_inplace(
-                        &self.acts[l - 1][..n],
-                        &mut self.delta_prev[..n],
-                    );
-                }
-                std::mem::swap(&mut self.delta, &mut self.delta_prev);
-            }
-        }
-    }
-
-    /// The parameter gradients of the last backward pass, (dW, db) per block.
-    pub fn grads(&self) -> &[(Vec<T>, Vec<T>)] {
-        &self.grads
     }
 }
 
@@ -476,6 +311,7 @@ impl<T: Float> Workspace<T> {
 mod tests {
     use super::*;
     use crate::linear::Linear;
+    use crate::loss::Targets;
 
     #[test]
     fn spec_validation_names_the_problem() {
@@ -502,46 +338,72 @@ mod tests {
         ));
     }
 
-    /// The workspace's fused backward agrees with chaining the stand-alone layers.
+    /// One SGD step with lr = 1 moves every weight by exactly its gradient: the sharded,
+    /// task-split step agrees with chaining the stand-alone layers by hand.
     #[test]
-    fn workspace_gradients_match_layer_by_layer_chain() {
+    fn training_step_gradients_match_layer_by_layer_chain() {
+        use crate::optim::{OptimState, Optimizer};
+        use crate::step::{Batch, Rows, Trainer};
         let spec = Spec::new(&[3, 4, 2], Hidden::Activation(Activation::Tanh), Loss::Mse).unwrap();
         let mut rng = Rng::new(2);
-        let params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
-        let x: Vec<f64> = (0..15).map(|_| rng.normal()).collect();
-        let dscores: Vec<f64> = (0..10).map(|_| rng.normal()).collect();
-        let xm = MatRef::new(&x, 5, 3);
-        let refs: Vec<ParamsRef<'_, f64>> = params
-            .iter()
-            .map(|(w, b)| ParamsRef { weight: w, bias: b })
+        let n = 40;
+        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
+        let start = params.clone();
+        let x: Vec<f64> = (0..n * 3).map(|_| rng.normal()).collect();
+        let t: Vec<f64> = (0..n * 2).map(|_| rng.normal()).collect();
+        let xm = MatRef::new(&x, n, 3);
+        let targets = Targets::Values(MatRef::new(&t, n, 2));
+        let sgd = Optimizer::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let mut optim = OptimState::new(sgd, &[12, 4, 8, 2]);
+        let mut trainer = Trainer::new(&spec, n, false, false);
+        let mut pm: Vec<ParamsMut<'_, f64>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
             .collect();
-        let mut ws = Workspace::new(&spec, 8);
-        ws.forward(&spec, &refs, xm);
-        ws.seed_gradient(&dscores);
-        ws.backward(&spec, &refs, xm);
+        let batch = Batch {
+            x: xm,
+            y: &targets,
+            rows: Rows::Range(0, n),
+        };
+        crate::team::with_team(2, |team| {
+            trainer.step(team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0)
+        });
 
+        // The same gradients by the stand-alone layers.
         let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng);
-        l1.weight.clone_from(&params[0].0);
+        l1.weight.clone_from(&start[0].0);
         let mut l2 = Linear::<f64>::new(4, 2, Init::He, &mut rng);
-        l2.weight.clone_from(&params[1].0);
-        let mut h = vec![0.0; 20];
-        l1.forward(xm, &mut h).unwrap();
-        let z1 = h.clone();
+        l2.weight.clone_from(&start[1].0);
+        let mut z1 = vec![0.0; n * 4];
+        l1.forward(xm, &mut z1).unwrap();
+        let mut h = z1.clone();
         Activation::Tanh.forward_inplace(&mut h);
-        let mut dh = vec![0.0; 20];
-        l2.backward(
-            MatRef::new(&h, 5, 4),
-            MatRef::new(&dscores, 5, 2),
-            Some(&mut dh),
-        )
-        .unwrap();
-        let mut dz = vec![0.0; 20];
+        let mut s = vec![0.0; n * 2];
+        l2.forward(MatRef::new(&h, n, 4), &mut s).unwrap();
+        let mut ds = vec![0.0; n * 2];
+        Loss::Mse
+            .mean_and_grad(MatRef::new(&s, n, 2), &targets, Some(&mut ds))
+            .unwrap();
+        let mut dh = vec![0.0; n * 4];
+        l2.backward(MatRef::new(&h, n, 4), MatRef::new(&ds, n, 2), Some(&mut dh))
+            .unwrap();
+        let mut dz = vec![0.0; n * 4];
         Activation::Tanh.backward_from_input(&z1, &dh, &mut dz);
-        l1.backward(xm, MatRef::new(&dz, 5, 4), None).unwrap();
-        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
-        assert!(close(&ws.grads()[1].0, &l2.grad_weight));
-        assert!(close(&ws.grads()[1].1, &l2.grad_bias));
-        assert!(close(&ws.grads()[0].0, &l1.grad_weight));
-        assert!(close(&ws.grads()[0].1, &l1.grad_bias));
+        l1.backward(xm, MatRef::new(&dz, n, 4), None).unwrap();
+
+        let moved = |after: &[f64], before: &[f64], grad: &[f64]| {
+            after
+                .iter()
+                .zip(before)
+                .zip(grad)
+                .all(|((a, b), g)| ((b - a) - g).abs() < 1e-12)
+        };
+        assert!(moved(&params[0].0, &start[0].0, &l1.grad_weight));
+        assert!(moved(&params[0].1, &start[0].1, &l1.grad_bias));
+        assert!(moved(&params[1].0, &start[1].0, &l2.grad_weight));
+        assert!(moved(&params[1].1, &start[1].1, &l2.grad_bias));
     }
 }

@@ -71,7 +71,7 @@ impl Optimizer {
         Ok(())
     }
 
-    fn buffers(&self) -> usize {
+    fn buffer_count(&self) -> usize {
         match self {
             Optimizer::Sgd { momentum, .. } if *momentum == 0.0 => 0,
             Optimizer::Sgd { .. } => 1,
@@ -89,6 +89,88 @@ pub struct OptimState<T> {
     second: Vec<Vec<T>>,
 }
 
+/// The scalars of one update, worked out once per step for all tensors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Coeffs<T> {
+    lr: T,
+    wd: T,
+    rule: Rule<T>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule<T> {
+    Sgd,
+    Momentum {
+        mu: T,
+        nesterov: bool,
+    },
+    Adam {
+        b1: T,
+        b2: T,
+        step_size: T,
+        inv_sqrt_bc2: T,
+        eps: T,
+    },
+}
+
+impl<T: Float> Coeffs<T> {
+    /// The same update without weight decay (for biases).
+    pub(crate) fn without_decay(self) -> Self {
+        Coeffs {
+            wd: T::ZERO,
+            ..self
+        }
+    }
+
+    /// Updates `w` in place from its gradient `g`; `first` and `second` are the matching
+    /// slices of the optimizer's buffers (empty when the rule keeps none).
+    pub(crate) fn apply(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) {
+        crate::simd::wide(
+            #[inline(always)]
+            || self.apply_narrow(w, g, first, second),
+        )
+    }
+
+    #[inline(always)]
+    fn apply_narrow(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) {
+        debug_assert_eq!(w.len(), g.len());
+        let (lr, wd) = (self.lr, self.wd);
+        match self.rule {
+            Rule::Sgd => w
+                .iter_mut()
+                .zip(g)
+                .for_each(|(w, &g)| *w -= lr * (g + wd * *w)),
+            Rule::Momentum { mu, nesterov } => {
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(first.iter_mut()) {
+                    let g = g + wd * *w;
+                    *v = mu * *v + g;
+                    *w -= lr * if nesterov { g + mu * *v } else { *v };
+                }
+            }
+            Rule::Adam {
+                b1,
+                b2,
+                step_size,
+                inv_sqrt_bc2,
+                eps,
+            } => {
+                let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+                for (((w, &g), m), s) in w
+                    .iter_mut()
+                    .zip(g)
+                    .zip(first.iter_mut())
+                    .zip(second.iter_mut())
+                {
+                    let g = g + wd * *w;
+                    *m = b1 * *m + c1 * g;
+                    *s = b2 * *s + c2 * g * g;
+                    *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
+                }
+            }
+        }
+    }
+}
+
 impl<T: Float> OptimState<T> {
     /// Zeroed state for parameter tensors of the given lengths.
     pub fn new(kind: Optimizer, sizes: &[usize]) -> Self {
@@ -101,8 +183,8 @@ impl<T: Float> OptimState<T> {
         OptimState {
             kind,
             step: 0,
-            first: alloc(kind.buffers() >= 1),
-            second: alloc(kind.buffers() >= 2),
+            first: alloc(kind.buffer_count() >= 1),
+            second: alloc(kind.buffer_count() >= 2),
         }
     }
 
@@ -125,48 +207,44 @@ impl<T: Float> OptimState<T> {
                 .all(|((a, b), n)| (a.is_empty() || a.len() == n) && (b.is_empty() || b.len() == n))
     }
 
-    /// Starts a new step (Adam's bias correction counts them).
-    pub fn begin_step(&mut self) {
+    /// Starts a new step (Adam's bias correction counts them) and returns its coefficients.
+    pub(crate) fn begin_step(&mut self, lr: f64, weight_decay: f64) -> Coeffs<T> {
         self.step += 1;
+        let rule = match self.kind {
+            Optimizer::Sgd { momentum: 0.0, .. } => Rule::Sgd,
+            Optimizer::Sgd { momentum, nesterov } => Rule::Momentum {
+                mu: T::from_f64(momentum),
+                nesterov,
+            },
+            Optimizer::Adam { beta1, beta2, eps } => {
+                let t = self.step.min(i32::MAX as u64) as i32;
+                Rule::Adam {
+                    b1: T::from_f64(beta1),
+                    b2: T::from_f64(beta2),
+                    step_size: T::from_f64(lr / (1.0 - beta1.powi(t))),
+                    inv_sqrt_bc2: T::from_f64(1.0 / (1.0 - beta2.powi(t)).sqrt()),
+                    eps: T::from_f64(eps),
+                }
+            }
+        };
+        Coeffs {
+            lr: T::from_f64(lr),
+            wd: T::from_f64(weight_decay),
+            rule,
+        }
     }
 
-    /// Updates parameter tensor `idx` in place from its gradient.
-    pub fn update(&mut self, idx: usize, w: &mut [T], g: &[T], lr: f64, weight_decay: f64) {
-        debug_assert_eq!(w.len(), g.len());
-        let wd = T::from_f64(weight_decay);
-        match self.kind {
-            Optimizer::Sgd { momentum: 0.0, .. } => {
-                let lr = T::from_f64(lr);
-                w.iter_mut()
-                    .zip(g)
-                    .for_each(|(w, &g)| *w -= lr * (g + wd * *w));
-            }
-            Optimizer::Sgd { momentum, nesterov } => {
-                let (lr, mu) = (T::from_f64(lr), T::from_f64(momentum));
-                let v = &mut self.first[idx];
-                for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-                    let g = g + wd * *w;
-                    *v = mu * *v + g;
-                    *w -= lr * if nesterov { g + mu * *v } else { *v };
-                }
-            }
-            Optimizer::Adam { beta1, beta2, eps } => {
-                let t = self.step.max(1) as i32;
-                let bc1 = 1.0 - beta1.powi(t);
-                let bc2 = 1.0 - beta2.powi(t);
-                let step_size = T::from_f64(lr / bc1);
-                let inv_sqrt_bc2 = T::from_f64(1.0 / bc2.sqrt());
-                let (b1, b2, eps) = (T::from_f64(beta1), T::from_f64(beta2), T::from_f64(eps));
-                let (c1, c2) = (T::ONE - b1, T::ONE - b2);
-                let (m, s) = (&mut self.first[idx], &mut self.second[idx]);
-                for (((w, &g), m), s) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(s.iter_mut()) {
-                    let g = g + wd * *w;
-                    *m = b1 * *m + c1 * g;
-                    *s = b2 * *s + c2 * g * g;
-                    *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
-                }
-            }
-        }
+    /// The buffers of tensor `idx` (empty slices when the rule keeps none).
+    pub(crate) fn buffers(&mut self, idx: usize) -> (&mut [T], &mut [T]) {
+        (&mut self.first[idx], &mut self.second[idx])
+    }
+
+    /// One update of tensor `idx` with its own coefficients: [`OptimState::begin_step`] then
+    /// the update, for callers that step one tensor at a time.
+    pub fn step_one(&mut self, idx: usize, w: &mut [T], g: &[T], lr: f64, weight_decay: f64) {
+        let c = self.begin_step(lr, weight_decay);
+        let (first, second) = self.buffers(idx);
+        c.apply(w, g, first, second);
     }
 }
 
@@ -183,8 +261,7 @@ mod tests {
         let mut st = OptimState::<f64>::new(sgd, &[1]);
         let mut w = [1.0];
         for _ in 0..2 {
-            st.begin_step();
-            st.update(0, &mut w, &[0.5], 0.1, 0.0);
+            st.step_one(0, &mut w, &[0.5], 0.1, 0.0);
         }
         // v1 = 0.5, w = 0.95; v2 = 0.95, w = 0.855
         assert!((w[0] - 0.855).abs() < 1e-15);
@@ -194,8 +271,7 @@ mod tests {
         };
         let mut st = OptimState::<f64>::new(nag, &[1]);
         let mut w = [1.0];
-        st.begin_step();
-        st.update(0, &mut w, &[0.5], 0.1, 0.0);
+        st.step_one(0, &mut w, &[0.5], 0.1, 0.0);
         // v1 = 0.5, w = 1 − 0.1 (0.5 + 0.45) = 0.905
         assert!((w[0] - 0.905).abs() < 1e-15);
     }
@@ -209,8 +285,7 @@ mod tests {
         };
         let mut st = OptimState::<f64>::new(adam, &[2]);
         let mut w = [1.0, -1.0];
-        st.begin_step();
-        st.update(0, &mut w, &[3.0, -0.2], 0.01, 0.0);
+        st.step_one(0, &mut w, &[3.0, -0.2], 0.01, 0.0);
         assert!((w[0] - 0.99).abs() < 1e-9 && (w[1] + 0.99).abs() < 1e-9);
     }
 

@@ -13,9 +13,12 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::loss::{Loss, Targets};
 use crate::matrix::MatRef;
-use crate::network::{Params, ParamsMut, Spec, Workspace};
+use crate::network::{Params, ParamsMut, Spec};
 use crate::optim::OptimState;
 use crate::rng::Rng;
+use crate::step::{Batch, Rows, Trainer};
+use crate::team::{Team, with_team};
+use crate::threads;
 
 /// The settings of one training run.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +183,7 @@ fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>) -> f64 {
 /// Mean loss and [`score`] of the network on `x` against validated `targets`.
 pub fn evaluate<T: Float>(
     spec: &Spec,
-    params: &[impl Params<T>],
+    params: &[impl Params<T> + Sync],
     x: MatRef<'_, T>,
     targets: &Targets<'_, T>,
 ) -> Result<(f64, f64)> {
@@ -191,14 +194,6 @@ pub fn evaluate<T: Float>(
     let norm = spec.loss().normalizer(x.rows(), k);
     let sum = spec.loss().sum_rows(s, targets, None, T::ONE);
     Ok((sum / norm as f64, score(spec.loss(), s, targets)))
-}
-
-/// Copies the rows `idx` of `src` into the front of `dst`.
-fn gather_rows<T: Float>(src: MatRef<'_, T>, idx: &[usize], dst: &mut [T]) {
-    let d = src.cols();
-    for (r, &i) in idx.iter().enumerate() {
-        dst[r * d..(r + 1) * d].copy_from_slice(src.row(i));
-    }
 }
 
 /// Trains the network whose parameters are `params` on (`x`, `y`), in place.
@@ -213,7 +208,7 @@ pub fn fit<T: Float>(
     validation: Option<(MatRef<'_, T>, Targets<'_, T>)>,
     cfg: &FitConfig,
     optim: &mut OptimState<T>,
-    monitor: &mut dyn Monitor,
+    monitor: &mut (dyn Monitor + Send),
 ) -> Result<History> {
     cfg.validate()?;
     optim.kind().validate()?;
@@ -232,26 +227,29 @@ pub fn fit<T: Float>(
             .check_targets("validation_data y", xv.rows(), k, yv)?;
     }
 
-    let loss = spec.loss();
-    let d = spec.inputs();
+    with_team(threads::num_threads(), |team| {
+        train_loop(team, spec, params, x, y, validation, cfg, optim, monitor)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_loop<T: Float>(
+    team: &Team<'_>,
+    spec: &Spec,
+    params: &mut [ParamsMut<'_, T>],
+    x: MatRef<'_, T>,
+    y: &Targets<'_, T>,
+    validation: Option<(MatRef<'_, T>, Targets<'_, T>)>,
+    cfg: &FitConfig,
+    optim: &mut OptimState<T>,
+    monitor: &mut (dyn Monitor + Send),
+) -> Result<History> {
+    let n = x.rows();
     let b = cfg.batch_size.min(n);
-    let mut ws = Workspace::new(spec, b);
+    let classes = matches!(y, Targets::Classes(_));
+    let mut trainer = Trainer::new(spec, b, cfg.shuffle, classes);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
-    let gather = cfg.shuffle;
-    let mut xbuf = if gather {
-        vec![T::ZERO; b * d]
-    } else {
-        Vec::new()
-    };
-    let mut class_buf: Vec<u32> = Vec::new();
-    let mut value_buf: Vec<T> = Vec::new();
-    if gather {
-        match y {
-            Targets::Classes(_) => class_buf = vec![0; b],
-            Targets::Values(_) => value_buf = vec![T::ZERO; b * k],
-        }
-    }
     let mut lr = cfg.lr;
     let mut history = History::default();
     let start = Instant::now();
@@ -263,48 +261,14 @@ pub fn fit<T: Float>(
         let mut epoch_loss = 0.0;
         for lo in (0..n).step_by(b) {
             let hi = (lo + b).min(n);
-            let rows = hi - lo;
-            let (xb, yb) = if gather {
-                let idx = &order[lo..hi];
-                gather_rows(x, idx, &mut xbuf);
-                let yb = match y {
-                    Targets::Classes(c) => {
-                        for (dst, &i) in class_buf.iter_mut().zip(idx) {
-                            *dst = c[i];
-                        }
-                        Targets::Classes(&class_buf[..rows])
-                    }
-                    Targets::Values(t) => {
-                        gather_rows(*t, idx, &mut value_buf);
-                        Targets::Values(MatRef::new(&value_buf[..rows * k], rows, k))
-                    }
-                };
-                (MatRef::new(&xbuf[..rows * d], rows, d), yb)
+            let rows = if cfg.shuffle {
+                Rows::Picked(&order[lo..hi])
             } else {
-                let yb = match y {
-                    Targets::Classes(c) => Targets::Classes(&c[lo..hi]),
-                    Targets::Values(t) => Targets::Values(t.row_block(lo, hi)),
-                };
-                (x.row_block(lo, hi), yb)
+                Rows::Range(lo, hi)
             };
-
-            ws.forward(spec, params, xb);
-            let norm = loss.normalizer(rows, k) as f64;
-            let mut batch_loss = ws.loss_and_seed(loss, &yb, rows, T::from_f64(1.0 / norm)) / norm;
-            if cfg.weight_decay > 0.0 {
-                let sq: f64 = params
-                    .iter()
-                    .map(|p| p.weight.iter().map(|&w| (w * w).to_f64()).sum::<f64>())
-                    .sum();
-                batch_loss += 0.5 * cfg.weight_decay * sq;
-            }
-            epoch_loss += batch_loss * rows as f64;
-            ws.backward(spec, params, xb);
-            optim.begin_step();
-            for (l, (p, (gw, gb))) in params.iter_mut().zip(ws.grads()).enumerate() {
-                optim.update(2 * l, p.weight, gw, lr, cfg.weight_decay);
-                optim.update(2 * l + 1, p.bias, gb, lr, 0.0);
-            }
+            let batch = Batch { x, y, rows };
+            let loss = trainer.step(team, spec, params, batch, optim, lr, cfg.weight_decay);
+            epoch_loss += loss * (hi - lo) as f64;
             if !monitor.after_step() {
                 return Err(Error::Interrupted);
             }

@@ -7,8 +7,11 @@
 //! for Ctrl-C a few times a second between steps.
 
 use std::any::Any;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
+use mlpfast_core::threads;
 use mlpfast_core::train::{self, EpochReport, FitConfig, Monitor};
 use mlpfast_core::{
     Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, Optimizer, ParamsMut,
@@ -119,33 +122,26 @@ macro_rules! with_targets {
     }};
 }
 
-/// Hears the core's training loop: checks for signals (Ctrl-C) a few times a second and
-/// prints a line per epoch when verbose.
-struct PyMonitor {
+/// Hears the core's training loop on the worker thread: stops it when the main thread has
+/// seen a signal (Ctrl-C), and prints a line per epoch when verbose.
+struct PyMonitor<'a> {
     verbose: bool,
     metric: &'static str,
-    last_check: Instant,
-    error: Option<PyErr>,
+    stop: &'a AtomicBool,
+    error: &'a Mutex<Option<PyErr>>,
 }
 
-impl PyMonitor {
-    const CHECK_EVERY: Duration = Duration::from_millis(50);
-
-    fn check_signals(&mut self) -> bool {
-        self.last_check = Instant::now();
-        match Python::attach(|py| py.check_signals()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.error = Some(e);
-                false
-            }
-        }
+impl PyMonitor<'_> {
+    fn fail(&self, e: PyErr) -> bool {
+        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+        self.stop.store(true, Ordering::Relaxed);
+        false
     }
 }
 
-impl Monitor for PyMonitor {
+impl Monitor for PyMonitor<'_> {
     fn after_step(&mut self) -> bool {
-        self.last_check.elapsed() < Self::CHECK_EVERY || self.check_signals()
+        !self.stop.load(Ordering::Relaxed)
     }
 
     fn after_epoch(&mut self, r: &EpochReport) -> bool {
@@ -157,18 +153,19 @@ impl Monitor for PyMonitor {
             let rate = r.samples as f64 * r.epoch as f64 / r.elapsed.max(1e-9);
             line.push_str(&format!("  {rate:.0} samples/s  {:.2}s", r.elapsed));
             let printed = Python::attach(|py| -> PyResult<()> {
-                let builtins = py.import("builtins")?;
-                builtins.getattr("print")?.call1((line,))?;
+                py.import("builtins")?.getattr("print")?.call1((line,))?;
                 Ok(())
             });
             if let Err(e) = printed {
-                self.error = Some(e);
-                return false;
+                return self.fail(e);
             }
         }
-        self.check_signals()
+        !self.stop.load(Ordering::Relaxed)
     }
 }
+
+/// How often the main thread looks for signals while a fit runs.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// The keyword arguments of `fit`, checked.
 struct FitArgs {
@@ -375,29 +372,45 @@ impl PyMLP {
             .flat_map(|p| [p.weight.len(), p.bias.len()])
             .collect();
         let mut optim = OptimState::<T>::new(args.optimizer, &sizes);
+        let stop = AtomicBool::new(false);
+        let error = Mutex::new(None);
         let mut monitor = PyMonitor {
             verbose: args.verbose,
             metric: metric_name(loss),
-            last_check: Instant::now(),
-            error: None,
+            stop: &stop,
+            error: &error,
         };
         let spec = &self.spec;
         let cfg = &args.cfg;
+        // Training runs on a worker of mlpfast's pool; this thread, which Python delivers
+        // signals to, polls for them and raises the stop flag.
+        let poll = || {
+            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                *error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                stop.store(true, Ordering::Relaxed);
+            }
+        };
         let result = with_targets!(&targets, t => {
             match &val {
                 Some((xva, tv)) => {
                     let xvr = xva.readonly();
                     let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
-                    with_targets!(tv, vt => py.detach(|| {
-                        train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor)
-                    }))
+                    with_targets!(tv, vt => py.detach(|| threads::run_polling(
+                        || train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor),
+                        poll,
+                        SIGNAL_POLL,
+                    )))
                 }
-                None => py.detach(|| train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor)),
+                None => py.detach(|| threads::run_polling(
+                    || train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor),
+                    poll,
+                    SIGNAL_POLL,
+                )),
             }
         });
         // A signal (or a failed print) seen at an epoch boundary ends training "normally" as
         // far as the core knows; it is still the caller's exception.
-        if let Some(e) = monitor.error.take() {
+        if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
             return Err(e);
         }
         result.map_err(to_py)

@@ -1,0 +1,363 @@
+"""The benchmark table: mlpfast against numpy (and scikit-learn, PyTorch when importable).
+
+Run from the repository root, after ``pip install ".[bench]"`` (a release build):
+
+    python benches/run.py            # every workload, 5 interleaved runs each
+    python benches/run.py --runs 7 --only tiny mnist
+
+Each workload of ../shared/BENCHMARKS.md is trained by every contender in turn, in one
+process, the contenders interleaved run after run; the table quotes medians. It also times
+``predict`` on the mnist model against numpy's forward pass, one-row ``predict`` latency, and
+peak memory during the mnist fit (each contender in a fresh subprocess). The results go to
+``benches/RESULTS.md`` and ``benches/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workloads as wl  # noqa: E402
+
+import mlpfast  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def have(module: str) -> bool:
+    """True when ``module`` imports."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def gemm_peak(dtype, n: int = 4096) -> float:
+    """numpy's best GFLOP/s on an n³ matrix product (the machine's GEMM peak, as numpy sees it)."""
+    a = np.ones((n, n), dtype)
+    b = np.ones((n, n), dtype)
+    a @ b
+    best = min(timed(lambda: a @ b) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
+def timed(fn) -> float:
+    """Seconds ``fn()`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def with_threads(n: int, fn):
+    """``fn`` run with mlpfast limited to ``n`` threads."""
+
+    def run():
+        before = mlpfast.get_num_threads()
+        mlpfast.set_num_threads(n)
+        try:
+            fn()
+        finally:
+            mlpfast.set_num_threads(before)
+
+    return run
+
+
+def contenders(w: wl.Workload, X, y, params, use_sklearn: bool, use_torch: bool):
+    """name -> setup(); setup() prepares a contender (untimed) and returns what to time."""
+    out = {
+        "mlpfast": lambda: (lambda m=wl.mlpfast_model(w, params): wl.train_mlpfast(w, m, X, y)),
+        "numpy": lambda: (lambda: wl.train_numpy(w, X, y, params)),
+        "mlpfast_1t": lambda: with_threads(
+            1, lambda m=wl.mlpfast_model(w, params): wl.train_mlpfast(w, m, X, y)
+        ),
+    }
+    if use_sklearn:
+        out["sklearn"] = lambda: (lambda m=wl.sklearn_model(w): wl.train_sklearn(w, m, X, y))
+    if use_torch:
+
+        def torch_setup():
+            net, Xt, yt = wl.torch_setup(w, params, X, y)
+            return lambda: wl.train_torch(w, net, Xt, yt)
+
+        out["torch"] = torch_setup
+    return out
+
+
+def run_workload(w: wl.Workload, runs: int, use_sklearn: bool, use_torch: bool) -> dict:
+    """Median seconds per contender, contenders interleaved run by run."""
+    X, y = w.data()
+    params = wl.init_params(w)
+    setups = contenders(w, X, y, params, use_sklearn, use_torch)
+    times = {name: [] for name in setups}
+    for _ in range(runs):
+        for name, setup in setups.items():
+            fn = setup()
+            times[name].append(timed(fn))
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    return {"seconds": medians, "all_seconds": times}
+
+
+def run_predict(runs: int, use_sklearn: bool) -> dict:
+    """predict on the mnist model: 60,000 rows against numpy's forward pass; one-row latency."""
+    w = wl.BY_NAME["mnist"]
+    X, _ = w.data()
+    params = wl.init_params(w)
+    model = wl.mlpfast_model(w, params)
+
+    def numpy_forward():
+        a = X
+        for i, (W, b) in enumerate(params):
+            a = a @ W + b
+            if i < len(params) - 1:
+                a = np.maximum(a, 0)
+        return a.argmax(axis=1)
+
+    # Same model, same answers (float32 rounding may flip a near tie, nothing more).
+    agree = np.mean(model.predict(X) == numpy_forward())
+    assert agree > 0.999, f"mlpfast and numpy predictions agree on only {agree:.4f}"
+    t_fast, t_numpy = [], []
+    for _ in range(runs):
+        t_fast.append(timed(lambda: model.predict(X)))
+        t_numpy.append(timed(numpy_forward))
+    one = X[:1]
+    for _ in range(200):
+        model.predict(one)
+    lat = []
+    for _ in range(2000):
+        start = time.perf_counter()
+        model.predict(one)
+        lat.append(time.perf_counter() - start)
+    result = {
+        "rows": X.shape[0],
+        "mlpfast_seconds": statistics.median(t_fast),
+        "numpy_seconds": statistics.median(t_numpy),
+        "one_row_us": statistics.median(lat) * 1e6,
+    }
+    if use_sklearn:
+        clf = wl.sklearn_model(w)
+        clf.set_params(max_iter=1)
+        wl.train_sklearn(w, clf, X[:2000], np.arange(2000) % 10)
+        for _ in range(50):
+            clf.predict(one)
+        lat = []
+        for _ in range(500):
+            start = time.perf_counter()
+            clf.predict(one)
+            lat.append(time.perf_counter() - start)
+        result["sklearn_one_row_us"] = statistics.median(lat) * 1e6
+    return result
+
+
+def rss_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_probe(contender: str) -> None:
+    """In a fresh process: X of the mnist workload, then one fit; prints the figures as JSON."""
+    w = wl.BY_NAME["mnist"]
+    X, y = w.data()
+    params = wl.init_params(w)
+    if contender == "mlpfast":
+        model = wl.mlpfast_model(w, params)
+        fn = lambda: wl.train_mlpfast(w, model, X, y)  # noqa: E731
+    elif contender == "numpy":
+        fn = lambda: wl.train_numpy(w, X, y, params)  # noqa: E731
+    else:
+        clf = wl.sklearn_model(w)
+        fn = lambda: wl.train_sklearn(w, clf, X, y)  # noqa: E731
+    before = rss_mib("VmRSS")
+    # Reset the peak (VmHWM) so that it measures the fit alone.
+    Path("/proc/self/clear_refs").write_text("5")
+    fn()
+    peak = rss_mib("VmHWM")
+    print(json.dumps({"x_mib": X.nbytes / 2**20, "before_mib": before, "peak_mib": peak}))
+
+
+def run_memory(use_sklearn: bool) -> dict:
+    """Peak memory of each contender's mnist fit, each in a fresh subprocess."""
+    out = {}
+    names = ["mlpfast", "numpy"] + (["sklearn"] if use_sklearn else [])
+    for name in names:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            out[name] = {"error": proc.stderr.strip()[-300:]}
+    return out
+
+
+def fmt(v: float | None, spec: str = ".3f") -> str:
+    """A number for the table, or a dash."""
+    return "–" if v is None else format(v, spec)
+
+
+def report(results: dict) -> str:
+    """RESULTS.md."""
+    m = results["machine"]
+    peak32, peak64 = m["gemm_peak_gflops"]["float32"], m["gemm_peak_gflops"]["float64"]
+    lines = [
+        "# mlpfast benchmark results",
+        "",
+        f"Generated by `python benches/run.py` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
+        f"mlpfast with {m['threads']} threads; numpy {m['numpy']}, Python {m['python']}"
+        + (f", scikit-learn {m['sklearn']}" if m.get("sklearn") else "")
+        + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if m.get("torch") else "")
+        + ".",
+        "",
+        f"Medians of {results['runs']} runs, contenders interleaved in one process. "
+        f"numpy's GEMM peak (4096³): {peak32:.0f} GFLOP/s float32, {peak64:.0f} GFLOP/s float64. "
+        "GFLOP/s counts the training GEMMs (6·B·in·out per layer and step, 4·B·in·out for the "
+        "first layer).",
+        "",
+        "| workload | numpy s | mlpfast s | numpy / mlpfast | target | met | mlpfast 1 thread s "
+        "| 2 threads / 1 | sklearn s | sklearn / mlpfast | torch s | torch / mlpfast "
+        "| mlpfast GFLOP/s | % of GEMM peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["workloads"].items():
+        s = r["seconds"]
+        ratio = s["numpy"] / s["mlpfast"]
+        sk, to = s.get("sklearn"), s.get("torch")
+        peak = peak32 if r["dtype"] == "float32" else peak64
+        lines.append(
+            f"| {name} | {s['numpy']:.3f} | {s['mlpfast']:.3f} | **{ratio:.2f}** | ≥ {r['target']} "
+            f"| {'yes' if ratio >= r['target'] else 'no'} | {s['mlpfast_1t']:.3f} "
+            f"| {s['mlpfast_1t'] / s['mlpfast']:.2f} | {fmt(sk)} "
+            f"| {fmt(sk / s['mlpfast'] if sk else None, '.2f')} | {fmt(to)} "
+            f"| {fmt(to / s['mlpfast'] if to else None, '.2f')} | {r['gflops']:.0f} "
+            f"| {100 * r['gflops'] / peak:.0f}% |"
+        )
+    p = results["predict"]
+    pr = p["numpy_seconds"] / p["mlpfast_seconds"]
+    lines += [
+        "",
+        f"**predict** (mnist model, {p['rows']:,} rows): mlpfast {p['mlpfast_seconds'] * 1e3:.1f} ms, "
+        f"numpy forward {p['numpy_seconds'] * 1e3:.1f} ms, ratio **{pr:.2f}** (target ≥ 1.2). "
+        f"One-row predict: mlpfast **{p['one_row_us']:.1f} µs** (target ≤ 20)"
+        + (
+            f", scikit-learn {p['sklearn_one_row_us']:.0f} µs."
+            if "sklearn_one_row_us" in p
+            else "."
+        ),
+        "",
+        "**Peak memory during the mnist fit** (fresh process each; peak resident set during "
+        "fit minus resident set before it, X already loaded):",
+        "",
+    ]
+    for name, mem in results["memory"].items():
+        if "error" in mem:
+            lines.append(f"- {name}: failed ({mem['error']})")
+            continue
+        extra = mem["peak_mib"] - mem["before_mib"]
+        lines.append(
+            f"- {name}: X is {mem['x_mib']:.0f} MiB; fit added {extra:.0f} MiB at its peak"
+            + (" (limit: 64 MiB)" if name == "mlpfast" else "")
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=None, help="workload names")
+    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return 0
+
+    use_sklearn = not args.no_sklearn and have("sklearn")
+    use_torch = not args.no_torch and have("torch")
+    machine = {
+        "date": datetime.date.today().isoformat(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": mlpfast.get_num_threads(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "mlpfast": mlpfast.__version__,
+    }
+    if use_sklearn:
+        import sklearn
+
+        machine["sklearn"] = sklearn.__version__
+    if use_torch:
+        import torch
+
+        torch.set_num_threads(mlpfast.get_num_threads())
+        machine["torch"] = torch.__version__
+        machine["torch_threads"] = torch.get_num_threads()
+    machine["gemm_peak_gflops"] = {
+        "float32": gemm_peak(np.float32),
+        "float64": gemm_peak(np.float64),
+    }
+    print(f"machine: {machine}", flush=True)
+
+    results = {"machine": machine, "runs": args.runs, "workloads": {}}
+    for w in wl.WORKLOADS:
+        if args.only and w.name not in args.only:
+            continue
+        r = run_workload(w, args.runs, use_sklearn, use_torch)
+        r.update(
+            target=w.target,
+            dtype=w.dtype,
+            gflops=w.flops_per_epoch() * w.epochs / r["seconds"]["mlpfast"] / 1e9,
+        )
+        results["workloads"][w.name] = r
+        s = r["seconds"]
+        print(
+            f"{w.name:9s} "
+            + "  ".join(f"{k} {v:.3f}s" for k, v in s.items())
+            + f"  numpy/mlpfast {s['numpy'] / s['mlpfast']:.2f}",
+            flush=True,
+        )
+    results["predict"] = run_predict(args.runs, use_sklearn)
+    print(f"predict: {results['predict']}", flush=True)
+    results["memory"] = run_memory(use_sklearn)
+    print(f"memory: {results['memory']}", flush=True)
+
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = report(results)
+    (HERE / "RESULTS.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

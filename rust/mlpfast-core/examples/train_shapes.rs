@@ -1,0 +1,81 @@
+//! Times `train::fit` on one of the benchmark shapes, for profiling without Python:
+//! `cargo run --release --example train_shapes -- mnist [threads]`.
+
+use std::time::Instant;
+
+use mlpfast_core::train::{FitConfig, Silent, fit};
+use mlpfast_core::{
+    Activation, Hidden, Loss, MatRef, OptimState, Optimizer, ParamsMut, Rng, Spec, Targets,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("mnist", String::as_str);
+    if let Some(t) = args.get(2) {
+        mlpfast_core::threads::set_num_threads(t.parse().expect("thread count")).unwrap();
+    }
+    let (sizes, act, batch, samples, epochs): (&[usize], _, usize, usize, usize) = match name {
+        "tiny" => (&[64, 128, 10], Activation::Relu, 32, 65_536, 1),
+        "deep" => (
+            &[32, 64, 64, 64, 64, 64, 64, 2],
+            Activation::Relu,
+            64,
+            32_768,
+            1,
+        ),
+        "mnist32" => (&[784, 256, 128, 10], Activation::Relu, 32, 16_384, 1),
+        "wide" => (&[1024, 2048, 2048, 10], Activation::Relu, 256, 8_192, 1),
+        _ => (&[784, 256, 128, 10], Activation::Relu, 128, 60_000, 1),
+    };
+    let spec = Spec::new(sizes, Hidden::Activation(act), Loss::Softmax).unwrap();
+    let mut rng = Rng::new(0);
+    let x: Vec<f32> = (0..samples * sizes[0])
+        .map(|_| rng.normal() as f32)
+        .collect();
+    let y: Vec<u32> = (0..samples)
+        .map(|_| rng.below(sizes[sizes.len() - 1]) as u32)
+        .collect();
+    let mut params = spec.init_params::<f32>(None, &mut rng);
+    let cfg = FitConfig {
+        epochs,
+        batch_size: batch,
+        lr: 0.01,
+        weight_decay: 0.0,
+        lr_decay: 1.0,
+        shuffle: true,
+        seed: 0,
+    };
+    for _ in 0..3 {
+        let mut pm: Vec<ParamsMut<'_, f32>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
+            .collect();
+        let lens: Vec<usize> = pm
+            .iter()
+            .flat_map(|p| [p.weight.len(), p.bias.len()])
+            .collect();
+        let sgd = Optimizer::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let mut optim = OptimState::new(sgd, &lens);
+        let t = Instant::now();
+        let targets = Targets::Classes(&y);
+        fit(
+            &spec,
+            &mut pm,
+            MatRef::new(&x, samples, sizes[0]),
+            &targets,
+            None,
+            &cfg,
+            &mut optim,
+            &mut Silent,
+        )
+        .unwrap();
+        let steps = samples.div_ceil(batch) * epochs;
+        println!(
+            "{name}: {:.1} us/step",
+            t.elapsed().as_secs_f64() * 1e6 / steps as f64
+        );
+    }
+}

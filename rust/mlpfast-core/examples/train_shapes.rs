@@ -45,7 +45,11 @@ fn main() {
         shuffle: true,
         seed: 0,
     };
-    for _ in 0..3 {
+    let fits = std::env::var("FITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..fits {
         let mut pm: Vec<ParamsMut<'_, f32>> = params
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })

@@ -223,10 +223,10 @@ impl Activation {
             Activation::Sigmoid => scale_by(d, y, |y| y * (one - y)),
             Activation::Tanh => scale_by(d, y, |y| one - y * y),
             Activation::Relu => {
-                // A select, not a multiply: 0 · ∞ would be NaN where the unit is off.
+                // A mask, not a multiply: 0 · ∞ would be NaN where the unit is off.
                 d.iter_mut()
                     .zip(y)
-                    .for_each(|(d, &y)| *d = if y > zero { *d } else { zero });
+                    .for_each(|(d, &y)| *d = d.keep_if(y > zero));
             }
             Activation::LeakyRelu(a) => {
                 let a = T::from_f64(a);

@@ -57,10 +57,13 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     /// Neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// `self` where `keep`, else +0; by bit masking, so that a loop of these stores every
+    /// element (compilers turn a select into masked stores, which some CPUs run slowly).
+    fn keep_if(self, keep: bool) -> Self;
 }
 
 macro_rules! impl_float {
-    ($t:ty, $name:literal, $exp:ident) => {
+    ($t:ty, $bits:ty, $name:literal, $exp:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -110,12 +113,17 @@ macro_rules! impl_float {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            #[inline(always)]
+            fn keep_if(self, keep: bool) -> Self {
+                let mask = (keep as $bits).wrapping_neg();
+                <$t>::from_bits(self.to_bits() & mask)
+            }
         }
     };
 }
 
-impl_float!(f32, "float32", exp_f32);
-impl_float!(f64, "float64", exp_f64);
+impl_float!(f32, u32, "float32", exp_f32);
+impl_float!(f64, u64, "float64", exp_f64);
 
 /// True when every value is finite (no NaN, no infinity).
 pub fn all_finite<T: Float>(values: &[T]) -> bool {
@@ -133,7 +141,10 @@ pub fn all_finite<T: Float>(values: &[T]) -> bool {
                         *a += v * T::ZERO;
                     }
                 }
-                let tail = lanes.remainder().iter().fold(T::ZERO, |a, &v| a + v * T::ZERO);
+                let tail = lanes
+                    .remainder()
+                    .iter()
+                    .fold(T::ZERO, |a, &v| a + v * T::ZERO);
                 acc.iter().fold(tail, |a, &v| a + v) == T::ZERO
             })
         },

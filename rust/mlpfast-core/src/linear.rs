@@ -34,10 +34,15 @@ pub(crate) fn affine_forward<T: Float>(
 
 /// `out[j] = Σ_i d[i, j]`, summed row after row (a fixed order, whatever the threads).
 pub(crate) fn column_sums<T: Float>(d: MatRef<'_, T>, out: &mut [T]) {
-    out.fill(T::ZERO);
-    for i in 0..d.rows() {
-        out.iter_mut().zip(d.row(i)).for_each(|(o, &v)| *o += v);
-    }
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            out.fill(T::ZERO);
+            for i in 0..d.rows() {
+                out.iter_mut().zip(d.row(i)).for_each(|(o, &v)| *o += v);
+            }
+        },
+    )
 }
 
 /// Gradients of an affine map from the gradient `d` (N, out) at its output:

@@ -249,6 +249,7 @@ pub fn check_binary<T: Float>(arg: &str, t: MatRef<'_, T>) -> Result<()> {
     Ok(())
 }
 
+#[inline(always)]
 fn softmax_row<T: Float>(s: &[T], y: usize, grad: Option<&mut [T]>, scale: T) -> f64 {
     let max = s.iter().fold(s[0], |m, &v| m.max(v));
     let loss_of = |sum: T| (sum.ln() - (s[y] - max)).to_f64();
@@ -266,6 +267,7 @@ fn softmax_row<T: Float>(s: &[T], y: usize, grad: Option<&mut [T]>, scale: T) ->
     }
 }
 
+#[inline(always)]
 fn svm_row<T: Float>(s: &[T], y: usize, margin: T, grad: Option<&mut [T]>, scale: T) -> f64 {
     let sy = s[y];
     let mut loss = T::ZERO;
@@ -296,6 +298,7 @@ fn svm_row<T: Float>(s: &[T], y: usize, margin: T, grad: Option<&mut [T]>, scale
     loss.to_f64()
 }
 
+#[inline(always)]
 fn mse_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
     let two_scale = scale + scale;
     match grad {
@@ -317,6 +320,7 @@ fn mse_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 
     }
 }
 
+#[inline(always)]
 fn bce_row<T: Float>(z: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
     let mut loss = 0.0f64;
     let mut g = grad;

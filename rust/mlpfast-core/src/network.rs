@@ -25,7 +25,7 @@ use crate::loss::Loss;
 use crate::matrix::MatRef;
 use crate::maxout::check_pieces;
 use crate::rng::{Init, Rng};
-use crate::step::Buffers;
+use crate::step::{Buffers, Gather};
 use crate::threads;
 
 /// One parameter layer of a network.
@@ -295,12 +295,15 @@ impl Spec {
         };
         if x.rows() <= CHUNK {
             // One chunk (e.g. one row): no hand-off to the pool, for latency.
-            run(&mut Buffers::new(self, x.rows(), false), (0, out));
+            run(
+                &mut Buffers::new(self, x.rows(), false, Gather::No),
+                (0, out),
+            );
         } else {
             threads::install(|| {
                 out.par_chunks_mut(CHUNK * k)
                     .enumerate()
-                    .for_each_init(|| Buffers::new(self, CHUNK, false), run)
+                    .for_each_init(|| Buffers::new(self, CHUNK, false, Gather::No), run)
             });
         }
         Ok(())
@@ -358,7 +361,7 @@ mod tests {
             nesterov: false,
         };
         let mut optim = OptimState::new(sgd, &[12, 4, 8, 2]);
-        let mut trainer = Trainer::new(&spec, n, false, false);
+        let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No);
         let mut pm: Vec<ParamsMut<'_, f64>> = params
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })

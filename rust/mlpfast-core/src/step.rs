@@ -3,12 +3,13 @@
 //! **Phase 1, per shard.** The batch's rows are cut into a few contiguous shards. Each shard,
 //! independently, gathers its rows, runs the forward pass through every block, the loss, and
 //! the backward pass down to `g_l = dL/dz_l`, the gradient at every block's pre-activation
-//! (per piece for maxout). Only the weights are read, so the shards need no synchronization.
+//! (per piece for maxout). Shards write disjoint row ranges of full-batch buffers and only
+//! read the weights, so they need no synchronization.
 //!
 //! **Phase 2, per task.** A task is a block of rows of one weight matrix (or one layer's
-//! biases). It sums its gradient over the shards, `dW[rows] = Σ_s a_s[:, rows]ᵀ · g_s`, in
-//! shard order, and applies the optimizer update to those rows at once, while they are in
-//! cache; it also adds up ‖W[rows]‖² before the update for the weight-decay term of the loss.
+//! biases). It computes its gradient over the whole batch in one product,
+//! `dW[rows] = a[:, rows]ᵀ · g`, and applies the optimizer update to those rows at once, while
+//! they are in cache; it also adds up ‖W[rows]‖² before the update for the weight-decay term.
 //!
 //! The cut into shards and tasks depends on the batch and layer sizes only, never on the
 //! number of threads; so every sum is taken in the same order and training gives the same bits
@@ -17,7 +18,7 @@
 use crate::activation::Activation;
 use crate::float::Float;
 use crate::gemm::matmul;
-use crate::linear::affine_forward;
+use crate::linear::{affine_forward, column_sums};
 use crate::loss::Targets;
 use crate::matrix::MatRef;
 use crate::maxout::maxout_forward;
@@ -29,7 +30,7 @@ use crate::team::{PerItem, Team};
 const MAX_SHARDS: usize = 8;
 /// A weight-gradient task holds at least about this many multiply-adds (when its matrix has
 /// that many), so that handing it to a thread pays.
-const TASK_WORK: usize = 1 << 16;
+const TASK_WORK: usize = 1 << 17;
 /// A weight matrix is cut into at most this many row blocks.
 const MAX_BLOCKS: usize = 16;
 
@@ -43,20 +44,6 @@ pub(crate) fn shard_count(rows: usize) -> usize {
     }
 }
 
-/// The most rows one shard gets in any batch of at most `batch` rows (the last batch of an
-/// epoch may be smaller, and cut differently).
-fn shard_capacity(batch: usize) -> usize {
-    // rows.div_ceil(shard_count(rows)) only drops where the shard count goes up, so its
-    // largest value is at `batch` or just below one of those steps.
-    let below_steps = (1..=MAX_SHARDS).map(|c| if c == 1 { 15 } else { 128 * (c + 1) - 1 });
-    std::iter::once(batch)
-        .chain(below_steps.map(|r| r.min(batch)))
-        .map(|r| r.div_ceil(shard_count(r).max(1)))
-        .max()
-        .unwrap_or(batch)
-        .max(1)
-}
-
 /// Rows `lo..hi` of shard `s` of `count` in a batch of `rows`.
 fn shard_range(rows: usize, s: usize, count: usize) -> (usize, usize) {
     (rows * s / count, rows * (s + 1) / count)
@@ -67,7 +54,7 @@ fn shard_range(rows: usize, s: usize, count: usize) -> (usize, usize) {
 pub(crate) enum Rows<'a> {
     /// Consecutive rows `lo..hi`, read in place.
     Range(usize, usize),
-    /// These rows, gathered into the shards' buffers.
+    /// These rows, gathered into the step's buffers.
     Picked(&'a [usize]),
 }
 
@@ -80,16 +67,61 @@ impl Rows<'_> {
     }
 }
 
-/// One step's data: the whole training set and which of its rows the batch holds.
+/// One step's data: the whole training set, which of its rows the batch holds, and which
+/// rows the next batch will gather (to prefetch them).
 #[derive(Clone, Copy)]
 pub(crate) struct Batch<'a, T> {
     pub x: MatRef<'a, T>,
     pub y: &'a Targets<'a, T>,
     pub rows: Rows<'a>,
+    pub next: &'a [usize],
 }
 
-/// Every block's output and gradients for a few rows: what one shard works in, and what
-/// inference uses for one chunk of rows.
+/// A raw pointer to a buffer that may cross threads: shards and tasks each turn a disjoint
+/// range of it into a slice.
+#[derive(Clone, Copy)]
+struct Ptr<T>(*mut T, usize);
+// SAFETY: a Ptr is only turned into slices by `slice`, whose callers guarantee that no two
+// threads get overlapping ranges.
+unsafe impl<T: Send> Send for Ptr<T> {}
+unsafe impl<T: Send> Sync for Ptr<T> {}
+
+impl<T> Ptr<T> {
+    fn of(v: &mut [T]) -> Self {
+        Ptr(v.as_mut_ptr(), v.len())
+    }
+
+    /// Elements `off..off + len` (an empty slice when the buffer is empty: an optimizer that
+    /// keeps no state).
+    ///
+    /// # Safety
+    /// No other live reference may overlap that range.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(self, off: usize, len: usize) -> &'a mut [T] {
+        if self.1 == 0 {
+            return &mut [];
+        }
+        assert!(off + len <= self.1, "range {off}+{len} beyond {}", self.1);
+        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(off), len) }
+    }
+
+    /// Elements `off..off + len`, to read.
+    ///
+    /// # Safety
+    /// No live mutable reference may overlap that range.
+    unsafe fn view<'a>(self, off: usize, len: usize) -> &'a [T] {
+        if self.1 == 0 {
+            return &[];
+        }
+        assert!(off + len <= self.1, "range {off}+{len} beyond {}", self.1);
+        // SAFETY: in bounds (checked above); not written meanwhile by the caller's guarantee.
+        unsafe { std::slice::from_raw_parts(self.0.add(off), len) }
+    }
+}
+
+/// Full-batch buffers: every block's output and gradients for up to `capacity` rows, and the
+/// gathered batch. Shards fill row ranges of them; the weight gradients read them whole.
 pub(crate) struct Buffers<T> {
     capacity: usize,
     acts: Vec<Vec<T>>,
@@ -97,11 +129,37 @@ pub(crate) struct Buffers<T> {
     pieces: Vec<Vec<T>>,
     winners: Vec<Vec<u8>>,
     dx: Vec<T>,
+    x: Vec<T>,
+    classes: Vec<u32>,
+    values: Vec<T>,
+}
+
+/// Pointers into a [`Buffers`], for shards that fill disjoint row ranges at once.
+struct Raw<T> {
+    acts: Vec<Ptr<T>>,
+    grads: Vec<Ptr<T>>,
+    pieces: Vec<Ptr<T>>,
+    winners: Vec<Ptr<u8>>,
+    dx: Ptr<T>,
+    x: Ptr<T>,
+    classes: Ptr<u32>,
+    values: Ptr<T>,
+}
+
+/// What a batch needs gathered, when it is gathered at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gather {
+    /// Nothing: batches are read in place (or this is inference).
+    No,
+    /// Rows of X and class labels.
+    Classes,
+    /// Rows of X and of the target matrix.
+    Values,
 }
 
 impl<T: Float> Buffers<T> {
     /// Buffers for up to `capacity` rows; gradient buffers only when `training`.
-    pub(crate) fn new(spec: &Spec, capacity: usize, training: bool) -> Self {
+    pub(crate) fn new(spec: &Spec, capacity: usize, training: bool, gather: Gather) -> Self {
         let blocks = spec.blocks();
         let per_block = |f: &dyn Fn(&Block) -> usize| -> Vec<Vec<T>> {
             blocks.iter().map(|b| vec![T::ZERO; f(b)]).collect()
@@ -112,6 +170,7 @@ impl<T: Float> Buffers<T> {
             .map(|b| b.inputs().max(b.outputs()))
             .max()
             .unwrap_or(0);
+        let (d, k) = (spec.inputs(), spec.outputs());
         Buffers {
             capacity,
             acts: per_block(&|b| capacity * b.outputs()),
@@ -132,39 +191,59 @@ impl<T: Float> Buffers<T> {
                 })
                 .collect(),
             dx: vec![T::ZERO; if training { capacity * maxout_width } else { 0 }],
+            x: vec![
+                T::ZERO;
+                if gather == Gather::No {
+                    0
+                } else {
+                    capacity * d
+                }
+            ],
+            classes: vec![
+                0;
+                if gather == Gather::Classes {
+                    capacity
+                } else {
+                    0
+                }
+            ],
+            values: vec![
+                T::ZERO;
+                if gather == Gather::Values {
+                    capacity * k
+                } else {
+                    0
+                }
+            ],
+        }
+    }
+
+    /// Pointers to every buffer. They stay valid as long as `self` lives: no buffer is ever
+    /// resized.
+    fn raw(&mut self) -> Raw<T> {
+        Raw {
+            acts: self.acts.iter_mut().map(|v| Ptr::of(v)).collect(),
+            grads: self.grads.iter_mut().map(|v| Ptr::of(v)).collect(),
+            pieces: self.pieces.iter_mut().map(|v| Ptr::of(v)).collect(),
+            winners: self.winners.iter_mut().map(|v| Ptr::of(v)).collect(),
+            dx: Ptr::of(&mut self.dx),
+            x: Ptr::of(&mut self.x),
+            classes: Ptr::of(&mut self.classes),
+            values: Ptr::of(&mut self.values),
         }
     }
 
     /// Forward pass of `x` (at most `capacity` rows) through every block, keeping each output.
     pub(crate) fn forward(&mut self, spec: &Spec, params: &[impl Params<T>], x: MatRef<'_, T>) {
-        let n = x.rows();
         assert!(
-            n <= self.capacity,
-            "{n} rows in buffers for {}",
+            x.rows() <= self.capacity,
+            "{} rows in buffers for {}",
+            x.rows(),
             self.capacity
         );
-        for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
-            let (done, rest) = self.acts.split_at_mut(l);
-            let input = match l {
-                0 => x,
-                _ => MatRef::new(&done[l - 1][..n * block.inputs()], n, block.inputs()),
-            };
-            let out = &mut rest[0][..n * block.outputs()];
-            match *block {
-                Block::Dense { act, .. } => affine_forward(input, p.weight(), p.bias(), act, out),
-                Block::Maxout {
-                    pieces, outputs, ..
-                } => maxout_forward(
-                    input,
-                    p.weight(),
-                    p.bias(),
-                    pieces,
-                    &mut self.pieces[l][..pieces * n * outputs],
-                    out,
-                    &mut self.winners[l][..n * outputs],
-                ),
-            }
-        }
+        let raw = self.raw();
+        // SAFETY: one pass over all rows, with `self` borrowed exclusively meanwhile.
+        unsafe { forward_rows(&raw, spec, params, 0, x) };
     }
 
     /// The scores of the last forward pass of `n` rows.
@@ -172,75 +251,137 @@ impl<T: Float> Buffers<T> {
         let k = spec.outputs();
         MatRef::new(&self.acts[self.acts.len() - 1][..n * k], n, k)
     }
+}
 
-    /// Output of block `l` for the last `n` rows.
-    fn act(&self, l: usize, n: usize, width: usize) -> MatRef<'_, T> {
-        MatRef::new(&self.acts[l][..n * width], n, width)
+impl<T> Raw<T> {
+    /// Output of block `l` for the `n` rows of the batch.
+    ///
+    /// # Safety
+    /// Nothing may write those rows while the view lives.
+    unsafe fn act<'a>(&self, l: usize, n: usize, width: usize) -> MatRef<'a, T>
+    where
+        T: Copy,
+    {
+        // SAFETY: forwarded to the caller.
+        MatRef::new(unsafe { self.acts[l].view(0, n * width) }, n, width)
     }
 
-    /// Gradient at piece `p` of block `l`'s pre-activation, for `n` rows.
-    fn grad(&self, l: usize, p: usize, n: usize, width: usize) -> MatRef<'_, T> {
-        MatRef::new(&self.grads[l][p * n * width..(p + 1) * n * width], n, width)
+    /// Gradient at piece `p` of block `l`'s pre-activation, for the `n` rows of the batch.
+    ///
+    /// # Safety
+    /// Nothing may write those rows while the view lives.
+    unsafe fn grad<'a>(&self, l: usize, p: usize, n: usize, width: usize) -> MatRef<'a, T>
+    where
+        T: Copy,
+    {
+        // SAFETY: forwarded to the caller.
+        MatRef::new(
+            unsafe { self.grads[l].view(p * n * width, n * width) },
+            n,
+            width,
+        )
     }
+}
 
-    /// Loss of the last forward pass against `targets`, summed over its `n` rows; `scale ·` its
-    /// gradient goes to the last block's gradient buffer.
-    fn loss(&mut self, spec: &Spec, targets: &Targets<'_, T>, n: usize, scale: T) -> f64 {
-        let (last, k) = (self.acts.len() - 1, spec.outputs());
-        let scores = MatRef::new(&self.acts[last][..n * k], n, k);
-        let grad = Some(&mut self.grads[last][..n * k]);
-        spec.loss().sum_rows(scores, targets, grad, scale)
+/// Rows `lo..lo + input.rows()` of a batch: every block's output from `input`.
+///
+/// # Safety
+/// No other live reference may overlap those rows of the buffers `raw` points to.
+unsafe fn forward_rows<T: Float>(
+    raw: &Raw<T>,
+    spec: &Spec,
+    params: &[impl Params<T>],
+    lo: usize,
+    input: MatRef<'_, T>,
+) {
+    let m = input.rows();
+    for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
+        let (n_in, n_out) = (block.inputs(), block.outputs());
+        // SAFETY (all slices): rows lo..lo+m of this pass's own buffers, exclusive by the
+        // caller's guarantee; the previous block's output was written just before.
+        let prev = match l {
+            0 => input,
+            _ => MatRef::new(
+                unsafe { raw.acts[l - 1].slice(lo * n_in, m * n_in) },
+                m,
+                n_in,
+            ),
+        };
+        let out = unsafe { raw.acts[l].slice(lo * n_out, m * n_out) };
+        match *block {
+            Block::Dense { act, .. } => affine_forward(prev, p.weight(), p.bias(), act, out),
+            Block::Maxout { pieces, .. } => maxout_forward(
+                prev,
+                p.weight(),
+                p.bias(),
+                pieces,
+                unsafe { raw.pieces[l].slice(lo * pieces * n_out, m * pieces * n_out) },
+                out,
+                unsafe { raw.winners[l].slice(lo * n_out, m * n_out) },
+            ),
+        }
     }
+}
 
-    /// From the last block's gradient down: `g_{l-1}` from `g_l` for every block, for `n` rows.
-    fn backward(&mut self, spec: &Spec, params: &[impl Params<T>], n: usize) {
-        let blocks = spec.blocks();
-        for l in (1..blocks.len()).rev() {
-            let (block, prev) = (blocks[l], blocks[l - 1]);
-            let (n_in, n_out) = (block.inputs(), block.outputs());
-            let (lower, upper) = self.grads.split_at_mut(l);
-            let g = &upper[0];
-            // dL/da_{l-1} = Σ_p g_{l,p} · W_{l,p}ᵀ, straight into g_{l-1} for a dense block
-            // (then scaled by f'), via scratch for maxout (then routed to the winning pieces).
-            let dst = match prev {
-                Block::Dense { .. } => &mut lower[l - 1][..n * n_in],
-                Block::Maxout { .. } => &mut self.dx[..n * n_in],
-            };
-            let w = params[l].weight();
-            for p in 0..block.bias_len() / n_out {
-                let gp = MatRef::new(&g[p * n * n_out..(p + 1) * n * n_out], n, n_out);
-                let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
-                matmul(dst, gp, wp.t(), p > 0);
-            }
+/// Rows `lo..hi` of a batch of `n` after their forward pass: the loss (summed over the rows)
+/// and, from `scale ·` its gradient down, `g_l` for every block.
+///
+/// # Safety
+/// No other live reference may overlap those rows of the buffers `raw` points to.
+unsafe fn backward_rows<T: Float>(
+    raw: &Raw<T>,
+    spec: &Spec,
+    params: &[impl Params<T>],
+    (n, lo, hi): (usize, usize, usize),
+    targets: &Targets<'_, T>,
+    scale: T,
+) -> f64 {
+    let m = hi - lo;
+    let blocks = spec.blocks();
+    let last = blocks.len() - 1;
+    let k = spec.outputs();
+    // SAFETY (all slices below): rows lo..hi of this shard's own parts of the buffers.
+    let loss = unsafe {
+        let scores = MatRef::new(raw.acts[last].slice(lo * k, m * k), m, k);
+        let grad = raw.grads[last].slice(lo * k, m * k);
+        spec.loss().sum_rows(scores, targets, Some(grad), scale)
+    };
+    for l in (1..blocks.len()).rev() {
+        let (block, prev) = (blocks[l], blocks[l - 1]);
+        let (n_in, n_out) = (block.inputs(), block.outputs());
+        // dL/da_{l-1} = Σ_p g_{l,p} · W_{l,p}ᵀ, straight into g_{l-1} for a dense block (then
+        // scaled by f'), via scratch for maxout (then routed to the winning pieces).
+        let dst = unsafe {
             match prev {
-                Block::Dense { act, .. } => {
-                    if act != Activation::Identity {
-                        let a = &self.acts[l - 1][..n * n_in];
-                        act.backward_from_output_inplace(a, &mut lower[l - 1][..n * n_in]);
-                    }
+                Block::Dense { .. } => raw.grads[l - 1].slice(lo * n_in, m * n_in),
+                Block::Maxout { .. } => raw.dx.slice(lo * n_in, m * n_in),
+            }
+        };
+        let w = params[l].weight();
+        for p in 0..block.bias_len() / n_out {
+            let gp = unsafe { raw.grads[l].slice(p * n * n_out + lo * n_out, m * n_out) };
+            let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
+            matmul(dst, MatRef::new(gp, m, n_out), wp.t(), p > 0);
+        }
+        let a = unsafe { &*raw.acts[l - 1].slice(lo * n_in, m * n_in) };
+        match prev {
+            Block::Dense { act, .. } => {
+                if act != Activation::Identity {
+                    act.backward_from_output_inplace(a, dst);
                 }
-                Block::Maxout { pieces, .. } => {
-                    let winners = &self.winners[l - 1][..n * n_in];
-                    let gp = &mut lower[l - 1][..pieces * n * n_in];
-                    for (p, gp) in gp.chunks_exact_mut(n * n_in).enumerate() {
-                        for ((d, &v), &w) in gp.iter_mut().zip(&self.dx[..n * n_in]).zip(winners) {
-                            *d = if w as usize == p { v } else { T::ZERO };
-                        }
+            }
+            Block::Maxout { pieces, .. } => {
+                let winners = unsafe { &*raw.winners[l - 1].slice(lo * n_in, m * n_in) };
+                for p in 0..pieces {
+                    let gp = unsafe { raw.grads[l - 1].slice(p * n * n_in + lo * n_in, m * n_in) };
+                    for ((d, &v), &w) in gp.iter_mut().zip(&*dst).zip(winners) {
+                        *d = v.keep_if(w as usize == p);
                     }
                 }
             }
         }
     }
-}
-
-/// A shard: its gathered rows and targets, and its buffers.
-struct Shard<T> {
-    x: Vec<T>,
-    classes: Vec<u32>,
-    values: Vec<T>,
-    bufs: Buffers<T>,
-    rows: usize,
-    loss: f64,
+    loss
 }
 
 /// What a phase-2 task updates.
@@ -257,40 +398,6 @@ enum Task {
     Bias { layer: usize },
 }
 
-/// A raw pointer that may cross threads: phase 2 hands every task a disjoint part of the
-/// parameters, gradients and optimizer buffers through these.
-#[derive(Clone, Copy)]
-struct Ptr<T>(*mut T, usize);
-// SAFETY: a Ptr is only turned into slices by `slice`, whose callers guarantee that no two
-// threads get overlapping ranges (see `Trainer::phase2`).
-unsafe impl<T: Send> Send for Ptr<T> {}
-unsafe impl<T: Send> Sync for Ptr<T> {}
-
-impl<T> Ptr<T> {
-    fn of(v: &mut [T]) -> Self {
-        Ptr(v.as_mut_ptr(), v.len())
-    }
-
-    /// Elements `off..off + len`, or an empty slice when the buffer is empty (an optimizer
-    /// that keeps no state).
-    ///
-    /// # Safety
-    /// No other live reference may overlap that range.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice<'a>(self, off: usize, len: usize) -> &'a mut [T] {
-        if self.1 == 0 {
-            return &mut [];
-        }
-        assert!(
-            off + len <= self.1,
-            "task range {off}+{len} beyond {}",
-            self.1
-        );
-        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(off), len) }
-    }
-}
-
 /// Pointers to one block's parameters, gradients and optimizer buffers for one step.
 #[derive(Clone, Copy)]
 struct LayerPtrs<T> {
@@ -304,9 +411,11 @@ struct LayerPtrs<T> {
     b2: Ptr<T>,
 }
 
-/// Everything one training run allocates up front: shards, gradient buffers, the task list.
+/// Everything one training run allocates up front: buffers, gradients, the task list.
 pub(crate) struct Trainer<T> {
-    shards: Vec<Shard<T>>,
+    bufs: Buffers<T>,
+    raw: Raw<T>,
+    losses: Vec<f64>,
     dw: Vec<Vec<T>>,
     db: Vec<Vec<T>>,
     tasks: Vec<Task>,
@@ -315,22 +424,11 @@ pub(crate) struct Trainer<T> {
 }
 
 impl<T: Float> Trainer<T> {
-    /// Buffers for batches of up to `batch` rows of `spec`; `gather` when batches are picked
-    /// rows (shuffled) rather than ranges read in place.
-    pub(crate) fn new(spec: &Spec, batch: usize, gather: bool, classes: bool) -> Self {
-        let count = shard_count(batch);
-        let cap = shard_capacity(batch);
-        let (d, k) = (spec.inputs(), spec.outputs());
-        let shards = (0..count)
-            .map(|_| Shard {
-                x: vec![T::ZERO; if gather { cap * d } else { 0 }],
-                classes: vec![0; if gather && classes { cap } else { 0 }],
-                values: vec![T::ZERO; if gather && !classes { cap * k } else { 0 }],
-                bufs: Buffers::new(spec, cap, true),
-                rows: 0,
-                loss: 0.0,
-            })
-            .collect();
+    /// Buffers for batches of up to `batch` rows of `spec`; `gather` says what a shuffled
+    /// batch copies (nothing when batches are ranges read in place).
+    pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Self {
+        let mut bufs = Buffers::new(spec, batch, true, gather);
+        let raw = bufs.raw();
         let mut tasks = Vec::new();
         for (layer, b) in spec.blocks().iter().enumerate() {
             let (n_in, n_out) = (b.inputs(), b.outputs());
@@ -350,7 +448,9 @@ impl<T: Float> Trainer<T> {
             tasks.push(Task::Bias { layer });
         }
         Trainer {
-            shards,
+            bufs,
+            raw,
+            losses: vec![0.0; MAX_SHARDS],
             dw: spec
                 .blocks()
                 .iter()
@@ -381,21 +481,17 @@ impl<T: Float> Trainer<T> {
         weight_decay: f64,
     ) -> f64 {
         let n = batch.rows.len();
+        assert!(
+            n <= self.bufs.capacity,
+            "batch of {n} in buffers for {}",
+            self.bufs.capacity
+        );
         let count = shard_count(n);
         let norm = spec.loss().normalizer(n, spec.outputs()) as f64;
         self.phase1(team, spec, params, batch, count, T::from_f64(1.0 / norm));
-        let data_loss: f64 = self.shards[..count].iter().map(|s| s.loss).sum::<f64>() / norm;
+        let data_loss: f64 = self.losses[..count].iter().sum::<f64>() / norm;
         let coeffs = optim.begin_step(lr, weight_decay);
-        self.phase2(
-            team,
-            spec,
-            params,
-            batch,
-            count,
-            optim,
-            coeffs,
-            weight_decay > 0.0,
-        );
+        self.phase2(team, spec, params, batch, optim, coeffs, weight_decay > 0.0);
         let reg = if weight_decay > 0.0 {
             0.5 * weight_decay * self.reg.iter().sum::<f64>()
         } else {
@@ -415,51 +511,57 @@ impl<T: Float> Trainer<T> {
     ) {
         let n = batch.rows.len();
         let (d, k) = (spec.inputs(), spec.outputs());
-        let shards = PerItem::new(&mut self.shards[..count]);
+        let raw = &self.raw;
+        let losses = PerItem::new(&mut self.losses[..count]);
         team.run(count, &|s| {
-            // SAFETY: the team runs each index once.
-            let shard = unsafe { shards.get(s) };
             let (lo, hi) = shard_range(n, s, count);
-            let rows = hi - lo;
-            shard.rows = rows;
-            let Shard {
-                x,
-                classes,
-                values,
-                bufs,
-                loss,
-                ..
-            } = shard;
-            let (input, targets) = match batch.rows {
-                Rows::Range(start, _) => {
-                    let (a, b) = (start + lo, start + hi);
-                    let t = match batch.y {
-                        Targets::Classes(c) => Targets::Classes(&c[a..b]),
-                        Targets::Values(v) => Targets::Values(v.row_block(a, b)),
-                    };
-                    (batch.x.row_block(a, b), t)
-                }
-                Rows::Picked(idx) => {
-                    let idx = &idx[lo..hi];
-                    gather_rows(batch.x, idx, x);
-                    let t = match batch.y {
-                        Targets::Classes(c) => {
-                            for (dst, &i) in classes.iter_mut().zip(idx) {
-                                *dst = c[i];
+            let m = hi - lo;
+            // SAFETY: shard s alone owns rows lo..hi of every buffer, and the team runs each
+            // index once; `self` is borrowed exclusively for the whole phase.
+            let (input, targets) = unsafe {
+                match batch.rows {
+                    Rows::Range(start, _) => {
+                        let (a, b) = (start + lo, start + hi);
+                        let t = match batch.y {
+                            Targets::Classes(c) => Targets::Classes(&c[a..b]),
+                            Targets::Values(v) => Targets::Values(v.row_block(a, b)),
+                        };
+                        (batch.x.row_block(a, b), t)
+                    }
+                    Rows::Picked(idx) => {
+                        let idx = &idx[lo..hi];
+                        let x = raw.x.slice(lo * d, m * d);
+                        gather_rows(batch.x, idx, x);
+                        // Random rows of a large X come from memory, not cache: ask for the next
+                        // batch's share now, so that they arrive while this one computes.
+                        let next = batch.next;
+                        let (a, b) = shard_range(next.len(), s, count);
+                        prefetch_rows(batch.x, &next[a.min(next.len())..b.min(next.len())]);
+                        let t = match batch.y {
+                            Targets::Classes(c) => {
+                                let dst = raw.classes.slice(lo, m);
+                                for (dst, &i) in dst.iter_mut().zip(idx) {
+                                    *dst = c[i];
+                                }
+                                Targets::Classes(&*dst)
                             }
-                            Targets::Classes(&classes[..rows])
-                        }
-                        Targets::Values(v) => {
-                            gather_rows(*v, idx, values);
-                            Targets::Values(MatRef::new(&values[..rows * k], rows, k))
-                        }
-                    };
-                    (MatRef::new(&x[..rows * d], rows, d), t)
+                            Targets::Values(v) => {
+                                let dst = raw.values.slice(lo * k, m * k);
+                                gather_rows(*v, idx, dst);
+                                Targets::Values(MatRef::new(&*dst, m, k))
+                            }
+                        };
+                        (MatRef::new(&*x, m, d), t)
+                    }
                 }
             };
-            bufs.forward(spec, params, input);
-            *loss = bufs.loss(spec, &targets, rows, scale);
-            bufs.backward(spec, params, rows);
+            // SAFETY: as above.
+            let loss = unsafe {
+                forward_rows(raw, spec, params, lo, input);
+                backward_rows(raw, spec, params, (n, lo, hi), &targets, scale)
+            };
+            // SAFETY: the team runs each index once.
+            unsafe { *losses.get(s) = loss };
         });
     }
 
@@ -470,7 +572,6 @@ impl<T: Float> Trainer<T> {
         spec: &Spec,
         params: &mut [ParamsMut<'_, T>],
         batch: Batch<'_, T>,
-        count: usize,
         optim: &mut OptimState<T>,
         coeffs: Coeffs<T>,
         decay: bool,
@@ -491,32 +592,29 @@ impl<T: Float> Trainer<T> {
                 b2: Ptr::of(b2),
             });
         }
-        let shards = &self.shards[..count];
-        let ptrs = &self.ptrs;
+        let n = batch.rows.len();
         let d = spec.inputs();
-        // The input rows of shard s to block `layer`.
-        let input = |s: usize, layer: usize| -> MatRef<'_, T> {
-            let sh = &shards[s];
+        let raw = &self.raw;
+        let ptrs = &self.ptrs;
+        // The whole batch's input to block `layer`, and the gradient at its pre-activation.
+        // SAFETY (both): phase 1, which wrote these buffers, is over; phase 2 only reads them.
+        let input = |layer: usize| -> MatRef<'_, T> {
             match (layer, batch.rows) {
-                (0, Rows::Range(start, _)) => {
-                    let (lo, hi) = shard_range(batch.rows.len(), s, count);
-                    batch.x.row_block(start + lo, start + hi)
-                }
-                (0, Rows::Picked(_)) => MatRef::new(&sh.x[..sh.rows * d], sh.rows, d),
-                _ => {
-                    let width = spec.blocks()[layer].inputs();
-                    sh.bufs.act(layer - 1, sh.rows, width)
-                }
+                (0, Rows::Range(start, _)) => batch.x.row_block(start, start + n),
+                (0, Rows::Picked(_)) => MatRef::new(unsafe { raw.x.view(0, n * d) }, n, d),
+                _ => unsafe { raw.act(layer - 1, n, spec.blocks()[layer].inputs()) },
             }
+        };
+        let grad = |layer: usize, piece: usize, width: usize| -> MatRef<'_, T> {
+            unsafe { raw.grad(layer, piece, n, width) }
         };
         let tasks = &self.tasks;
         let regs = PerItem::new(&mut self.reg);
         team.run(tasks.len(), &|i| {
-            let task = &tasks[i];
             // SAFETY: the team runs each index once.
             let reg = unsafe { regs.get(i) };
             *reg = 0.0;
-            match *task {
+            match tasks[i] {
                 Task::Weight {
                     layer,
                     piece,
@@ -528,9 +626,9 @@ impl<T: Float> Trainer<T> {
                     let off = piece * n_in * n_out + r0 * n_out;
                     let len = (r1 - r0) * n_out;
                     let lp = ptrs[layer];
-                    // SAFETY: the weight tasks of a block partition its (piece, row)
-                    // ranges, so no two tasks touch the same elements of w, dw or the
-                    // optimizer buffers; phase 1, the only reader of the weights, is over.
+                    // SAFETY: the weight tasks of a block partition its (piece, row) ranges, so
+                    // no two tasks touch the same elements of w, dw or the optimizer buffers;
+                    // phase 1, the only reader of the weights, is over.
                     let (w, dw, m, v) = unsafe {
                         (
                             lp.w.slice(off, len),
@@ -539,11 +637,8 @@ impl<T: Float> Trainer<T> {
                             lp.w2.slice(off, len),
                         )
                     };
-                    for (s, sh) in shards.iter().enumerate() {
-                        let a = input(s, layer).col_block(r0, r1);
-                        let g = sh.bufs.grad(layer, piece, sh.rows, n_out);
-                        matmul(dw, a.t(), g, s > 0);
-                    }
+                    let a = input(layer).col_block(r0, r1);
+                    matmul(dw, a.t(), grad(layer, piece, n_out), false);
                     if decay {
                         *reg = w.iter().map(|&v| (v * v).to_f64()).sum();
                     }
@@ -562,20 +657,32 @@ impl<T: Float> Trainer<T> {
                             lp.b2.slice(0, len),
                         )
                     };
-                    db.fill(T::ZERO);
                     for (p, dbp) in db.chunks_exact_mut(n_out).enumerate() {
-                        for sh in shards {
-                            let g = sh.bufs.grad(layer, p, sh.rows, n_out);
-                            for i in 0..g.rows() {
-                                dbp.iter_mut().zip(g.row(i)).for_each(|(o, &v)| *o += v);
-                            }
-                        }
+                        column_sums(grad(layer, p, n_out), dbp);
                     }
                     coeffs.without_decay().apply(bias, db, m, v);
                 }
             }
         });
     }
+}
+
+/// Hints the CPU to bring rows `idx` of `src` into cache.
+fn prefetch_rows<T: Float>(src: MatRef<'_, T>, idx: &[usize]) {
+    #[cfg(target_arch = "x86_64")]
+    for &i in idx {
+        let row = src.row(i);
+        let bytes = std::mem::size_of_val(row);
+        let base = row.as_ptr().cast::<i8>();
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch only hints the cache; the address is inside `row`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(off))
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, idx);
 }
 
 /// Copies the rows `idx` of `src` into the front of `dst`.
@@ -589,19 +696,6 @@ pub(crate) fn gather_rows<T: Float>(src: MatRef<'_, T>, idx: &[usize], dst: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shard_capacity_holds_every_smaller_batch() {
-        for batch in [
-            1usize, 8, 15, 16, 17, 31, 64, 200, 383, 384, 1000, 1151, 1152, 5000,
-        ] {
-            let most = (1..=batch)
-                .map(|r| r.div_ceil(shard_count(r)))
-                .max()
-                .unwrap();
-            assert_eq!(shard_capacity(batch), most, "batch {batch}");
-        }
-    }
 
     #[test]
     fn shards_cover_the_batch_and_depend_on_its_size_only() {

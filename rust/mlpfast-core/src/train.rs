@@ -16,7 +16,7 @@ use crate::matrix::MatRef;
 use crate::network::{Params, ParamsMut, Spec};
 use crate::optim::OptimState;
 use crate::rng::Rng;
-use crate::step::{Batch, Rows, Trainer};
+use crate::step::{Batch, Gather, Rows, Trainer};
 use crate::team::{Team, with_team};
 use crate::threads;
 
@@ -246,8 +246,12 @@ fn train_loop<T: Float>(
 ) -> Result<History> {
     let n = x.rows();
     let b = cfg.batch_size.min(n);
-    let classes = matches!(y, Targets::Classes(_));
-    let mut trainer = Trainer::new(spec, b, cfg.shuffle, classes);
+    let gather = match (cfg.shuffle, y) {
+        (false, _) => Gather::No,
+        (true, Targets::Classes(_)) => Gather::Classes,
+        (true, Targets::Values(_)) => Gather::Values,
+    };
+    let mut trainer = Trainer::new(spec, b, gather);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut lr = cfg.lr;
@@ -261,12 +265,12 @@ fn train_loop<T: Float>(
         let mut epoch_loss = 0.0;
         for lo in (0..n).step_by(b) {
             let hi = (lo + b).min(n);
-            let rows = if cfg.shuffle {
-                Rows::Picked(&order[lo..hi])
+            let (rows, next) = if cfg.shuffle {
+                (Rows::Picked(&order[lo..hi]), &order[hi..(hi + b).min(n)])
             } else {
-                Rows::Range(lo, hi)
+                (Rows::Range(lo, hi), &order[..0])
             };
-            let batch = Batch { x, y, rows };
+            let batch = Batch { x, y, rows, next };
             let loss = trainer.step(team, spec, params, batch, optim, lr, cfg.weight_decay);
             epoch_loss += loss * (hi - lo) as f64;
             if !monitor.after_step() {

@@ -370,6 +370,7 @@ mod tests {
             x: xm,
             y: &targets,
             rows: Rows::Range(0, n),
+            next: &[],
         };
         crate::team::with_team(2, |team| {
             trainer.step(team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0)

@@ -29,9 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import workloads as wl  # noqa: E402
+import workloads as wl
 
-import mlpfast  # noqa: E402
+import mlpfast
 
 HERE = Path(__file__).resolve().parent
 
@@ -88,15 +88,26 @@ def with_threads(n: int, fn):
 
 def contenders(w: wl.Workload, X, y, params, use_sklearn: bool, use_torch: bool):
     """name -> setup(); setup() prepares a contender (untimed) and returns what to time."""
+
+    def mlpfast_setup():
+        model = wl.mlpfast_model(w, params)
+        return lambda: wl.train_mlpfast(w, model, X, y)
+
+    def mlpfast_1t_setup():
+        model = wl.mlpfast_model(w, params)
+        return with_threads(1, lambda: wl.train_mlpfast(w, model, X, y))
+
+    def sklearn_setup():
+        model = wl.sklearn_model(w)
+        return lambda: wl.train_sklearn(w, model, X, y)
+
     out = {
-        "mlpfast": lambda: (lambda m=wl.mlpfast_model(w, params): wl.train_mlpfast(w, m, X, y)),
-        "numpy": lambda: (lambda: wl.train_numpy(w, X, y, params)),
-        "mlpfast_1t": lambda: with_threads(
-            1, lambda m=wl.mlpfast_model(w, params): wl.train_mlpfast(w, m, X, y)
-        ),
+        "mlpfast": mlpfast_setup,
+        "numpy": lambda: lambda: wl.train_numpy(w, X, y, params),
+        "mlpfast_1t": mlpfast_1t_setup,
     }
     if use_sklearn:
-        out["sklearn"] = lambda: (lambda m=wl.sklearn_model(w): wl.train_sklearn(w, m, X, y))
+        out["sklearn"] = sklearn_setup
     if use_torch:
 
         def torch_setup():
@@ -221,7 +232,7 @@ def run_memory(use_sklearn: bool) -> dict:
 
 def fmt(v: float | None, spec: str = ".3f") -> str:
     """A number for the table, or a dash."""
-    return "–" if v is None else format(v, spec)
+    return "-" if v is None else format(v, spec)
 
 
 def report(results: dict) -> str:
@@ -264,7 +275,8 @@ def report(results: dict) -> str:
     pr = p["numpy_seconds"] / p["mlpfast_seconds"]
     lines += [
         "",
-        f"**predict** (mnist model, {p['rows']:,} rows): mlpfast {p['mlpfast_seconds'] * 1e3:.1f} ms, "
+        f"**predict** (mnist model, {p['rows']:,} rows): "
+        f"mlpfast {p['mlpfast_seconds'] * 1e3:.1f} ms, "
         f"numpy forward {p['numpy_seconds'] * 1e3:.1f} ms, ratio **{pr:.2f}** (target ≥ 1.2). "
         f"One-row predict: mlpfast **{p['one_row_us']:.1f} µs** (target ≤ 20)"
         + (

@@ -1,6 +1,6 @@
 """Type stubs of mlpfast's native module (the Rust core, built by maturin)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, final
 
 import numpy as np
@@ -176,7 +176,22 @@ class MLP:
         verbose: bool = False,
         betas: tuple[float, float] = ...,
         eps: float = 1e-8,
+        callbacks: Callable[[dict[str, Any]], bool | None]
+        | Sequence[Callable[[dict[str, Any]], bool | None]]
+        | None = None,
+        schedule: Literal["constant", "invscaling", "adaptive"] = "constant",
+        power_t: float = 0.5,
+        tol: float = 1e-4,
+        n_iter_no_change: int | None = None,
+        _l2_per_sample: bool = False,
+        _continue_optimizer: bool = False,
     ) -> dict[str, list[float]]: ...
+    @property
+    def samples_seen(self) -> int: ...
+    @property
+    def learning_rate(self) -> float | None: ...
+    @property
+    def stopped_early(self) -> bool: ...
     def predict(self, X: ArrayLike) -> NDArray[np.int64] | _FloatArray: ...
     def predict_proba(self, X: ArrayLike) -> _FloatArray: ...
     def score(self, X: ArrayLike, y: ArrayLike) -> float: ...

@@ -36,15 +36,7 @@ fn main() {
         .map(|_| rng.below(sizes[sizes.len() - 1]) as u32)
         .collect();
     let mut params = spec.init_params::<f32>(None, &mut rng);
-    let cfg = FitConfig {
-        epochs,
-        batch_size: batch,
-        lr: 0.01,
-        weight_decay: 0.0,
-        lr_decay: 1.0,
-        shuffle: true,
-        seed: 0,
-    };
+    let cfg = FitConfig::new(epochs, batch, 0.01);
     let fits = std::env::var("FITS")
         .ok()
         .and_then(|v| v.parse().ok())

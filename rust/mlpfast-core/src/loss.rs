@@ -7,7 +7,8 @@
 //! svm      L_i = Σ_{j≠y_i} max(0, s_j − s_{y_i} + Δ)        ds_j = [margin_j > 0], ds_{y_i} = −count
 //! ```
 //!
-//! For predictions (N, K) and real targets t: `mse = (p − t)²` per element, `dp = 2(p − t)`.
+//! For predictions (N, K) and real targets t: `mse = (p − t)²` per element, `dp = 2(p − t)`;
+//! `half_squared_error = ½ Σ_k (p − t)²` per row, `dp = p − t` (scikit-learn's training loss).
 //! For logits z (N, K) and 0/1 targets: `bce = max(z, 0) − z·t + log(1 + e^{−|z|})`, which is
 //! sigmoid cross-entropy written so that it never overflows, `dz = σ(z) − t`.
 //!
@@ -31,12 +32,15 @@ pub enum Loss {
     },
     /// Mean squared error.
     Mse,
+    /// Half the squared error summed over a row's outputs, mean over rows (scikit-learn's
+    /// squared loss for training: its gradient is `p − t` per row).
+    HalfSquared,
     /// Sigmoid (binary) cross-entropy on logits.
     Bce,
 }
 
 /// The names [`Loss::from_name`] accepts.
-pub const LOSS_NAMES: &str = "softmax, svm, mse, bce";
+pub const LOSS_NAMES: &str = "softmax, svm, mse, bce, half_squared_error";
 
 /// What the scores are compared with.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +69,7 @@ impl Loss {
             "svm" => Loss::Svm { margin: 1.0 },
             "mse" => Loss::Mse,
             "bce" => Loss::Bce,
+            "half_squared_error" => Loss::HalfSquared,
             _ => {
                 return Err(Error::value(
                     "loss",
@@ -82,6 +87,7 @@ impl Loss {
             Loss::Svm { .. } => "svm",
             Loss::Mse => "mse",
             Loss::Bce => "bce",
+            Loss::HalfSquared => "half_squared_error",
         }
     }
 
@@ -191,7 +197,8 @@ impl Loss {
                 (Loss::Svm { margin }, Targets::Classes(y)) => {
                     svm_row(s, y[i] as usize, T::from_f64(margin), g, scale)
                 }
-                (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale),
+                (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale + scale),
+                (Loss::HalfSquared, Targets::Values(t)) => 0.5 * mse_row(s, t.row(i), g, scale),
                 (Loss::Bce, Targets::Values(t)) => bce_row(s, t.row(i), g, scale),
                 _ => unreachable!("targets are checked against the loss before training"),
             };
@@ -299,8 +306,8 @@ fn svm_row<T: Float>(s: &[T], y: usize, margin: T, grad: Option<&mut [T]>, scale
 }
 
 #[inline(always)]
+/// Σ (p − t)² over the row; gradient `scale · (p − t)`.
 fn mse_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
-    let two_scale = scale + scale;
     match grad {
         Some(g) => p
             .iter()
@@ -308,7 +315,7 @@ fn mse_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 
             .zip(g.iter_mut())
             .map(|((&p, &t), g)| {
                 let d = p - t;
-                *g = two_scale * d;
+                *g = scale * d;
                 (d * d).to_f64()
             })
             .sum(),
@@ -373,10 +380,11 @@ mod tests {
         let y = [0u32, 2, 1, 3];
         let t: Vec<f64> = (0..12).map(|i| (i as f64 * 0.3).cos()).collect();
         let b: Vec<f64> = (0..12).map(|i| (i % 2) as f64).collect();
-        let cases: [(Loss, Targets<'_, f64>); 4] = [
+        let cases: [(Loss, Targets<'_, f64>); 5] = [
             (Loss::Softmax, Targets::Classes(&y[..3])),
             (Loss::Svm { margin: 1.0 }, Targets::Classes(&y[..3])),
             (Loss::Mse, Targets::Values(MatRef::new(&t, 3, 4))),
+            (Loss::HalfSquared, Targets::Values(MatRef::new(&t, 3, 4))),
             (Loss::Bce, Targets::Values(MatRef::new(&b, 3, 4))),
         ];
         for (loss, targets) in cases {

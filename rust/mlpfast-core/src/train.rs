@@ -20,6 +20,37 @@ use crate::step::{Batch, Gather, Rows, Trainer};
 use crate::team::{Team, with_team};
 use crate::threads;
 
+/// How the learning rate moves between epochs (besides `lr_decay`), as scikit-learn's
+/// `learning_rate` option.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Schedule {
+    /// Unchanged.
+    #[default]
+    Constant,
+    /// After every epoch, `lr = lr₀ / (t + 1)^power_t`, t the samples seen so far.
+    InvScaling {
+        /// The exponent.
+        power_t: f64,
+    },
+    /// Divided by 5 each time the stopping rule fires, instead of stopping (until it falls
+    /// to 1e-6 or below).
+    Adaptive,
+}
+
+/// When training stops before its last epoch, as scikit-learn decides it: when the watched
+/// figure has not improved by more than `tol` for more than `n_iter_no_change` epochs in a
+/// row. The figure is the validation score (higher is better) when validation data is given,
+/// the training loss otherwise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stopping {
+    /// The improvement that counts.
+    pub tol: f64,
+    /// Epochs without improvement tolerated.
+    pub n_iter_no_change: usize,
+    /// With validation data: end with the weights of the best validation score.
+    pub restore_best: bool,
+}
+
 /// The settings of one training run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitConfig {
@@ -37,9 +68,35 @@ pub struct FitConfig {
     pub shuffle: bool,
     /// Seed of the shuffling.
     pub seed: u64,
+    /// When true, `weight_decay` is scikit-learn's `alpha`: the penalty of a batch of n rows
+    /// is ½(α/n)‖W‖².
+    pub l2_per_sample: bool,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Early stopping, if any.
+    pub stopping: Option<Stopping>,
+    /// Samples seen before this run (for the inverse-scaling schedule).
+    pub samples_seen: u64,
 }
 
 impl FitConfig {
+    /// A configuration with the given essentials and everything else off.
+    pub fn new(epochs: usize, batch_size: usize, lr: f64) -> Self {
+        FitConfig {
+            epochs,
+            batch_size,
+            lr,
+            weight_decay: 0.0,
+            lr_decay: 1.0,
+            shuffle: true,
+            seed: 0,
+            l2_per_sample: false,
+            schedule: Schedule::Constant,
+            stopping: None,
+            samples_seen: 0,
+        }
+    }
+
     /// Checks every setting.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size < 1 {
@@ -66,6 +123,23 @@ impl FitConfig {
                 self.lr_decay,
             ));
         }
+        if let Schedule::InvScaling { power_t } = self.schedule {
+            if !power_t.is_finite() {
+                return Err(Error::value("power_t", "a finite number", power_t));
+            }
+        }
+        if let Some(st) = self.stopping {
+            if !(st.tol.is_finite() && st.tol >= 0.0) {
+                return Err(Error::value("tol", "a finite number >= 0", st.tol));
+            }
+            if st.n_iter_no_change < 1 {
+                return Err(Error::value(
+                    "n_iter_no_change",
+                    "an integer >= 1",
+                    st.n_iter_no_change,
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -81,8 +155,10 @@ pub struct EpochReport {
     pub loss: f64,
     /// Mean validation loss, when validation data was given.
     pub val_loss: Option<f64>,
-    /// Validation accuracy (R² for MSE), when validation data was given.
+    /// Validation accuracy (R² for regression losses), when validation data was given.
     pub val_metric: Option<f64>,
+    /// Learning rate of the epoch just done.
+    pub lr: f64,
     /// Training samples seen this epoch.
     pub samples: usize,
     /// Seconds since training started.
@@ -114,6 +190,12 @@ pub struct History {
     pub val_loss: Vec<f64>,
     /// Validation accuracy or R² per epoch (empty without validation data).
     pub val_metric: Vec<f64>,
+    /// True when the stopping rule ended training before its last epoch.
+    pub stopped_early: bool,
+    /// The learning rate the next epoch would have used.
+    pub next_lr: f64,
+    /// Samples seen, this run's included.
+    pub samples_seen: u64,
 }
 
 /// The metric of a loss: accuracy for classification (for several 0/1 outputs, the share of
@@ -124,7 +206,7 @@ pub fn score<T: Float>(loss: Loss, scores: MatRef<'_, T>, targets: &Targets<'_, 
         return f64::NAN;
     }
     match (loss, targets) {
-        (Loss::Mse, Targets::Values(t)) => r2_score(scores, *t),
+        (Loss::Mse | Loss::HalfSquared, Targets::Values(t)) => r2_score(scores, *t),
         (Loss::Bce, Targets::Values(t)) => {
             let right = (0..n)
                 .filter(|&i| {
@@ -144,6 +226,87 @@ pub fn score<T: Float>(loss: Loss, scores: MatRef<'_, T>, targets: &Targets<'_, 
             right as f64 / n as f64
         }
         _ => f64::NAN,
+    }
+}
+
+/// The stopping rule's bookkeeping, and the best weights when they are to be restored.
+struct Watch<T> {
+    rule: Option<Stopping>,
+    on_validation: bool,
+    best: f64,
+    count: usize,
+    best_params: Vec<(Vec<T>, Vec<T>)>,
+    have_best: bool,
+}
+
+impl<T: Float> Watch<T> {
+    fn new(rule: Option<Stopping>, on_validation: bool, params: &[ParamsMut<'_, T>]) -> Self {
+        let keep = rule.is_some_and(|r| r.restore_best) && on_validation;
+        Watch {
+            rule,
+            on_validation,
+            best: if on_validation {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
+            count: 0,
+            best_params: if keep {
+                params
+                    .iter()
+                    .map(|p| (p.weight.to_vec(), p.bias.to_vec()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            have_best: false,
+        }
+    }
+
+    /// Updates the count after an epoch; true when it went past the rule's patience.
+    fn no_improvement(&mut self, report: &EpochReport, params: &[ParamsMut<'_, T>]) -> bool {
+        let Some(rule) = self.rule else {
+            return false;
+        };
+        if self.on_validation {
+            let score = report.val_metric.unwrap_or(f64::NAN);
+            self.count = if score < self.best + rule.tol {
+                self.count + 1
+            } else {
+                0
+            };
+            if score > self.best {
+                self.best = score;
+                if !self.best_params.is_empty() {
+                    for ((w, b), p) in self.best_params.iter_mut().zip(params) {
+                        w.copy_from_slice(p.weight);
+                        b.copy_from_slice(p.bias);
+                    }
+                    self.have_best = true;
+                }
+            }
+        } else {
+            self.count = if report.loss > self.best - rule.tol {
+                self.count + 1
+            } else {
+                0
+            };
+            self.best = self.best.min(report.loss);
+        }
+        self.count > rule.n_iter_no_change
+    }
+
+    fn reset_count(&mut self) {
+        self.count = 0;
+    }
+
+    fn restore_best(&self, params: &mut [ParamsMut<'_, T>]) {
+        if self.have_best {
+            for ((w, b), p) in self.best_params.iter().zip(params) {
+                p.weight.copy_from_slice(w);
+                p.bias.copy_from_slice(b);
+            }
+        }
     }
 }
 
@@ -256,6 +419,8 @@ fn train_loop<T: Float>(
     let mut order: Vec<usize> = (0..n).collect();
     let mut lr = cfg.lr;
     let mut history = History::default();
+    let mut seen = cfg.samples_seen;
+    let mut watch = Watch::new(cfg.stopping, validation.is_some(), params);
     let start = Instant::now();
 
     for epoch in 1..=cfg.epochs {
@@ -271,19 +436,25 @@ fn train_loop<T: Float>(
                 (Rows::Range(lo, hi), &order[..0])
             };
             let batch = Batch { x, y, rows, next };
-            let loss = trainer.step(team, spec, params, batch, optim, lr, cfg.weight_decay);
+            let decay = if cfg.l2_per_sample {
+                cfg.weight_decay / (hi - lo) as f64
+            } else {
+                cfg.weight_decay
+            };
+            let loss = trainer.step(team, spec, params, batch, optim, lr, decay);
             epoch_loss += loss * (hi - lo) as f64;
             if !monitor.after_step() {
                 return Err(Error::Interrupted);
             }
         }
-        lr *= cfg.lr_decay;
+        seen += n as u64;
         let mut report = EpochReport {
             epoch,
             epochs: cfg.epochs,
             loss: epoch_loss / n as f64,
             val_loss: None,
             val_metric: None,
+            lr,
             samples: n,
             elapsed: 0.0,
         };
@@ -295,10 +466,27 @@ fn train_loop<T: Float>(
             report.val_loss = Some(vl);
             report.val_metric = Some(vm);
         }
+        lr *= cfg.lr_decay;
+        if let Schedule::InvScaling { power_t } = cfg.schedule {
+            lr = cfg.lr * cfg.lr_decay.powi(epoch as i32) / ((seen + 1) as f64).powf(power_t);
+        }
+        let mut stop = false;
+        if watch.no_improvement(&report, params) {
+            if cfg.schedule == Schedule::Adaptive && lr > 1e-6 {
+                lr /= 5.0;
+                watch.reset_count();
+            } else {
+                stop = true;
+            }
+        }
         report.elapsed = start.elapsed().as_secs_f64();
-        if !monitor.after_epoch(&report) {
+        if !monitor.after_epoch(&report) || stop {
+            history.stopped_early = stop;
             break;
         }
     }
+    watch.restore_best(params);
+    history.next_lr = lr;
+    history.samples_seen = seen;
     Ok(history)
 }

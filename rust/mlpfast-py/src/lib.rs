@@ -7,6 +7,7 @@
 mod activations;
 mod convert;
 mod error;
+mod fit;
 mod layers;
 mod losses;
 mod model;

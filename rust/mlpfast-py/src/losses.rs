@@ -158,6 +158,6 @@ pub fn apply<'py>(
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     match loss {
         Loss::Softmax | Loss::Svm { .. } => class_loss(loss, scores, y),
-        Loss::Mse | Loss::Bce => value_loss(loss, (scores, "scores"), (y, "y")),
+        Loss::Mse | Loss::HalfSquared | Loss::Bce => value_loss(loss, (scores, "scores"), (y, "y")),
     }
 }

@@ -7,15 +7,11 @@
 //! for Ctrl-C a few times a second between steps.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
-use mlpfast_core::threads;
-use mlpfast_core::train::{self, EpochReport, FitConfig, Monitor};
+use mlpfast_core::train;
 use mlpfast_core::{
-    Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, Optimizer, ParamsMut,
-    ParamsRef, Rng, Spec, Targets,
+    Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, ParamsMut, ParamsRef, Rng,
+    Spec,
 };
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -24,8 +20,9 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::activations::PyActivation;
 use crate::convert::{self, DType, Elem, Kinds};
-use crate::error::{IntoPyResult, to_py};
-use crate::layers::{ParamLayer, PyLinear, PyMaxout, Slot, SlotPair, typed};
+use crate::error::IntoPyResult;
+use crate::fit;
+use crate::layers::{ParamLayer, PyLinear, PyMaxout, Slot, SlotPair, Typed, typed};
 use crate::losses;
 
 /// One entry of `MLP.layers`.
@@ -63,13 +60,13 @@ impl RefGuard<'_> {
 }
 
 /// Exclusive borrows of the parameter layers, for training.
-enum MutGuard<'py> {
+pub(crate) enum MutGuard<'py> {
     Linear(PyRefMut<'py, PyLinear>),
     Maxout(PyRefMut<'py, PyMaxout>),
 }
 
 impl MutGuard<'_> {
-    fn params<T: Elem>(&mut self) -> PyResult<ParamsMut<'_, T>> {
+    pub(crate) fn params<T: Elem>(&mut self) -> PyResult<ParamsMut<'_, T>> {
         let (weight, bias) = match self {
             MutGuard::Linear(g) => slot_mut::<T, Linear<T>>(g.slot.as_any_mut())?
                 .layer
@@ -83,12 +80,12 @@ impl MutGuard<'_> {
 }
 
 /// Targets converted for the core: class indices or a value matrix.
-enum OwnedTargets<'py, T> {
+pub(crate) enum OwnedTargets<'py, T> {
     Classes(Vec<u32>),
     Values(Bound<'py, PyArray2<T>>),
 }
 
-fn owned_targets<'py, T: Elem>(
+pub(crate) fn owned_targets<'py, T: Elem>(
     loss: Loss,
     y: &Bound<'py, PyAny>,
     arg: &str,
@@ -99,90 +96,53 @@ fn owned_targets<'py, T: Elem>(
         Loss::Softmax | Loss::Svm { .. } => {
             OwnedTargets::Classes(convert::labels(y, arg, rows, outputs)?)
         }
-        Loss::Mse => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?),
+        Loss::Mse | Loss::HalfSquared => {
+            OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?)
+        }
         Loss::Bce => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Labels)?),
     })
 }
 
 /// Runs `$body` with `$t` a view of the owned targets.
-macro_rules! with_targets {
+macro_rules! with_targets_impl {
     ($owned:expr, $t:ident => $body:expr) => {{
         match $owned {
-            OwnedTargets::Classes(c) => {
-                let $t = Targets::Classes(c);
+            $crate::model::OwnedTargets::Classes(c) => {
+                let $t = mlpfast_core::Targets::Classes(c);
                 $body
             }
-            OwnedTargets::Values(v) => {
+            $crate::model::OwnedTargets::Values(v) => {
                 let ro = v.readonly();
                 let s = ro.as_slice()?;
-                let $t = Targets::Values(MatRef::new(s, v.shape()[0], v.shape()[1]));
+                let $t = mlpfast_core::Targets::Values(mlpfast_core::MatRef::new(
+                    s,
+                    v.shape()[0],
+                    v.shape()[1],
+                ));
                 $body
             }
         }
     }};
 }
-
-/// Hears the core's training loop on the worker thread: stops it when the main thread has
-/// seen a signal (Ctrl-C), and prints a line per epoch when verbose.
-struct PyMonitor<'a> {
-    verbose: bool,
-    metric: &'static str,
-    stop: &'a AtomicBool,
-    error: &'a Mutex<Option<PyErr>>,
-}
-
-impl PyMonitor<'_> {
-    fn fail(&self, e: PyErr) -> bool {
-        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-        self.stop.store(true, Ordering::Relaxed);
-        false
-    }
-}
-
-impl Monitor for PyMonitor<'_> {
-    fn after_step(&mut self) -> bool {
-        !self.stop.load(Ordering::Relaxed)
-    }
-
-    fn after_epoch(&mut self, r: &EpochReport) -> bool {
-        if self.verbose {
-            let mut line = format!("epoch {}/{}  loss {:.6}", r.epoch, r.epochs, r.loss);
-            if let (Some(vl), Some(vm)) = (r.val_loss, r.val_metric) {
-                line.push_str(&format!("  val_loss {vl:.6}  {} {vm:.4}", self.metric));
-            }
-            let rate = r.samples as f64 * r.epoch as f64 / r.elapsed.max(1e-9);
-            line.push_str(&format!("  {rate:.0} samples/s  {:.2}s", r.elapsed));
-            let printed = Python::attach(|py| -> PyResult<()> {
-                py.import("builtins")?.getattr("print")?.call1((line,))?;
-                Ok(())
-            });
-            if let Err(e) = printed {
-                return self.fail(e);
-            }
-        }
-        !self.stop.load(Ordering::Relaxed)
-    }
-}
-
-/// How often the main thread looks for signals while a fit runs.
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
-
-/// The keyword arguments of `fit`, checked.
-struct FitArgs {
-    cfg: FitConfig,
-    optimizer: Optimizer,
-    verbose: bool,
-}
+pub(crate) use with_targets_impl as with_targets;
 
 /// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
 #[pyclass(name = "MLP", module = "mlpfast")]
 pub struct PyMLP {
-    spec: Spec,
-    dtype: DType,
+    pub(crate) spec: Spec,
+    pub(crate) dtype: DType,
     sizes: Vec<usize>,
     activation: String,
     layers: Vec<LayerObj>,
-    rng: Rng,
+    pub(crate) rng: Rng,
+    /// Optimizer state of the last fit, for a fit that continues it.
+    pub(crate) optim: Option<Typed<OptimState<f32>, OptimState<f64>>>,
+    /// Samples trained on, over all fits.
+    pub(crate) samples_seen: u64,
+    /// The learning rate the next epoch of the last fit would have used.
+    pub(crate) next_lr: Option<f64>,
+    /// Whether the stopping rule ended the last fit.
+    pub(crate) stopped_early: bool,
 }
 
 impl PyMLP {
@@ -244,7 +204,7 @@ impl PyMLP {
             .collect()
     }
 
-    fn mut_guards<'py>(&self, py: Python<'py>) -> PyResult<Vec<MutGuard<'py>>> {
+    pub(crate) fn mut_guards<'py>(&self, py: Python<'py>) -> PyResult<Vec<MutGuard<'py>>> {
         self.layers
             .iter()
             .filter_map(|l| match l {
@@ -281,7 +241,7 @@ impl PyMLP {
         let (rows, scores) = self.scores::<T>(x)?;
         let k = self.spec.outputs();
         Ok(match self.spec.loss() {
-            Loss::Mse => convert::new_array(py, (rows, k), scores).into_any(),
+            Loss::Mse | Loss::HalfSquared => convert::new_array(py, (rows, k), scores).into_any(),
             Loss::Bce => {
                 let labels: Vec<i64> = scores.iter().map(|&z| i64::from(z > T::ZERO)).collect();
                 if k == 1 {
@@ -338,83 +298,6 @@ impl PyMLP {
         let s = MatRef::new(&scores, rows, k);
         Ok(with_targets!(&owned, t => train::score(self.spec.loss(), s, &t)))
     }
-
-    fn fit_typed<'py, T: Elem>(
-        &self,
-        x: &Bound<'py, PyAny>,
-        y: &Bound<'py, PyAny>,
-        validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-        args: &FitArgs,
-    ) -> PyResult<train::History> {
-        let py = x.py();
-        let (d, k, loss) = (self.spec.inputs(), self.spec.outputs(), self.spec.loss());
-        let xa = convert::matrix::<T>(x, "X", Some(d))?;
-        let n = xa.shape()[0];
-        let targets = owned_targets::<T>(loss, y, "y", n, k)?;
-        let val = match &validation {
-            Some((xv, yv)) => {
-                let xva = convert::matrix::<T>(xv, "validation_data X", Some(d))?;
-                let nv = xva.shape()[0];
-                let tv = owned_targets::<T>(loss, yv, "validation_data y", nv, k)?;
-                Some((xva, tv))
-            }
-            None => None,
-        };
-        let xr = xa.readonly();
-        let xm = MatRef::new(xr.as_slice()?, n, d);
-        let mut guards = self.mut_guards(py)?;
-        let mut params = guards
-            .iter_mut()
-            .map(MutGuard::params::<T>)
-            .collect::<PyResult<Vec<_>>>()?;
-        let sizes: Vec<usize> = params
-            .iter()
-            .flat_map(|p| [p.weight.len(), p.bias.len()])
-            .collect();
-        let mut optim = OptimState::<T>::new(args.optimizer, &sizes);
-        let stop = AtomicBool::new(false);
-        let error = Mutex::new(None);
-        let mut monitor = PyMonitor {
-            verbose: args.verbose,
-            metric: metric_name(loss),
-            stop: &stop,
-            error: &error,
-        };
-        let spec = &self.spec;
-        let cfg = &args.cfg;
-        // Training runs on a worker of mlpfast's pool; this thread, which Python delivers
-        // signals to, polls for them and raises the stop flag.
-        let poll = || {
-            if let Err(e) = Python::attach(|py| py.check_signals()) {
-                *error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                stop.store(true, Ordering::Relaxed);
-            }
-        };
-        let result = with_targets!(&targets, t => {
-            match &val {
-                Some((xva, tv)) => {
-                    let xvr = xva.readonly();
-                    let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
-                    with_targets!(tv, vt => py.detach(|| threads::run_polling(
-                        || train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor),
-                        poll,
-                        SIGNAL_POLL,
-                    )))
-                }
-                None => py.detach(|| threads::run_polling(
-                    || train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor),
-                    poll,
-                    SIGNAL_POLL,
-                )),
-            }
-        });
-        // A signal (or a failed print) seen at an epoch boundary ends training "normally" as
-        // far as the core knows; it is still the caller's exception.
-        if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            return Err(e);
-        }
-        result.map_err(to_py)
-    }
 }
 
 /// `obj` as a finite (N, cols) matrix of `T` (errors name `arg`).
@@ -429,8 +312,8 @@ fn checked_matrix<'py, T: Elem>(
 }
 
 /// The history key of the validation metric.
-fn metric_name(loss: Loss) -> &'static str {
-    if loss == Loss::Mse {
+pub(crate) fn metric_name(loss: Loss) -> &'static str {
+    if matches!(loss, Loss::Mse | Loss::HalfSquared) {
         "val_r2"
     } else {
         "val_accuracy"
@@ -455,16 +338,6 @@ fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
         )));
     }
     Ok(raw.into_iter().map(|s| s as usize).collect())
-}
-
-fn positive_finite(arg: &str, v: f64) -> PyResult<f64> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(PyValueError::new_err(format!(
-            "{arg}: expected a positive finite number, got {v}"
-        )))
-    }
 }
 
 #[pymethods]
@@ -506,6 +379,10 @@ impl PyMLP {
             activation: activation.to_owned(),
             layers,
             rng,
+            optim: None,
+            samples_seen: 0,
+            next_lr: None,
+            stopped_early: false,
         })
     }
 
@@ -642,10 +519,21 @@ impl PyMLP {
     }
 
     /// Trains in one call into Rust; returns the per-epoch history.
+    ///
+    /// optimizer "sgd" (momentum, nesterov, as PyTorch) or "adam" (betas, eps); weight_decay
+    /// adds ½λ‖W‖² over the weights; lr is multiplied by lr_decay after every epoch, and moved
+    /// by `schedule` ("constant"; "invscaling": lr / (t + 1)^power_t with t the samples seen;
+    /// "adaptive": divided by 5 where training would stop). With n_iter_no_change set,
+    /// training stops when the validation score (with validation_data, whose best weights are
+    /// restored at the end) or the training loss has not improved by more than tol for more
+    /// than that many epochs. callbacks (a callable or a list) get a dict of each epoch's
+    /// figures; one returning False stops training. verbose prints a line per epoch.
     #[pyo3(signature = (
         X, y, *, epochs = 10, batch_size = 64, optimizer = "sgd", lr = 0.01, momentum = 0.0,
         nesterov = false, weight_decay = 0.0, lr_decay = 1.0, shuffle = true, seed = None,
-        validation_data = None, verbose = false, betas = (0.9, 0.999), eps = 1e-8
+        validation_data = None, verbose = false, betas = (0.9, 0.999), eps = 1e-8,
+        callbacks = None, schedule = "constant", power_t = 0.5, tol = 1e-4,
+        n_iter_no_change = None, _l2_per_sample = false, _continue_optimizer = false
     ))]
     #[allow(non_snake_case, clippy::too_many_arguments)]
     fn fit<'py>(
@@ -666,72 +554,63 @@ impl PyMLP {
         verbose: bool,
         betas: (f64, f64),
         eps: f64,
+        callbacks: Option<Bound<'py, PyAny>>,
+        schedule: &str,
+        power_t: f64,
+        tol: f64,
+        n_iter_no_change: Option<i64>,
+        _l2_per_sample: bool,
+        _continue_optimizer: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = X.py();
-        if epochs < 0 {
-            return Err(PyValueError::new_err(format!(
-                "epochs: expected an integer >= 0, got {epochs}"
-            )));
-        }
-        if batch_size < 1 {
-            return Err(PyValueError::new_err(format!(
-                "batch_size: expected an integer >= 1, got {batch_size}"
-            )));
-        }
-        let optimizer = match optimizer {
-            "sgd" => Optimizer::Sgd { momentum, nesterov },
-            "adam" => Optimizer::Adam {
-                beta1: betas.0,
-                beta2: betas.1,
-                eps,
-            },
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "optimizer: expected one of {}, got {other:?}",
-                    mlpfast_core::optim::OPTIMIZER_NAMES
-                )));
-            }
-        };
-        if !(0.0..1.0).contains(&momentum) {
-            return Err(PyValueError::new_err(format!(
-                "momentum: expected a number in [0, 1), got {momentum}"
-            )));
-        }
-        optimizer.validate().py()?;
-        let cfg = FitConfig {
-            epochs: epochs as usize,
-            batch_size: batch_size as usize,
-            lr: positive_finite("lr", lr)?,
+        let args = fit::Args {
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            momentum,
+            nesterov,
             weight_decay,
             lr_decay,
             shuffle,
-            seed: 0,
-        };
-        cfg.validate().py()?;
-        let mut args = FitArgs {
-            cfg,
-            optimizer,
+            betas,
+            eps,
+            schedule,
+            power_t,
+            tol,
+            n_iter_no_change,
+            l2_per_sample: _l2_per_sample,
+        }
+        .check()?;
+        let callbacks = fit::callbacks(callbacks)?;
+        fit::fit(
+            self,
+            X,
+            y,
+            seed,
+            validation_data,
+            args,
             verbose,
-        };
-        // The model's generator moves on only once training has run, so a refused call
-        // leaves the model exactly as it was.
-        let drawn = seed.is_none();
-        args.cfg.seed = seed.unwrap_or_else(|| self.rng.clone().next_u64());
-        let has_validation = validation_data.is_some();
-        let history = match self.dtype {
-            DType::F32 => self.fit_typed::<f32>(X, y, validation_data, &args)?,
-            DType::F64 => self.fit_typed::<f64>(X, y, validation_data, &args)?,
-        };
-        if drawn {
-            self.rng.next_u64();
-        }
-        let out = PyDict::new(py);
-        out.set_item("loss", history.loss)?;
-        if has_validation {
-            out.set_item("val_loss", history.val_loss)?;
-            out.set_item(metric_name(self.spec.loss()), history.val_metric)?;
-        }
-        Ok(out)
+            callbacks,
+            _continue_optimizer,
+        )
+    }
+
+    /// Samples trained on, over all fits so far.
+    #[getter]
+    fn samples_seen(&self) -> u64 {
+        self.samples_seen
+    }
+
+    /// The learning rate the next epoch of the last fit would have used (None before a fit).
+    #[getter]
+    fn learning_rate(&self) -> Option<f64> {
+        self.next_lr
+    }
+
+    /// True when the stopping rule (n_iter_no_change) ended the last fit early.
+    #[getter]
+    fn stopped_early(&self) -> bool {
+        self.stopped_early
     }
 
     /// Class indices (softmax, svm), 0/1 (bce), or raw outputs (mse).

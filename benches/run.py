@@ -65,8 +65,16 @@ def gemm_peak(dtype, n: int = 4096) -> float:
     return 2 * n**3 / best / 1e9
 
 
+# numpy's OpenBLAS keeps its threads spinning for a while after a product, and so do
+# PyTorch's and mlpfast's pools; on a small machine they would steal cores from whichever
+# contender runs next. Every timed run starts after this pause, so each one meets an idle
+# machine.
+SETTLE = 0.3
+
+
 def timed(fn) -> float:
-    """Seconds ``fn()`` takes."""
+    """Seconds ``fn()`` takes, started on a settled machine."""
+    time.sleep(SETTLE)
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -157,6 +165,7 @@ def run_predict(runs: int, use_sklearn: bool) -> dict:
     one = X[:1]
     for _ in range(200):
         model.predict(one)
+    time.sleep(SETTLE)
     lat = []
     for _ in range(2000):
         start = time.perf_counter()
@@ -248,7 +257,9 @@ def report(results: dict) -> str:
         + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if m.get("torch") else "")
         + ".",
         "",
-        f"Medians of {results['runs']} runs, contenders interleaved in one process. "
+        f"Medians of {results['runs']} runs, contenders interleaved in one process, each run "
+        f"started after a {SETTLE} s pause (so that the previous contender's spinning threads "
+        "are idle). "
         f"numpy's GEMM peak (4096³): {peak32:.0f} GFLOP/s float32, {peak64:.0f} GFLOP/s float64. "
         "GFLOP/s counts the training GEMMs (6·B·in·out per layer and step, 4·B·in·out for the "
         "first layer).",

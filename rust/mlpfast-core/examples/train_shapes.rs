@@ -37,6 +37,24 @@ fn main() {
         .collect();
     let mut params = spec.init_params::<f32>(None, &mut rng);
     let cfg = FitConfig::new(epochs, batch, 0.01);
+    if std::env::var("PREDICT").is_ok() {
+        let refs: Vec<mlpfast_core::ParamsRef<'_, f32>> = params
+            .iter()
+            .map(|(w, b)| mlpfast_core::ParamsRef { weight: w, bias: b })
+            .collect();
+        let k = sizes[sizes.len() - 1];
+        let mut out = vec![0.0f32; samples * k];
+        for _ in 0..5 {
+            let t = Instant::now();
+            spec.predict_scores(&refs, MatRef::new(&x, samples, sizes[0]), &mut out)
+                .unwrap();
+            println!(
+                "predict {samples} rows: {:.1} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        return;
+    }
     let fits = std::env::var("FITS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -88,3 +88,21 @@ def test_layers_identical_across_thread_counts(restore_threads):
         out[threads] = (y, dx, layer.grad_weight, layer.grad_bias)
     for a, b in zip(out[1], out[2]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_large_batches_cut_into_many_shards_are_bit_identical(restore_threads):
+    # A batch of 600 rows is cut into 4 shards and the first layer's gradient into several
+    # row blocks; 1, 2 and 3 threads must still agree to the bit.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1300, 64)).astype(np.float32)
+    y = rng.integers(0, 5, 1300)
+    results = []
+    for threads in (1, 2, 3):
+        mlpfast.set_num_threads(threads)
+        model = mlpfast.MLP([64, 200, 100, 5], activation="tanh", seed=2)
+        h = model.fit(X, y, epochs=2, batch_size=600, optimizer="adam", lr=1e-3, seed=9)
+        results.append((h["loss"], [lay.weight.copy() for lay in model.layers[::2]]))
+    for loss, weights in results[1:]:
+        assert loss == results[0][0]
+        for a, b in zip(weights, results[0][1]):
+            np.testing.assert_array_equal(a, b)

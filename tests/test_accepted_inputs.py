@@ -156,3 +156,19 @@ def test_loss_functions_accept_variants(rng):
     rev = mlpfast.softmax_loss(s[::-1], y[::-1])
     assert rev[0] == pytest.approx(ref[0], rel=1e-14)
     np.testing.assert_allclose(rev[1][::-1], ref[1], rtol=1e-14)
+
+
+def test_misaligned_arrays_are_converted():
+    # A buffer read at an odd byte offset is contiguous but misaligned: converted once, not
+    # refused.
+    buf = bytearray(4 * 24 + 1)
+    x = np.frombuffer(buf, "<f4", offset=1, count=24).reshape(6, 4)
+    x[...] = np.arange(24, dtype=np.float32).reshape(6, 4) / 10
+    assert not x.flags.aligned
+    model = mlpfast.MLP([4, 5, 3], seed=0)
+    np.testing.assert_array_equal(model.predict(x), model.predict(x.copy()))
+    layer = mlpfast.Linear(4, 3)
+    w = np.frombuffer(bytearray(4 * 12 + 1), "<f4", offset=1, count=12).reshape(4, 3)
+    layer.weight = w
+    np.testing.assert_array_equal(layer.weight, np.zeros((4, 3), np.float32))
+    model.fit(x, np.array([0, 1, 2, 0, 1, 2]), epochs=1, batch_size=2)

@@ -44,3 +44,20 @@ def test_sigint_stops_fit_within_a_second_and_keeps_trained_weights():
     assert all(np.isfinite(a).all() for a in after)
     # The model is usable afterwards.
     assert model.predict(X[:10]).shape == (10,)
+
+
+def test_an_interrupted_fit_counts_the_samples_of_its_completed_epochs():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 4))
+    y = rng.integers(0, 3, 50)
+    model = mlpfast.MLP([4, 6, 3], seed=0)
+    model.fit(X, y, epochs=1)
+    assert model.samples_seen == 50
+
+    def stop_hard(info):
+        if info["epoch"] == 2:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(X, y, epochs=5, callbacks=stop_hard)
+    assert model.samples_seen == 50 + 2 * 50

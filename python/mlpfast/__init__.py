@@ -8,8 +8,13 @@ Two levels, as the backpropagation lecture teaches them:
 * ``MLP``: a stack of those layers whose ``fit`` hands a whole training run to Rust.
 
 ``mlpfast.gradcheck`` checks every analytic gradient against centered differences.
+``mlpfast.sklearn`` holds scikit-learn's ``MLPClassifier`` and ``MLPRegressor`` as drop-ins
+(it needs scikit-learn; this package does not). ``save`` / ``load`` write and read safe model
+files (safetensors), ``plot_history`` draws training curves (with matplotlib), and the
+native objects pickle.
 """
 
+from mlpfast import _pickle as _pickle  # registers the native objects' pickle reducers
 from mlpfast import gradcheck
 from mlpfast._core import (
     ELU,
@@ -30,6 +35,8 @@ from mlpfast._core import (
     softmax_loss,
     svm_loss,
 )
+from mlpfast._plot import plot_history
+from mlpfast.io import load, save
 
 __all__ = [
     "ELU",
@@ -46,7 +53,10 @@ __all__ = [
     "bce_loss",
     "get_num_threads",
     "gradcheck",
+    "load",
     "mse_loss",
+    "plot_history",
+    "save",
     "set_num_threads",
     "softmax_loss",
     "svm_loss",

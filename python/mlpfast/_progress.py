@@ -51,5 +51,9 @@ class Progress:
             return
         self.bar.write(text, file=sys.stdout)
         self.bar.update(1)
-        if info["epoch"] >= info["epochs"]:
+
+    def close(self) -> None:
+        """Ends the bar (training is over, possibly before its last epoch)."""
+        if self.bar is not None:
             self.bar.close()
+            self.bar = None

@@ -141,19 +141,21 @@ pub fn as_numeric<'py>(
     Ok(arr)
 }
 
-/// `arr` as a C-contiguous array of `T`, without copying when it already is one.
+/// `arr` as a C-contiguous, aligned array of `T`, without copying when it already is one.
 pub fn contiguous<'py, T: Elem, D: Dimension>(
     arr: &Bound<'py, numpy::PyUntypedArray>,
     arg: &str,
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     if let Ok(a) = arr.cast::<PyArray<T, D>>() {
-        if a.is_c_contiguous() {
+        if a.is_c_contiguous() && a.is_aligned() {
             return Ok(a.clone());
         }
     }
+    // numpy.require with C order and alignment copies exactly when it must (a contiguous but
+    // misaligned buffer, e.g. from frombuffer at an odd offset, gets copied too).
     numpy_module(arr.py())?
-        .getattr("ascontiguousarray")?
-        .call1((arr, T::DTYPE.name()))?
+        .getattr("require")?
+        .call1((arr, T::DTYPE.name(), ["C", "A"]))?
         .cast_into::<PyArray<T, D>>()
         .map_err(|_| {
             PyValueError::new_err(format!("{arg}: could not convert to {}", T::DTYPE.name()))
@@ -267,8 +269,8 @@ pub fn labels(
             .collect()
     } else {
         let a = numpy_module(arr.py())?
-            .getattr("ascontiguousarray")?
-            .call1((&arr, "int64"))?
+            .getattr("require")?
+            .call1((&arr, "int64", ["C", "A"]))?
             .cast_into::<numpy::PyArray1<i64>>()
             .map_err(|_| PyTypeError::new_err(format!("{arg}: could not convert to int64")))?;
         let ro = a.readonly();

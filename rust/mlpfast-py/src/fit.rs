@@ -165,6 +165,8 @@ pub(crate) fn callbacks(obj: Option<Bound<'_, PyAny>>) -> PyResult<Vec<Py<PyAny>
 /// Hears the core's training loop on the worker thread.
 struct PyMonitor<'a> {
     metric: &'static str,
+    /// Epochs completed, so that an interrupted fit still counts the samples it trained on.
+    epochs_done: usize,
     /// `mlpfast._progress.Progress` when verbose, then the user's callbacks.
     listeners: Vec<Py<PyAny>>,
     stop: &'a AtomicBool,
@@ -204,6 +206,7 @@ impl Monitor for PyMonitor<'_> {
     }
 
     fn after_epoch(&mut self, r: &EpochReport) -> bool {
+        self.epochs_done = r.epoch;
         if !self.listeners.is_empty() {
             let heard = Python::attach(|py| -> PyResult<bool> {
                 let info = self.info(py, r)?;
@@ -245,13 +248,16 @@ pub(crate) fn fit<'py>(
     let py = x.py();
     let metric = metric_name(model.spec.loss());
     let mut listeners = Vec::new();
-    if verbose {
+    let progress = if verbose {
         let progress = py
             .import("mlpfast._progress")?
             .getattr("Progress")?
             .call1((args.cfg.epochs, metric))?;
-        listeners.push(progress.unbind());
-    }
+        listeners.push(progress.clone().unbind());
+        Some(progress)
+    } else {
+        None
+    };
     listeners.extend(callbacks);
     // The model's generator moves on only once training has run, so a refused call leaves
     // the model exactly as it was.
@@ -278,11 +284,15 @@ pub(crate) fn fit<'py>(
             listeners,
             continue_optimizer,
         ),
-    }?;
+    };
+    // The progress bar ends with training, also when it stopped early or failed.
+    if let Some(p) = progress {
+        p.call_method0("close")?;
+    }
+    let history = history?;
     if drawn {
         model.rng.next_u64();
     }
-    model.samples_seen = history.samples_seen;
     model.next_lr = Some(history.next_lr);
     model.stopped_early = history.stopped_early;
     let out = PyDict::new(py);
@@ -366,6 +376,7 @@ fn fit_typed<'py, T: Elem>(
     let error = Mutex::new(None);
     let mut monitor = PyMonitor {
         metric: metric_name(loss),
+        epochs_done: 0,
         listeners,
         stop: &stop,
         error: &error,
@@ -399,6 +410,11 @@ fn fit_typed<'py, T: Elem>(
     drop(params);
     drop(guards);
     keep_optim(model, optim);
+    model.samples_seen = match &result {
+        Ok(history) => history.samples_seen,
+        // Interrupted: the completed epochs still trained on their samples.
+        Err(_) => model.samples_seen + (monitor.epochs_done * n) as u64,
+    };
     // A signal (or a failing callback) seen at an epoch boundary ends training "normally" as
     // far as the core knows; it is still the caller's exception.
     if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {

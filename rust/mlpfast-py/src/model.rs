@@ -622,6 +622,24 @@ impl PyMLP {
         }
     }
 
+    /// Raw scores (N, outputs) of the last layer, by the fused inference path: nothing is
+    /// kept for backward, so it can run while other threads use the model.
+    #[allow(non_snake_case)]
+    fn decision_function<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = X.py();
+        let k = self.spec.outputs();
+        Ok(match self.dtype {
+            DType::F32 => {
+                let (rows, s) = self.scores::<f32>(X)?;
+                convert::new_array(py, (rows, k), s).into_any()
+            }
+            DType::F64 => {
+                let (rows, s) = self.scores::<f64>(X)?;
+                convert::new_array(py, (rows, k), s).into_any()
+            }
+        })
+    }
+
     /// Class probabilities: softmax (N, C); bce with one output (N, 2) = [1 − p, p].
     #[allow(non_snake_case)]
     fn predict_proba<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {

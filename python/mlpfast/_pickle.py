@@ -1,0 +1,105 @@
+"""Pickle (and ``copy.deepcopy``) support for the native objects, through ``copyreg``.
+
+Importing ``mlpfast`` registers a reducer for ``MLP``, ``Linear``, ``Maxout`` and every
+activation, so ``pickle.loads(pickle.dumps(obj))`` gives an object with the same
+architecture, dtype and parameters, bit for bit. What does not round-trip: a model's random
+generator (the copy draws a fresh one, so ``fit(seed=None)`` shuffles differently), its
+optimizer state, ``samples_seen`` and ``learning_rate``, a layer's gradients and the inputs
+``forward`` kept for ``backward``; and layer objects shared between a model and other
+pickled objects are copied separately.
+
+Unpickling runs the code the pickle names, as always: load pickles only from sources you
+trust. :func:`mlpfast.save` and :func:`mlpfast.load` write and read a file format that
+holds no code.
+"""
+
+from __future__ import annotations
+
+import copyreg
+
+import numpy as np
+
+from mlpfast._core import ELU, MLP, Identity, LeakyReLU, Linear, Maxout, ReLU, Sigmoid, Tanh
+
+
+def _param_layers(model: MLP) -> list:
+    return [lay for lay in model.layers if isinstance(lay, (Linear, Maxout))]
+
+
+def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
+    """An MLP of the given architecture with the given (weight, bias) per parameter layer."""
+    model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype)
+    layers = _param_layers(model)
+    if len(layers) != len(params):
+        raise ValueError(
+            f"pickled MLP: expected {len(layers)} (weight, bias) pairs, got {len(params)}"
+        )
+    for lay, (weight, bias) in zip(layers, params):
+        lay.weight = weight
+        lay.bias = bias
+    return model
+
+
+def _reduce_mlp(model: MLP):
+    params = [(np.array(lay.weight), np.array(lay.bias)) for lay in _param_layers(model)]
+    args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params)
+    return _rebuild_mlp, args
+
+
+def _rebuild_linear(in_features, out_features, dtype, weight, bias) -> Linear:
+    layer = Linear(in_features, out_features, dtype=dtype)
+    layer.weight = weight
+    layer.bias = bias
+    return layer
+
+
+def _reduce_linear(layer: Linear):
+    args = (
+        layer.in_features,
+        layer.out_features,
+        layer.dtype,
+        np.array(layer.weight),
+        np.array(layer.bias),
+    )
+    return _rebuild_linear, args
+
+
+def _rebuild_maxout(in_features, out_features, pieces, dtype, weight, bias) -> Maxout:
+    layer = Maxout(in_features, out_features, pieces, dtype=dtype)
+    layer.weight = weight
+    layer.bias = bias
+    return layer
+
+
+def _reduce_maxout(layer: Maxout):
+    args = (
+        layer.in_features,
+        layer.out_features,
+        layer.pieces,
+        layer.dtype,
+        np.array(layer.weight),
+        np.array(layer.bias),
+    )
+    return _rebuild_maxout, args
+
+
+def _reduce_plain(act):
+    return type(act), ()
+
+
+def _reduce_with_alpha(act):
+    return type(act), (act.alpha,)
+
+
+def register() -> None:
+    """Registers the reducers (done once, when ``mlpfast`` is imported)."""
+    copyreg.pickle(MLP, _reduce_mlp)
+    copyreg.pickle(Linear, _reduce_linear)
+    copyreg.pickle(Maxout, _reduce_maxout)
+    for plain in (Identity, Sigmoid, Tanh, ReLU):
+        copyreg.pickle(plain, _reduce_plain)
+    for with_alpha in (LeakyReLU, ELU):
+        copyreg.pickle(with_alpha, _reduce_with_alpha)
+
+
+register()

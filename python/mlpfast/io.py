@@ -1,0 +1,435 @@
+"""Safe model files: :func:`save` and :func:`load`, in the safetensors format.
+
+A file is::
+
+    8 bytes     N, the header's length, an unsigned little-endian integer
+    N bytes     the header: UTF-8 JSON, padded with spaces to a multiple of 8 bytes
+    the rest    the tensors' raw little-endian bytes, back to back
+
+The header maps every tensor's name (``layers.{i}.weight``, ``layers.{i}.bias`` for the i-th
+``Linear`` / ``Maxout`` layer) to ``{"dtype": "F32" | "F64", "shape": [...],
+"data_offsets": [begin, end]}`` (offsets into the bytes after the header), and
+``"__metadata__"`` to string values:
+
+* ``format`` = ``"mlpfast"`` and ``format_version`` = ``"1"``: the marker of mlpfast's files;
+* ``layer_sizes`` (JSON list), ``activation``, ``loss``, ``dtype`` and ``pieces`` (JSON list,
+  per parameter layer: the Maxout pieces, or null for a Linear layer): the architecture;
+* ``kind``: ``"MLP"``, or ``"estimator"`` for the scikit-learn estimators, whose files also
+  hold ``estimator`` (``"MLPClassifier"`` or ``"MLPRegressor"``), ``params`` (``get_params()``
+  as JSON) and ``fitted`` (the fitted attributes as JSON; arrays such as ``classes_`` with
+  their dtype, so that string, integer and boolean labels come back as they were).
+
+Any safetensors reader can read the tensors. Reading never executes code: the header is
+parsed as JSON, every field is checked, and only mlpfast's own classes are built. A
+truncated, corrupt or foreign file raises ``ValueError`` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from mlpfast._core import MLP, Linear, Maxout
+
+__all__ = ["load", "save"]
+
+FORMAT = "mlpfast"
+FORMAT_VERSION = "1"
+_ST_DTYPES = {"float32": "F32", "float64": "F64"}
+_NP_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout")
+_LOSSES = ("softmax", "svm", "mse", "bce", "half_squared_error")
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+_MAX_HEADER = 100 * 1024 * 1024
+_ARRAY_DTYPE = re.compile(r"^[<>|=]?(b1|i[1248]|u[1248]|f[48]|U\d{1,6}|O)$")
+
+
+# --------------------------------------------------------------------------- JSON values
+def _encode(value: Any) -> Any:
+    """A JSON-able form of a parameter or attribute value (tagged where JSON falls short)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else {"__float__": repr(f)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.ndarray):
+        if not _ARRAY_DTYPE.match(value.dtype.str):
+            raise TypeError(f"cannot save an array of dtype {value.dtype}")
+        items = value.ravel().tolist()
+        if value.dtype.kind == "O" and not all(
+            isinstance(v, (str, int, float, bool)) for v in items
+        ):
+            raise TypeError("cannot save an object array of other than str, int, float, bool")
+        return {
+            "__ndarray__": {
+                "dtype": value.dtype.str,
+                "shape": list(value.shape),
+                "values": [_encode(v) for v in items],
+            }
+        }
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return np.dtype(value).name
+    raise TypeError(f"cannot save the value {value!r} ({type(value).__name__})")
+
+
+def _decode(value: Any) -> Any:
+    """Inverse of :func:`_encode`; ValueError on anything it did not write."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, body),) = value.items()
+        if tag == "__float__" and body in ("inf", "-inf", "nan"):
+            return float(body)
+        if tag == "__tuple__" and isinstance(body, list):
+            return tuple(_decode(v) for v in body)
+        if tag == "__ndarray__" and isinstance(body, dict):
+            return _decode_array(body)
+    raise ValueError(f"unexpected value {value!r}")
+
+
+def _decode_array(body: dict) -> np.ndarray:
+    dtype, shape, values = body.get("dtype"), body.get("shape"), body.get("values")
+    if not (isinstance(dtype, str) and _ARRAY_DTYPE.match(dtype)):
+        raise ValueError(f"unexpected array dtype {dtype!r}")
+    if not (isinstance(shape, list) and all(_is_count(s) for s in shape)):
+        raise ValueError(f"unexpected array shape {shape!r}")
+    if not isinstance(values, list) or len(values) != math.prod(shape):
+        raise ValueError(f"array values do not match the shape {shape}")
+    values = [_decode(v) for v in values]
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise ValueError("array values must be str, int, float or bool")
+    out = np.empty(len(values), dtype=np.dtype(dtype))
+    out[:] = values
+    return out.reshape(shape)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def encode_fields(fields: dict[str, Any]) -> str:
+    """JSON text of a dict of parameters or attributes (see the module docstring)."""
+    return json.dumps({k: _encode(v) for k, v in fields.items()}, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- writing
+def _param_layers(model: MLP) -> list:
+    return [lay for lay in model.layers if isinstance(lay, (Linear, Maxout))]
+
+
+def _architecture(model: MLP) -> dict[str, str]:
+    pieces = [lay.pieces if isinstance(lay, Maxout) else None for lay in _param_layers(model)]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "MLP",
+        "layer_sizes": json.dumps(model.layer_sizes),
+        "activation": model.activation,
+        "loss": model.loss_name,
+        "dtype": model.dtype,
+        "pieces": json.dumps(pieces),
+    }
+
+
+def to_bytes(model: Any) -> bytes:
+    """The file :func:`save` writes, as bytes.
+
+    Parameters
+    ----------
+    model : MLP, mlpfast.sklearn.MLPClassifier or mlpfast.sklearn.MLPRegressor
+        The model; an estimator must be fitted.
+
+    Returns
+    -------
+    bytes
+        The safetensors file.
+    """
+    if isinstance(model, MLP):
+        mlp, extra = model, {}
+    elif hasattr(model, "_mlpfast_file_state"):
+        mlp, extra = model._mlpfast_file_state()
+    else:
+        raise TypeError(
+            "save: expected an mlpfast.MLP or a fitted mlpfast.sklearn estimator, got "
+            f"{type(model).__name__}"
+        )
+    metadata = _architecture(mlp)
+    metadata.update(extra)
+    st_dtype = _ST_DTYPES[mlp.dtype]
+    header: dict[str, Any] = {"__metadata__": metadata}
+    buffers = []
+    offset = 0
+    for i, lay in enumerate(_param_layers(mlp)):
+        for name, arr in (("weight", lay.weight), ("bias", lay.bias)):
+            raw = np.ascontiguousarray(arr, dtype=_NP_DTYPES[st_dtype]).tobytes()
+            header[f"layers.{i}.{name}"] = {
+                "dtype": st_dtype,
+                "shape": list(arr.shape),
+                "data_offsets": [offset, offset + len(raw)],
+            }
+            buffers.append(raw)
+            offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text, *buffers])
+
+
+def save(model: Any, path: str | os.PathLike) -> None:
+    """Writes a model to a safetensors file that :func:`load` reads back.
+
+    ``mlpfast.save(mlp, "model.safetensors")`` for an :class:`mlpfast.MLP` (the native class
+    has no ``save`` method), ``estimator.save(path)`` or ``mlpfast.save(estimator, path)``
+    for a fitted :mod:`mlpfast.sklearn` estimator. The file holds the architecture, dtype and
+    weights (and for estimators their parameters and fitted attributes), no code; not the
+    optimizer state, the random generator or the training history of a bare MLP. It is
+    written to a temporary file first and then renamed, so a failed save leaves any
+    existing file as it was.
+
+    Parameters
+    ----------
+    model : MLP or a fitted MLPClassifier / MLPRegressor
+        What to save.
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    """
+    data = to_bytes(model)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".mlpfast-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- reading
+def _fail(where: str, what: str) -> ValueError:
+    return ValueError(f"{where}: {what}")
+
+
+def _json_value(meta: dict, key: str, where: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise _fail(where, f"metadata field {key!r} is missing or not valid JSON") from None
+
+
+def _read_header(data: bytes, where: str) -> tuple[dict, memoryview]:
+    if len(data) < 8:
+        raise _fail(where, f"truncated file: {len(data)} bytes, shorter than the 8-byte header")
+    (n,) = struct.unpack_from("<Q", data)
+    if n > _MAX_HEADER:
+        raise _fail(where, f"not a safetensors file (header length {n} is implausible)")
+    if len(data) < 8 + n:
+        raise _fail(
+            where, f"truncated file: the header needs {n} bytes, only {len(data) - 8} are there"
+        )
+    try:
+        header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail(where, f"corrupt header (not valid UTF-8 JSON: {exc})") from None
+    if not isinstance(header, dict):
+        raise _fail(where, "corrupt header (not a JSON object)")
+    return header, memoryview(data)[8 + n :]
+
+
+def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.ndarray]:
+    spans = []
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise _fail(where, f"corrupt header: tensor {name!r} is not described by an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _NP_DTYPES:
+            raise _fail(
+                where, f"tensor {name!r}: unsupported dtype {dtype!r} (expected 'F32' or 'F64')"
+            )
+        if not (isinstance(shape, list) and all(_is_count(s) for s in shape)):
+            raise _fail(where, f"tensor {name!r}: bad shape {shape!r}")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_count(o) for o in offsets)
+            and offsets[0] <= offsets[1] <= len(buf)
+        ):
+            raise _fail(
+                where,
+                f"tensor {name!r}: data_offsets {offsets!r} out of range of the "
+                f"{len(buf)}-byte data section (truncated or corrupt file)",
+            )
+        begin, end = offsets
+        size = math.prod(shape) * _NP_DTYPES[dtype].itemsize
+        if end - begin != size:
+            raise _fail(
+                where,
+                f"tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, its offsets "
+                f"span {end - begin}",
+            )
+        spans.append((begin, end, name))
+        # A copy: aligned, in native byte order, independent of the file's buffer.
+        raw = np.frombuffer(buf[begin:end], dtype=_NP_DTYPES[dtype])
+        tensors[name] = raw.astype(raw.dtype.newbyteorder("="), copy=True).reshape(shape)
+    at = 0
+    for begin, end, name in sorted(spans):
+        if begin != at:
+            raise _fail(where, f"corrupt file: tensor {name!r} overlaps or leaves a gap")
+        at = end
+    if at != len(buf):
+        raise _fail(where, f"corrupt file: {len(buf) - at} bytes after the last tensor")
+    return tensors
+
+
+def _expected_shapes(sizes: list[int], pieces: list) -> list[tuple[tuple, tuple]]:
+    shapes: list[tuple[tuple, tuple]] = []
+    for i, p in enumerate(pieces):
+        fan_in, fan_out = sizes[i], sizes[i + 1]
+        if p is None:
+            shapes.append(((fan_in, fan_out), (fan_out,)))
+        else:
+            shapes.append(((p, fan_in, fan_out), (p, fan_out)))
+    return shapes
+
+
+def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
+    sizes = _json_value(meta, "layer_sizes", where)
+    pieces = _json_value(meta, "pieces", where)
+    activation, loss, dtype = meta.get("activation"), meta.get("loss"), meta.get("dtype")
+    if not (
+        isinstance(sizes, list) and len(sizes) >= 2 and all(_is_count(s) and s > 0 for s in sizes)
+    ):
+        raise _fail(where, f"bad layer_sizes {sizes!r}")
+    if activation not in _ACTIVATIONS:
+        raise _fail(where, f"unknown activation {activation!r}")
+    if loss not in _LOSSES:
+        raise _fail(where, f"unknown loss {loss!r}")
+    if dtype not in _ST_DTYPES:
+        raise _fail(where, f"unknown dtype {dtype!r}")
+    hidden_pieces = 2 if activation == "maxout" else None
+    want_pieces = [hidden_pieces] * (len(sizes) - 2) + [None]
+    if pieces != want_pieces:
+        raise _fail(where, f"pieces {pieces!r} do not match the architecture ({want_pieces})")
+    shapes = _expected_shapes(sizes, pieces)
+    names = {f"layers.{i}.{k}" for i in range(len(shapes)) for k in ("weight", "bias")}
+    if set(tensors) != names:
+        missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
+        raise _fail(
+            where, f"tensors do not match the architecture (missing {missing}, extra {extra})"
+        )
+    for i, (ws, bs) in enumerate(shapes):
+        for name, shape in ((f"layers.{i}.weight", ws), (f"layers.{i}.bias", bs)):
+            t = tensors[name]
+            if t.shape != shape:
+                raise _fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
+            if t.dtype != _NP_DTYPES[_ST_DTYPES[dtype]]:
+                raise _fail(where, f"tensor {name!r} is {t.dtype}, the model is {dtype}")
+    model = MLP(sizes, activation=activation, loss=loss, dtype=dtype)
+    for i, lay in enumerate(_param_layers(model)):
+        lay.weight = tensors[f"layers.{i}.weight"]
+        lay.bias = tensors[f"layers.{i}.bias"]
+    return model
+
+
+def from_bytes(data: bytes, *, where: str = "<bytes>") -> Any:
+    """Reads a model from the bytes of a file :func:`save` wrote; see :func:`load`.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's contents.
+    where : str, optional
+        Names the source in error messages.
+
+    Returns
+    -------
+    MLP, MLPClassifier or MLPRegressor
+        The model.
+    """
+    header, buf = _read_header(data, where)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(where, "not an mlpfast model file (no mlpfast metadata marker)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise _fail(
+            where,
+            f"unsupported mlpfast format version {meta.get('format_version')!r} "
+            f"(this mlpfast reads {FORMAT_VERSION!r})",
+        )
+    if not all(isinstance(v, str) for v in meta.values()):
+        raise _fail(where, "corrupt header: metadata values must be strings")
+    tensors = _read_tensors(header, buf, where)
+    model = _build_mlp(meta, tensors, where)
+    kind = meta.get("kind")
+    if kind == "MLP":
+        return model
+    if kind != "estimator":
+        raise _fail(where, f"unknown kind {kind!r}")
+    name = meta.get("estimator")
+    if name not in _ESTIMATORS:
+        raise _fail(where, f"unknown estimator {name!r} (expected one of {_ESTIMATORS})")
+    params = _json_value(meta, "params", where)
+    fitted = _json_value(meta, "fitted", where)
+    if not (isinstance(params, dict) and isinstance(fitted, dict)):
+        raise _fail(where, "corrupt estimator metadata (params and fitted must be objects)")
+    try:
+        params = {k: _decode(v) for k, v in params.items()}
+        fitted = {k: _decode(v) for k, v in fitted.items()}
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise _fail(where, f"corrupt estimator metadata ({exc})") from None
+    import mlpfast.sklearn
+
+    cls = getattr(mlpfast.sklearn, name)
+    return cls._from_file_state(model, params, fitted, where)
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Reads a model written by :func:`save` (or an estimator's ``save``).
+
+    Loading never executes code: the file's JSON header is parsed and checked field by
+    field, the weights are read as raw little-endian floats, and only mlpfast's own
+    classes are built.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    MLP, MLPClassifier or MLPRegressor
+        What was saved: a bare :class:`mlpfast.MLP` (with a fresh random generator and
+        optimizer state), or a fitted estimator (which needs scikit-learn).
+
+    Raises
+    ------
+    ValueError
+        The file is truncated, corrupt (bad JSON, offsets out of range, unknown dtype,
+        shapes that do not match the sizes or the architecture) or not an mlpfast file.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    return from_bytes(data, where=os.fspath(path))

@@ -1,0 +1,72 @@
+"""scikit-learn estimators trained by mlpfast: ``MLPClassifier`` and ``MLPRegressor``.
+
+Switching from scikit-learn is one import::
+
+    # from sklearn.neural_network import MLPClassifier
+    from mlpfast.sklearn import MLPClassifier
+
+The classes take every constructor parameter of scikit-learn's ``MLPClassifier`` and
+``MLPRegressor`` with the same names and defaults, set the same fitted attributes and follow
+the same training semantics (scikit-learn's L2 convention for ``alpha``, its learning-rate
+schedules, its stopping rule with ``n_iter_no_change`` and ``tol``, early stopping on a
+validation split whose best weights are restored, ``warm_start`` and ``partial_fit``). The
+whole training run is one call into mlpfast's Rust core, with the GIL released.
+
+What mlpfast adds:
+
+* ``activation`` may also be ``"leaky_relu"``, ``"elu"`` or ``"maxout"`` (hidden layers of
+  ``Maxout(pieces=2)``; their ``coefs_`` entries are arrays of shape
+  ``(pieces, fan_in, fan_out)`` and their ``intercepts_`` of shape ``(pieces, fan_out)``);
+* ``dtype="float32"`` (the default) or ``"float64"``: the precision of the weights and of all
+  computation; inputs are converted once;
+* ``MLPClassifier(loss="hinge")``: the multiclass SVM loss instead of the log loss (with
+  ``decision_function`` instead of ``predict_proba``);
+* ``fit(X, y, callbacks=...)``: callables called after every epoch with its figures, able to
+  stop training by returning ``False``; ``verbose=True`` prints mlpfast's progress line
+  (loss, validation loss and score, samples/s, elapsed and remaining time);
+* ``validation_loss_curve_`` beside ``validation_scores_`` with early stopping, and
+  :func:`mlpfast.plot_history` to draw them;
+* ``save(path)``: a safe model file (safetensors; see :func:`mlpfast.save`), read back with
+  :func:`mlpfast.load`, which never executes code.
+
+The weights start from scikit-learn's initialization, drawn from the same ``random_state``
+in the same order, so that with ``dtype="float64"``, ``shuffle=False`` and a constant
+learning rate an SGD run is scikit-learn's own, epoch for epoch. Where mlpfast differs:
+
+* ``fit`` takes no ``sample_weight``; ``MLPRegressor(loss="poisson")`` is not supported;
+* ``solver="lbfgs"`` runs scipy's L-BFGS-B on mlpfast's full-batch loss and gradient (as
+  scikit-learn, it sets no ``loss_curve_`` and has no ``partial_fit``);
+* sparse inputs are accepted and densified;
+* the early-stopping split is stratified for every single-output classification
+  (scikit-learn stratifies binary targets only), falling back to a plain split when a class
+  is too rare;
+* momentum keeps its velocity in gradient units (PyTorch's form; scikit-learn folds the
+  learning rate in), and Adam adds epsilon after the bias correction (PyTorch's form): the
+  same runs while the learning rate is constant, slightly different ones with
+  ``invscaling`` / ``adaptive`` momentum or for near-zero gradients;
+* with several outputs and ``alpha > 0``, the regressor's reported loss divides the L2 term
+  by the number of outputs too (scikit-learn divides only the squared error);
+* the stopping rule's count (and, with early stopping, the best weights kept) start afresh
+  with every ``fit`` call, ``warm_start`` included; ``partial_fit`` runs one epoch per call,
+  so the ``adaptive`` schedule never lowers its rate there;
+* predictions are computed in ``dtype`` (``predict_proba`` is returned in it; the regressor's
+  ``predict`` as float64).
+
+scikit-learn (>= 1.6) is needed by this module only: ``import mlpfast`` works without it.
+"""
+
+try:
+    import sklearn.base  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "mlpfast.sklearn needs scikit-learn (>= 1.6): pip install 'mlpfast[sklearn]'"
+    ) from exc
+
+from ._classifier import MLPClassifier
+from ._regressor import MLPRegressor
+
+# Pickles and reprs name the public module, not the file a class lives in.
+MLPClassifier.__module__ = __name__
+MLPRegressor.__module__ = __name__
+
+__all__ = ["MLPClassifier", "MLPRegressor"]

@@ -1,0 +1,752 @@
+"""The shared machinery of mlpfast's scikit-learn estimators: validation of parameters and
+data, the epoch listener, and ``_BaseMLP`` (initialization, the stochastic and lbfgs fits,
+safe-file state).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mlpfast._core import MLP, Linear, Maxout
+from mlpfast._progress import Progress
+
+# scikit-learn's activation names (and mlpfast's extras) -> MLP's.
+_ACTIVATIONS = {
+    "identity": "identity",
+    "logistic": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "elu": "elu",
+    "maxout": "maxout",
+}
+_SOLVERS = ("sgd", "adam", "lbfgs")
+_SCHEDULES = ("constant", "invscaling", "adaptive")
+_DTYPES = ("float32", "float64")
+
+
+# --------------------------------------------------------------------------- validation
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _bad(name: str, expected: str, value: Any) -> ValueError:
+    return ValueError(f"The '{name}' parameter must be {expected}. Got {value!r} instead.")
+
+
+def _check_real(est: Any, name: str, lo: float, hi: float, lo_open=False, hi_open=False):
+    v = getattr(est, name)
+    ok = _is_real(v) and not np.isnan(v)
+    if ok:
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise _bad(name, f"a float in the range {left}{lo}, {hi}{right}", v)
+
+
+def _check_choice(est: Any, name: str, options: tuple[str, ...]):
+    v = getattr(est, name)
+    if not isinstance(v, str) or v not in options:
+        raise _bad(name, "a str among " + ", ".join(repr(o) for o in options), v)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"`` for any spelling of those dtypes."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in _DTYPES:
+        raise _bad("dtype", "'float32' or 'float64'", dtype)
+    return name
+
+
+def _hidden_sizes(value: Any) -> list[int]:
+    sizes = [value] if _is_int(value) else value
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise _bad("hidden_layer_sizes", "an int or a sequence of ints", value) from None
+    if not all(_is_int(s) for s in sizes):
+        raise _bad("hidden_layer_sizes", "an int or a sequence of ints", value)
+    if any(s <= 0 for s in sizes):
+        raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+    return [int(s) for s in sizes]
+
+
+def _dense(X):
+    """Sparse matrices densified (mlpfast computes on dense arrays)."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
+
+
+# --------------------------------------------------------------------------- epoch listener
+class _EpochListener:
+    """The one callback the estimators give ``MLP.fit``.
+
+    It puts the epoch's figures on scikit-learn's scale (the regressor's loss divided by
+    the number of outputs), records them for ``loss_curve_`` and ``validation_scores_``,
+    prints the progress line when verbose, and calls the user's callbacks with the same
+    figures; one returning exactly ``False`` stops training.
+    """
+
+    def __init__(self, scale: float, metric: str, epochs: int, verbose: bool, callbacks):
+        self.scale = scale
+        self.metric = metric
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.scores: list[float] = []
+        self.progress = Progress(epochs, metric) if verbose else None
+        if callbacks is None:
+            callbacks = []
+        elif callable(callbacks):
+            callbacks = [callbacks]
+        else:
+            callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(
+                    f"callbacks: expected a callable or a list of callables, got {cb!r}"
+                )
+        self.callbacks = callbacks
+
+    def __call__(self, info: dict) -> bool | None:
+        if self.scale != 1.0:
+            info = dict(info)
+            info["loss"] *= self.scale
+            if "val_loss" in info:
+                info["val_loss"] *= self.scale
+        self.losses.append(info["loss"])
+        if self.metric in info:
+            self.scores.append(info[self.metric])
+            self.val_losses.append(info["val_loss"])
+        if self.progress is not None:
+            self.progress(info)
+        go_on = True
+        for cb in self.callbacks:
+            if cb(info) is False:
+                go_on = False
+        return None if go_on else False
+
+    def close(self) -> None:
+        """Closes the tqdm bar, which stays open when training ends before its last epoch."""
+        if self.progress is not None:
+            self.progress.close()
+
+
+# --------------------------------------------------------------------------- the base
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share: parameters, the fit loop, attributes."""
+
+    _loss_options: tuple[str, ...] = ()
+    _metric = ""
+    _FITTED: tuple[str, ...]
+    _mlp: MLP
+    _next_lr: Any
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    validation_loss_curve_: list[float] | None
+    best_validation_score_: float | None
+    best_loss_: float | None
+
+    # ---- settings
+    def _validated(self) -> dict:
+        """Checks every parameter, scikit-learn's ranges; returns the normalized settings."""
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        _check_choice(self, "activation", tuple(_ACTIVATIONS))
+        _check_choice(self, "solver", _SOLVERS)
+        _check_choice(self, "loss", self._loss_options)
+        _check_real(self, "alpha", 0.0, np.inf)
+        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
+            raise _bad("batch_size", "'auto' or an int >= 1", self.batch_size)
+        _check_choice(self, "learning_rate", _SCHEDULES)
+        _check_real(self, "learning_rate_init", 0.0, np.inf, lo_open=True, hi_open=True)
+        _check_real(self, "power_t", 0.0, np.inf, hi_open=True)
+        if not (_is_int(self.max_iter) and self.max_iter >= 1):
+            raise _bad("max_iter", "an int >= 1", self.max_iter)
+        _check_real(self, "tol", 0.0, np.inf, hi_open=True)
+        _check_real(self, "momentum", 0.0, 1.0)
+        if self.solver == "sgd" and self.momentum == 1.0:
+            raise ValueError(
+                "The 'momentum' parameter must be < 1 with solver='sgd' in mlpfast. Got 1.0."
+            )
+        _check_real(self, "validation_fraction", 0.0, 1.0, hi_open=True)
+        _check_real(self, "beta_1", 0.0, 1.0, hi_open=True)
+        _check_real(self, "beta_2", 0.0, 1.0, hi_open=True)
+        _check_real(self, "epsilon", 0.0, np.inf, lo_open=True, hi_open=True)
+        nic = self.n_iter_no_change
+        if not ((_is_int(nic) and nic >= 1) or (_is_real(nic) and nic == np.inf)):
+            raise _bad("n_iter_no_change", "an int >= 1 or numpy.inf", nic)
+        if not (_is_int(self.max_fun) and self.max_fun >= 1):
+            raise _bad("max_fun", "an int >= 1", self.max_fun)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise _bad(name, "a bool", getattr(self, name))
+        return {
+            "hidden": hidden,
+            "activation": _ACTIVATIONS[self.activation],
+            "dtype": _dtype_name(self.dtype),
+            "n_iter_no_change": None if nic == np.inf else int(nic),
+        }
+
+    # ---- hooks the subclasses fill
+    def _validate_input(self, X, y, incremental: bool, reset: bool):
+        raise NotImplementedError
+
+    def _native_loss(self) -> str:
+        raise NotImplementedError
+
+    def _out_activation(self) -> str:
+        raise NotImplementedError
+
+    def _loss_scale(self) -> float:
+        """Factor from MLP.fit's epoch loss to scikit-learn's ``loss_``."""
+        return 1.0
+
+    def _stratify(self, Y):
+        return None
+
+    # ---- the fitted model
+    def _param_layers(self) -> list:
+        return [lay for lay in self._mlp.layers if isinstance(lay, (Linear, Maxout))]
+
+    def _bind_params(self) -> None:
+        """coefs_ and intercepts_: live views of the native layers' weights and biases."""
+        layers = self._param_layers()
+        self.coefs_ = [lay.weight for lay in layers]
+        self.intercepts_ = [lay.bias for lay in layers]
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # Views of the native weights: the pickled MLP holds them; rebound on unpickling.
+        state.pop("coefs_", None)
+        state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_mlp" in self.__dict__:
+            self._bind_params()
+
+    def _initialize(self, layer_sizes: list[int], settings: dict, rs) -> None:
+        self._mlp = MLP(
+            layer_sizes,
+            activation=settings["activation"],
+            loss=self._native_loss(),
+            dtype=settings["dtype"],
+            seed=0,
+        )
+        # scikit-learn's initialization, drawn from the same generator in the same order:
+        # weights and biases uniform in +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for
+        # logistic units); a Maxout layer draws each piece so.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for lay in self._param_layers():
+            shape = lay.weight.shape
+            bound = np.sqrt(factor / (shape[-2] + shape[-1]))
+            lay.weight = rs.uniform(-bound, bound, shape)
+            lay.bias = rs.uniform(-bound, bound, lay.bias.shape)
+        self._bind_params()
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = layer_sizes[-1]
+        self.n_layers_ = len(layer_sizes)
+        self.out_activation_ = self._out_activation()
+        self._next_lr = None
+        stale = (
+            "loss_curve_",
+            "best_loss_",
+            "validation_scores_",
+            "validation_loss_curve_",
+            "best_validation_score_",
+        )
+        for name in stale:
+            self.__dict__.pop(name, None)
+        if self.solver != "lbfgs":
+            self.loss_curve_ = []
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.validation_loss_curve_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.validation_loss_curve_ = None
+                self.best_validation_score_ = None
+
+    def _check_same_model(self, layer_sizes: list[int], settings: dict) -> None:
+        mlp = self._mlp
+        built = (mlp.layer_sizes, mlp.activation, mlp.loss_name, mlp.dtype)
+        wanted = (layer_sizes, settings["activation"], self._native_loss(), settings["dtype"])
+        if built != wanted:
+            raise ValueError(
+                "warm_start / partial_fit continue the fitted network, which has layer sizes "
+                f"{built[0]}, activation {built[1]!r}, loss {built[2]!r} and dtype {built[3]!r}; "
+                f"the current parameters and data ask for {wanted[0]}, {wanted[1]!r}, "
+                f"{wanted[2]!r}, {wanted[3]!r}. Set warm_start=False to fit a new network."
+            )
+
+    # ---- fitting
+    def _fit(self, X, y, *, incremental: bool, callbacks=None):
+        settings = self._validated()
+        first_pass = not hasattr(self, "_mlp") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_outputs = self._n_outputs(Y)
+        layer_sizes = [X.shape[1], *settings["hidden"], n_outputs]
+        rs = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_sizes, settings, rs)
+        else:
+            self._check_same_model(layer_sizes, settings)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y)
+        else:
+            self._fit_stochastic(X, Y, rs, settings, incremental, callbacks)
+        if not all(np.isfinite(w).all() for w in (*self.coefs_, *self.intercepts_)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
+        return self
+
+    def _n_outputs(self, Y) -> int:
+        return 1 if Y.ndim == 1 else Y.shape[1]
+
+    def _start_lr(self, incremental: bool) -> float:
+        lr0 = float(self.learning_rate_init)
+        if incremental and self.solver == "sgd" and self._next_lr is not None:
+            # partial_fit continues scikit-learn's optimizer, learning rate included.
+            key, lr = self._next_lr
+            if key == (self.learning_rate, lr0):
+                if self.learning_rate == "invscaling":
+                    return lr0 / (self.t_ + 1) ** self.power_t
+                if self.learning_rate == "adaptive":
+                    return lr
+        return lr0
+
+    def _fit_stochastic(self, X, Y, rs, settings, incremental, callbacks) -> None:
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        validation = None
+        if self.early_stopping:
+            X, Xv, Y, Yv = self._split(X, Y, rs)
+            validation = (Xv, Yv)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped",
+                    stacklevel=4,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        epochs = 1 if incremental else int(self.max_iter)
+        scale = self._loss_scale()
+        listener = _EpochListener(scale, self._metric, epochs, bool(self.verbose), callbacks)
+        sgd = self.solver == "sgd"
+        momentum = float(self.momentum) if sgd else 0.0
+        # The stopping rule watches the validation score, or MLP.fit's own training loss,
+        # which is the reported loss_ divided by `scale`: tol goes on the same scale.
+        tol = float(self.tol) if self.early_stopping else float(self.tol) / scale
+        lr = self._start_lr(incremental)
+        interrupted = False
+        try:
+            self._mlp.fit(
+                X,
+                Y,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=self.solver,
+                lr=lr,
+                momentum=momentum,
+                nesterov=bool(self.nesterovs_momentum) and momentum > 0.0,
+                weight_decay=float(self.alpha),
+                shuffle=bool(self.shuffle),
+                seed=int(rs.randint(np.iinfo(np.int32).max)),
+                validation_data=validation,
+                betas=(float(self.beta_1), float(self.beta_2)),
+                eps=float(self.epsilon),
+                callbacks=listener,
+                schedule=self.learning_rate if sgd else "constant",
+                power_t=float(self.power_t),
+                tol=tol,
+                n_iter_no_change=settings["n_iter_no_change"],
+                _l2_per_sample=True,
+                _continue_optimizer=incremental,
+            )
+        except KeyboardInterrupt:
+            # As scikit-learn: Ctrl-C ends training, keeping the weights of the last step.
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+            interrupted = True
+        finally:
+            listener.close()
+
+        losses, scores = listener.losses, listener.scores
+        self.n_iter_ = len(losses)
+        self.t_ += n * len(losses)
+        self.loss_curve_.extend(losses)
+        if losses:
+            self.loss_ = losses[-1]
+        elif not hasattr(self, "loss_"):
+            self.loss_ = float("nan")
+        if self.early_stopping:
+            # (None after a warm start from a fit without early stopping.)
+            self.validation_scores_ = [*(self.validation_scores_ or []), *scores]
+            self.validation_loss_curve_ = [
+                *(self.validation_loss_curve_ or []),
+                *listener.val_losses,
+            ]
+            best = self.best_validation_score_
+            self.best_validation_score_ = max([-np.inf if best is None else best, *scores])
+            self.best_loss_ = None
+        else:
+            best = self.best_loss_
+            self.best_loss_ = min([np.inf if best is None else best, *losses])
+        # What partial_fit's next epoch starts from (the adaptive schedule's rate).
+        self._next_lr = (
+            (self.learning_rate, float(self.learning_rate_init)),
+            self._mlp.learning_rate,
+        )
+        if (
+            not incremental
+            and not interrupted
+            and not self._mlp.stopped_early
+            and self.n_iter_ == self.max_iter
+        ):
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _split(self, X, Y, rs):
+        """scikit-learn's validation split for early stopping."""
+        stratify = self._stratify(Y)
+        kw = {"random_state": rs, "test_size": self.validation_fraction}
+        try:
+            X, Xv, Y, Yv = train_test_split(X, Y, stratify=stratify, **kw)
+        except ValueError:
+            if stratify is None:
+                raise
+            # A class too rare to stratify on: a plain split, as scikit-learn makes.
+            X, Xv, Y, Yv = train_test_split(X, Y, **kw)
+        if Xv.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size "
+                "of your dataset."
+            )
+        return X, Xv, Y, Yv
+
+    def _fit_lbfgs(self, X, Y) -> None:
+        """scipy's L-BFGS-B on the full-batch loss and gradient (scikit-learn's lbfgs)."""
+        from scipy.optimize import minimize
+
+        layers = self._param_layers()
+        mlp = self._mlp
+        n = X.shape[0]
+        alpha = float(self.alpha)
+        shapes = [(lay.weight.shape, lay.bias.shape) for lay in layers]
+
+        def pack(pairs) -> np.ndarray:
+            return np.concatenate([np.ravel(a) for pair in pairs for a in pair]).astype(np.float64)
+
+        def unpack(theta: np.ndarray) -> None:
+            at = 0
+            for lay, (ws, bs) in zip(layers, shapes):
+                size_w, size_b = int(np.prod(ws)), int(np.prod(bs))
+                lay.weight[...] = theta[at : at + size_w].reshape(ws)
+                at += size_w
+                lay.bias[...] = theta[at : at + size_b].reshape(bs)
+                at += size_b
+
+        def penalty() -> float:
+            return 0.5 * alpha / n * sum(float(np.dot(w.ravel(), w.ravel())) for w in self.coefs_)
+
+        last = [float("nan")]
+
+        def fun(theta: np.ndarray):
+            unpack(theta)
+            value, grads = mlp.loss(X, Y)
+            grads = [(gw + (alpha / n) * lay.weight, gb) for lay, (gw, gb) in zip(layers, grads)]
+            last[0] = float(value) + penalty()
+            return last[0], pack(grads)
+
+        iteration = [0]
+
+        def report(*_) -> None:
+            iteration[0] += 1
+            if self.verbose:
+                print(f"Iteration {iteration[0]}, loss = {last[0]:.8f}")
+
+        result = minimize(
+            fun,
+            pack((lay.weight, lay.bias) for lay in layers),
+            method="L-BFGS-B",
+            jac=True,
+            callback=report,
+            options={"maxfun": int(self.max_fun), "maxiter": int(self.max_iter), "gtol": self.tol},
+        )
+        unpack(result.x)
+        if result.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) "
+                f"(status={result.status}): {result.message}. Increase the number of "
+                "iterations (max_iter) or scale the data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self.n_iter_ = min(int(result.nit), int(self.max_iter))
+        data_loss, _ = mlp.loss(X, Y)
+        self.loss_ = float(data_loss) * self._loss_scale() + penalty()
+
+    # ---- prediction helpers
+    def _check_x(self, X):
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=np.dtype(self._mlp.dtype),
+            order="C",
+            reset=False,
+        )
+        return _dense(X)
+
+    def _check_xy(self, X, y, reset: bool, **kw):
+        dtype = np.dtype(_dtype_name(self.dtype))
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=dtype,
+            order="C",
+            reset=reset,
+            **kw,
+        )
+        X = _dense(X)
+        if scipy.sparse.issparse(y):
+            y = y.toarray()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    # ---- model files (mlpfast.io)
+    _FITTED = (
+        "n_features_in_",
+        "feature_names_in_",
+        "n_iter_",
+        "t_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "validation_loss_curve_",
+        "best_validation_score_",
+    )
+
+    def _mlpfast_file_state(self):
+        """(MLP, metadata) for :func:`mlpfast.io.save`."""
+        from mlpfast.io import encode_fields
+
+        check_is_fitted(self)
+        params = self.get_params(deep=False)
+        rs = params["random_state"]
+        if not (rs is None or _is_int(rs)):
+            warnings.warn(
+                "random_state is a generator, which a model file cannot hold: it is saved as None",
+                UserWarning,
+                stacklevel=3,
+            )
+            params["random_state"] = None
+        params["dtype"] = _dtype_name(params["dtype"])
+        fitted = {k: getattr(self, k) for k in self._FITTED if hasattr(self, k)}
+        return self._mlp, {
+            "kind": "estimator",
+            "estimator": type(self).__name__,
+            "params": encode_fields(params),
+            "fitted": encode_fields(fitted),
+        }
+
+    @classmethod
+    def _from_file_state(cls, mlp: MLP, params: dict, fitted: dict, where: str):
+        """The estimator a model file describes (see :func:`mlpfast.io.load`)."""
+
+        def fail(what: str) -> ValueError:
+            return ValueError(f"{where}: corrupt estimator metadata ({what})")
+
+        known = set(cls().get_params())
+        if set(params) - known:
+            raise fail(f"unknown parameters {sorted(set(params) - known)}")
+        if set(fitted) - set(cls._FITTED):
+            raise fail(f"unknown attributes {sorted(set(fitted) - set(cls._FITTED))}")
+        est = cls(**params)
+        for name, value in fitted.items():
+            setattr(est, name, value)
+        est._mlp = mlp
+        est._next_lr = None
+        est._bind_params()
+        sizes = mlp.layer_sizes
+        if fitted.get("n_features_in_") != sizes[0] or fitted.get("n_outputs_") != sizes[-1]:
+            raise fail("n_features_in_ / n_outputs_ do not match the network")
+        try:
+            est._check_restored()
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise fail(str(exc)) from None
+        return est
+
+    def _check_restored(self) -> None:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and (
+            not isinstance(names, np.ndarray) or names.shape != (self.n_features_in_,)
+        ):
+            raise ValueError("feature_names_in_ does not match n_features_in_")
+        settings = self._validated()
+        self._check_same_model(self._mlp.layer_sizes, settings)
+
+    def save(self, path) -> None:
+        """Writes the fitted estimator to a safetensors file; :func:`mlpfast.load` reads it.
+
+        The file holds the architecture, the weights, ``get_params()`` and the fitted
+        attributes (``classes_`` with their dtype), and no code. The optimizer state (for
+        ``partial_fit`` / ``warm_start``) is not saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write (an existing file is replaced).
+        """
+        from mlpfast.io import save
+
+        save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _has_partial_fit(est: _BaseMLP) -> bool:
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. {est.solver} is not "
+            "stochastic."
+        )
+    return True
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "maxout"}, \
+default="relu"
+        Activation of the hidden layers. ``"leaky_relu"`` (slope 0.01), ``"elu"`` (alpha 1)
+        and ``"maxout"`` (hidden layers of two-piece Maxout units; their ``coefs_`` are
+        ``(2, fan_in, fan_out)`` arrays) are mlpfast's additions.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        ``"sgd"`` and ``"adam"`` train in one call into Rust; ``"lbfgs"`` runs scipy's
+        L-BFGS-B on mlpfast's full-batch loss and gradient.
+    alpha : float, default=0.0001
+        L2 penalty, scikit-learn's convention: a batch of n rows adds
+        ``0.5 * alpha / n * sum ||W||^2`` (weights, not biases) to its loss.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule of ``solver="sgd"``: "invscaling" uses
+        ``learning_rate_init / (t + 1) ** power_t`` after every epoch, t the samples seen;
+        "adaptive" divides the rate by 5 where the stopping rule would stop, until it is
+        at most 1e-6.
+    learning_rate_init : float, default=0.001
+        Initial learning rate (sgd, adam).
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (sgd, adam) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the samples before every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the early-stopping split and the shuffling.
+    tol : float, default=1e-4
+        Improvement of the loss or validation score that counts for the stopping rule.
+    verbose : bool, default=False
+        Print mlpfast's progress line after every epoch (a tqdm bar too, when installed).
+    warm_start : bool, default=False
+        ``fit`` continues from the fitted weights (with a new optimizer).
+    momentum : float, default=0.9
+        Momentum of sgd (mlpfast: must be below 1).
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum for sgd (when momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for single-output
+        classification), stop when its score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and end with the weights of the best score.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int or numpy.inf, default=10
+        Epochs without improvement tolerated by the stopping rule (inf: never stop early).
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of lbfgs (unused by sgd and adam).
+"""
+
+_ATTRIBUTES_DOC = """
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        Weight matrices, ``coefs_[i]`` of shape (fan_in, fan_out), or (pieces, fan_in,
+        fan_out) for Maxout layers. They are live views of the network's memory.
+    intercepts_ : list of ndarray
+        Bias vectors, ``intercepts_[i]`` of shape (fan_out,), or (pieces, fan_out).
+    loss_ : float
+        The loss of the last epoch (lbfgs: at the solution), with the L2 term.
+    best_loss_ : float or None
+        The smallest ``loss_curve_`` value; None with early stopping (and unset for lbfgs).
+    loss_curve_ : list of float
+        The loss of every epoch (not set by lbfgs).
+    validation_scores_ : list of float or None
+        The validation score of every epoch with early stopping, None otherwise.
+    validation_loss_curve_ : list of float or None
+        The validation loss of every epoch with early stopping (on ``loss_curve_``'s scale,
+        without the L2 term), None otherwise. mlpfast's addition.
+    best_validation_score_ : float or None
+        The best validation score with early stopping, None otherwise.
+    t_ : int
+        Training samples seen over all fits.
+    n_iter_ : int
+        Epochs (lbfgs: iterations) run by the last fit.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        The output's activation.
+    n_features_in_ : int
+        Number of features seen by fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen by fit, when X had string column names.
+"""

@@ -1,0 +1,186 @@
+"""``MLPRegressor``: mlpfast's drop-in for scikit-learn's multilayer perceptron regressor."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import _ATTRIBUTES_DOC, _PARAMS_DOC, _BaseMLP, _dtype_name, _has_partial_fit
+
+
+# --------------------------------------------------------------------------- regressor
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multilayer perceptron regressor trained by mlpfast; scikit-learn's drop-in.
+
+    It minimizes scikit-learn's squared error: half the squared error summed over the
+    outputs and averaged over the rows, plus the L2 term. Like scikit-learn, ``loss_`` and
+    ``loss_curve_`` report the data term divided by the number of outputs (and ``tol``
+    applies to that scale). With several outputs and ``alpha > 0``, mlpfast's reported
+    figure divides the L2 term by the number of outputs too (scikit-learn does not), a
+    difference of the order of ``alpha / n_samples``.
+    """
+
+    __doc__ = (
+        (__doc__ or "")
+        + """
+    Parameters
+    ----------
+    loss : {"squared_error"}, default="squared_error"
+        The loss; scikit-learn's "poisson" is not supported.
+"""
+        + _PARAMS_DOC.split("----------\n", 1)[1]
+        + """    dtype : {"float32", "float64"}, default="float32"
+        Precision of the weights and of all computation. mlpfast's addition.
+"""
+        + _ATTRIBUTES_DOC
+        + """
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from mlpfast.sklearn import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), learning_rate_init=0.01, max_iter=500,
+    ...                    random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.9
+    True
+"""
+    )
+
+    _loss_options = ("squared_error",)
+    _metric = "val_r2"
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype="float32",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = self._check_xy(X, y, reset, y_numeric=True)
+        dtype = np.dtype(_dtype_name(self.dtype))
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, np.ascontiguousarray(Y, dtype=dtype)
+
+    def _native_loss(self) -> str:
+        return "half_squared_error"
+
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _loss_scale(self) -> float:
+        return 1.0 / self._mlp.layer_sizes[-1]
+
+    # ---- API
+    def fit(self, X, y, *, callbacks: Callable | list | None = None):
+        """Fits the network to data matrix X and targets y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (sparse matrices are densified).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        callbacks : callable or list of callables, optional
+            Called after every epoch with a dict of its figures ("epoch", "epochs", "loss",
+            "val_loss" and "val_r2" with early stopping, "lr", "elapsed",
+            "samples_per_second", "remaining"); one returning exactly False stops training.
+
+        Returns
+        -------
+        self : MLPRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False, callbacks=callbacks)
+
+    @available_if(_has_partial_fit)
+    def partial_fit(self, X, y):
+        """Trains for one epoch on (X, y), continuing the network and its optimizer.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+
+        Returns
+        -------
+        self : MLPRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicts the targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predictions, as float64 (computed in the estimator's dtype).
+        """
+        check_is_fitted(self)
+        pred = self._mlp.predict(self._check_x(X)).astype(np.float64, copy=False)
+        return pred.ravel() if pred.shape[1] == 1 else pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,133 @@
+"""pickle and copy of the native objects (copyreg reducers) and of the estimators."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import mlpfast
+
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout"]
+
+
+def params(model):
+    return [(lay.weight, lay.bias) for lay in model.layers if hasattr(lay, "weight")]
+
+
+def assert_same_params(a, b):
+    pa, pb = params(a), params(b)
+    assert len(pa) == len(pb)
+    for (wa, ba), (wb, bb) in zip(pa, pb):
+        assert wa.dtype == wb.dtype and wa.shape == wb.shape
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(ba, bb)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mlp_round_trips_exactly(rng, activation, dtype):
+    model = mlpfast.MLP([4, 6, 5, 3], activation=activation, loss="svm", dtype=dtype, seed=2)
+    X = rng.standard_normal((16, 4))
+    model.fit(X, rng.integers(0, 3, 16), epochs=2, seed=0)
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(model, protocol=protocol))
+        assert type(back) is mlpfast.MLP
+        assert repr(back) == repr(model)
+        assert [type(lay) for lay in back.layers] == [type(lay) for lay in model.layers]
+        assert_same_params(model, back)
+        np.testing.assert_array_equal(back.forward(X), model.forward(X))
+
+
+@pytest.mark.parametrize("loss", ["softmax", "svm", "mse", "bce", "half_squared_error"])
+def test_mlp_loss_round_trips(loss):
+    assert pickle.loads(pickle.dumps(mlpfast.MLP([3, 2], loss=loss))).loss_name == loss
+
+
+def test_copy_is_independent(rng):
+    model = mlpfast.MLP([3, 4, 2], dtype="float64", seed=0)
+    twin = copy.deepcopy(model)
+    assert_same_params(model, twin)
+    twin.layers[0].weight[...] = 0.0
+    assert not np.all(model.layers[0].weight == 0.0)
+    # The copy trains on its own.
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    twin.fit(X, y, epochs=1, seed=0)
+    assert twin.samples_seen == 20 and model.samples_seen == 0
+    assert_same_params(copy.copy(model), model)
+
+
+def test_layers_round_trip(rng):
+    lin = mlpfast.Linear(3, 4, dtype="float64", seed=1)
+    lin.bias = [1.0, 2.0, 3.0, 4.0]
+    mx = mlpfast.Maxout(3, 2, pieces=4, seed=1)
+    for layer in (lin, mx):
+        back = pickle.loads(pickle.dumps(layer))
+        assert repr(back) == repr(layer)
+        np.testing.assert_array_equal(back.weight, layer.weight)
+        np.testing.assert_array_equal(back.bias, layer.bias)
+        x = rng.standard_normal((5, 3))
+        np.testing.assert_array_equal(back.forward(x), layer.forward(x))
+    assert pickle.loads(pickle.dumps(mx)).pieces == 4
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        mlpfast.Identity(),
+        mlpfast.Sigmoid(),
+        mlpfast.Tanh(),
+        mlpfast.ReLU(),
+        mlpfast.LeakyReLU(0.2),
+        mlpfast.ELU(0.7),
+    ],
+)
+def test_activations_round_trip(rng, act):
+    back = pickle.loads(pickle.dumps(act))
+    assert type(back) is type(act) and repr(back) == repr(act)
+    x = rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(back.forward(x), act.forward(x))
+
+
+# --------------------------------------------------------------------------- estimators
+@pytest.fixture
+def skl():
+    return pytest.importorskip("mlpfast.sklearn")
+
+
+def test_classifier_pickle(rng, skl):
+    X = rng.standard_normal((60, 4))
+    y = np.array(["a", "b", "c"])[rng.integers(0, 3, 60)]
+    clf = skl.MLPClassifier((8,), activation="maxout", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    back = pickle.loads(pickle.dumps(clf))
+    assert back.get_params() == clf.get_params()
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+    assert back.loss_curve_ == clf.loss_curve_
+    # coefs_ are again views of the (new) network, not stale copies.
+    back.coefs_[-1][...] = 0.0
+    back.intercepts_[-1][...] = 0.0
+    np.testing.assert_allclose(back.predict_proba(X), 1 / 3, rtol=1e-6)
+    assert not np.allclose(clf.predict_proba(X), 1 / 3)
+    # And it keeps training.
+    back.partial_fit(X, y)
+    assert back.n_iter_ == 1 and len(back.loss_curve_) == 6
+
+
+def test_regressor_pickle_and_deepcopy(rng, skl):
+    X = rng.standard_normal((40, 3))
+    Y = rng.standard_normal((40, 2))
+    reg = skl.MLPRegressor(hidden_layer_sizes=(6,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(X, Y)
+    for back in (pickle.loads(pickle.dumps(reg)), copy.deepcopy(reg)):
+        np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+        assert back._mlp is not reg._mlp
+        assert all(np.shares_memory(c, back._mlp.layers[0].weight) for c in back.coefs_[:1])

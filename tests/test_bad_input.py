@@ -432,3 +432,38 @@ def test_bad_num_threads(restore_threads, n):
     with pytest.raises(ValueError, match=r"\bn\b"):
         mlpfast.set_num_threads(n)
     assert mlpfast.get_num_threads() == before
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_nan_deep_inside_a_large_x_is_refused_and_the_model_unchanged(shuffle, optimizer):
+    # A large X is checked as the first epoch reads it; a NaN in its last rows is found
+    # after many steps, and the weights and optimizer state must be put back.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((70_000, 64)).astype(np.float32)
+    X[69_990, 5] = np.nan
+    y = rng.integers(0, 3, X.shape[0])
+    model = mlpfast.MLP([64, 8, 3], seed=0)
+    model.fit(X[:1000], y[:1000], epochs=1, optimizer=optimizer, momentum=0.0)
+    snap = snapshot(model)
+    seen = model.samples_seen
+    with pytest.raises(ValueError, match=arg("X")):
+        model.fit(
+            X,
+            y,
+            epochs=3,
+            batch_size=256,
+            shuffle=shuffle,
+            optimizer=optimizer,
+            _continue_optimizer=True,
+        )
+    assert_unchanged(model, snap)
+    assert model.samples_seen == seen
+    # The optimizer state is the one from before the refused call: continuing it now gives
+    # what continuing it without the refused call gives.
+    twin = mlpfast.MLP([64, 8, 3], seed=0)
+    twin.fit(X[:1000], y[:1000], epochs=1, optimizer=optimizer, momentum=0.0)
+    for m in (model, twin):
+        m.fit(X[:500], y[:500], epochs=1, optimizer=optimizer, seed=1, _continue_optimizer=True)
+    for a, b in zip(snapshot(model), snapshot(twin)):
+        np.testing.assert_array_equal(a[0], b[0])

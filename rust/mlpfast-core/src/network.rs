@@ -100,6 +100,23 @@ pub struct Spec {
     loss: Loss,
 }
 
+/// Checks `x` holds no NaN or infinity. Large inputs are scanned on every thread: the scan
+/// reads all of X once, which for a 200 MB training set costs as much as several steps.
+pub fn check_values<T: Float>(arg: &str, x: MatRef<'_, T>) -> Result<()> {
+    let finite = match x.as_row_major() {
+        Some(all) if all.len() >= 1 << 20 => {
+            threads::install(|| all.par_chunks(1 << 16).all(crate::float::all_finite))
+        }
+        _ => return crate::loss::check_finite(arg, x),
+    };
+    if finite { Ok(()) } else { Err(non_finite(arg)) }
+}
+
+/// The error for NaN or infinity in argument `arg`.
+pub(crate) fn non_finite(arg: &str) -> Error {
+    Error::value(arg, "finite values", "NaN or infinity")
+}
+
 /// Borrowed parameters of one block.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamsRef<'a, T> {
@@ -266,23 +283,17 @@ impl Spec {
 
     /// Checks `x` is (N, inputs) with N ≥ 1 and finite values.
     pub fn check_input<T: Float>(&self, arg: &str, x: MatRef<'_, T>) -> Result<()> {
+        self.check_shape(arg, x)?;
+        check_values(arg, x)
+    }
+
+    /// Checks `x` is (N, inputs) with N ≥ 1.
+    pub fn check_shape<T: Float>(&self, arg: &str, x: MatRef<'_, T>) -> Result<()> {
         check_matrix(arg, x, None, self.inputs())?;
         if x.rows() == 0 {
             return Err(Error::value(arg, "at least one sample", "0 rows"));
         }
-        let finite = match x.as_row_major() {
-            // Large inputs are scanned on every thread: the scan reads all of X once, which
-            // for a 200 MB training set costs as much as several training steps.
-            Some(all) if all.len() >= 1 << 20 => {
-                threads::install(|| all.par_chunks(1 << 16).all(crate::float::all_finite))
-            }
-            _ => return crate::loss::check_finite(arg, x),
-        };
-        if finite {
-            Ok(())
-        } else {
-            Err(Error::value(arg, "finite values", "NaN or infinity"))
-        }
+        Ok(())
     }
 
     /// Scores (N, outputs) for the rows of `x`, computed in chunks of rows (in parallel on
@@ -385,7 +396,7 @@ mod tests {
             next: &[],
         };
         crate::team::with_team(2, |team| {
-            trainer.step(team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0)
+            trainer.step(team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, false)
         });
 
         // The same gradients by the stand-alone layers.

@@ -416,6 +416,7 @@ pub(crate) struct Trainer<T> {
     bufs: Buffers<T>,
     raw: Raw<T>,
     losses: Vec<f64>,
+    finite: Vec<bool>,
     dw: Vec<Vec<T>>,
     db: Vec<Vec<T>>,
     tasks: Vec<Task>,
@@ -451,6 +452,7 @@ impl<T: Float> Trainer<T> {
             bufs,
             raw,
             losses: vec![0.0; MAX_SHARDS],
+            finite: vec![true; MAX_SHARDS],
             dw: spec
                 .blocks()
                 .iter()
@@ -468,7 +470,8 @@ impl<T: Float> Trainer<T> {
     }
 
     /// One step on `batch`: forward, loss, backward, update. Returns the batch's mean loss,
-    /// plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0.
+    /// plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0; or, when
+    /// `check_x` and the batch's rows of X hold NaN or infinity, `None` before any update.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn step(
         &mut self,
@@ -479,7 +482,8 @@ impl<T: Float> Trainer<T> {
         optim: &mut OptimState<T>,
         lr: f64,
         weight_decay: f64,
-    ) -> f64 {
+        check_x: bool,
+    ) -> Option<f64> {
         let n = batch.rows.len();
         assert!(
             n <= self.bufs.capacity,
@@ -488,7 +492,18 @@ impl<T: Float> Trainer<T> {
         );
         let count = shard_count(n);
         let norm = spec.loss().normalizer(n, spec.outputs()) as f64;
-        self.phase1(team, spec, params, batch, count, T::from_f64(1.0 / norm));
+        self.phase1(
+            team,
+            spec,
+            params,
+            batch,
+            count,
+            T::from_f64(1.0 / norm),
+            check_x,
+        );
+        if check_x && !self.finite[..count].iter().all(|&f| f) {
+            return None;
+        }
         let data_loss: f64 = self.losses[..count].iter().sum::<f64>() / norm;
         let coeffs = optim.begin_step(lr, weight_decay);
         self.phase2(team, spec, params, batch, optim, coeffs, weight_decay > 0.0);
@@ -497,9 +512,10 @@ impl<T: Float> Trainer<T> {
         } else {
             0.0
         };
-        data_loss + reg
+        Some(data_loss + reg)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn phase1(
         &mut self,
         team: &Team<'_>,
@@ -508,11 +524,13 @@ impl<T: Float> Trainer<T> {
         batch: Batch<'_, T>,
         count: usize,
         scale: T,
+        check_x: bool,
     ) {
         let n = batch.rows.len();
         let (d, k) = (spec.inputs(), spec.outputs());
         let raw = &self.raw;
         let losses = PerItem::new(&mut self.losses[..count]);
+        let finite = PerItem::new(&mut self.finite[..count]);
         team.run(count, &|s| {
             let (lo, hi) = shard_range(n, s, count);
             let m = hi - lo;
@@ -555,6 +573,12 @@ impl<T: Float> Trainer<T> {
                     }
                 }
             };
+            if check_x {
+                // The shard's rows are in cache right now: the cheapest moment to look.
+                let rows = input.as_row_major().expect("batch rows are row-major");
+                // SAFETY: the team runs each index once.
+                unsafe { *finite.get(s) = crate::float::all_finite(rows) };
+            }
             // SAFETY: as above.
             let loss = unsafe {
                 forward_rows(raw, spec, params, lo, input);

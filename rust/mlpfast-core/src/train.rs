@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::loss::{Loss, Targets};
 use crate::matrix::MatRef;
-use crate::network::{Params, ParamsMut, Spec};
+use crate::network::{Params, ParamsMut, Spec, check_values, non_finite};
 use crate::optim::OptimState;
 use crate::rng::Rng;
 use crate::step::{Batch, Gather, Rows, Trainer};
@@ -381,7 +381,17 @@ pub fn fit<T: Float>(
             "optimizer state does not match the parameters".into(),
         ));
     }
-    spec.check_input("X", x)?;
+    spec.check_shape("X", x)?;
+    // A large X is checked for NaN and infinity as the first epoch gathers it (every row
+    // passes once, in cache), rather than by a pass of its own; if one turns up, the weights
+    // and optimizer state go back to where they were. Otherwise: one scan, up front.
+    let kept: usize = params.iter().map(|p| p.weight.len() + p.bias.len()).sum();
+    let lazy = cfg.epochs > 0
+        && x.as_row_major().is_some()
+        && x.rows() * x.cols() >= (1 << 22).max(8 * kept);
+    if !lazy {
+        check_values("X", x)?;
+    }
     let (n, k) = (x.rows(), spec.outputs());
     spec.loss().check_targets("y", n, k, y)?;
     if let Some((xv, yv)) = &validation {
@@ -391,7 +401,9 @@ pub fn fit<T: Float>(
     }
 
     with_team(threads::num_threads(), |team| {
-        train_loop(team, spec, params, x, y, validation, cfg, optim, monitor)
+        train_loop(
+            team, spec, params, x, y, validation, cfg, optim, monitor, lazy,
+        )
     })
 }
 
@@ -406,8 +418,17 @@ fn train_loop<T: Float>(
     cfg: &FitConfig,
     optim: &mut OptimState<T>,
     monitor: &mut (dyn Monitor + Send),
+    check_x: bool,
 ) -> Result<History> {
     let n = x.rows();
+    // What to go back to if the first epoch finds NaN or infinity in X.
+    let mut undo = check_x.then(|| {
+        let weights: Vec<(Vec<T>, Vec<T>)> = params
+            .iter()
+            .map(|p| (p.weight.to_vec(), p.bias.to_vec()))
+            .collect();
+        (weights, optim.clone())
+    });
     let b = cfg.batch_size.min(n);
     let gather = match (cfg.shuffle, y) {
         (false, _) => Gather::No,
@@ -441,13 +462,25 @@ fn train_loop<T: Float>(
             } else {
                 cfg.weight_decay
             };
-            let loss = trainer.step(team, spec, params, batch, optim, lr, decay);
+            let check = undo.is_some();
+            let Some(loss) = trainer.step(team, spec, params, batch, optim, lr, decay, check)
+            else {
+                let (weights, state) = undo.take().expect("checked only while undo is kept");
+                for (p, (w, b)) in params.iter_mut().zip(weights) {
+                    p.weight.copy_from_slice(&w);
+                    p.bias.copy_from_slice(&b);
+                }
+                *optim = state;
+                return Err(non_finite("X"));
+            };
             epoch_loss += loss * (hi - lo) as f64;
             if !monitor.after_step() {
                 return Err(Error::Interrupted);
             }
         }
         seen += n as u64;
+        // Every row has been seen once: X is finite.
+        undo = None;
         let mut report = EpochReport {
             epoch,
             epochs: cfg.epochs,

@@ -361,7 +361,9 @@ pub fn evaluate<T: Float>(
 
 /// Trains the network whose parameters are `params` on (`x`, `y`), in place.
 ///
-/// Everything is validated before the first step: on error the parameters are untouched.
+/// Everything is validated before the first step, except the finiteness of a large `x`,
+/// which the first epoch checks as it reads the rows: on any input error the parameters and
+/// `optim` are as they were before the call.
 #[allow(clippy::too_many_arguments)]
 pub fn fit<T: Float>(
     spec: &Spec,

@@ -128,7 +128,10 @@ pub(crate) struct Buffers<T> {
     grads: Vec<Vec<T>>,
     pieces: Vec<Vec<T>>,
     winners: Vec<Vec<u8>>,
+    /// Scratch for dL/da at a maxout block's output, `dx_stride` per row: every maxout block
+    /// uses it, so a shard's rows sit at a stride that fits the widest.
     dx: Vec<T>,
+    dx_stride: usize,
     x: Vec<T>,
     classes: Vec<u32>,
     values: Vec<T>,
@@ -141,6 +144,7 @@ struct Raw<T> {
     pieces: Vec<Ptr<T>>,
     winners: Vec<Ptr<u8>>,
     dx: Ptr<T>,
+    dx_stride: usize,
     x: Ptr<T>,
     classes: Ptr<u32>,
     values: Ptr<T>,
@@ -191,6 +195,7 @@ impl<T: Float> Buffers<T> {
                 })
                 .collect(),
             dx: vec![T::ZERO; if training { capacity * maxout_width } else { 0 }],
+            dx_stride: maxout_width,
             x: vec![
                 T::ZERO;
                 if gather == Gather::No {
@@ -227,6 +232,7 @@ impl<T: Float> Buffers<T> {
             pieces: self.pieces.iter_mut().map(|v| Ptr::of(v)).collect(),
             winners: self.winners.iter_mut().map(|v| Ptr::of(v)).collect(),
             dx: Ptr::of(&mut self.dx),
+            dx_stride: self.dx_stride,
             x: Ptr::of(&mut self.x),
             classes: Ptr::of(&mut self.classes),
             values: Ptr::of(&mut self.values),
@@ -354,7 +360,9 @@ unsafe fn backward_rows<T: Float>(
         let dst = unsafe {
             match prev {
                 Block::Dense { .. } => raw.grads[l - 1].slice(lo * n_in, m * n_in),
-                Block::Maxout { .. } => raw.dx.slice(lo * n_in, m * n_in),
+                // Rows lo..hi at the widest maxout's stride: shards never overlap, whatever
+                // this block's width.
+                Block::Maxout { .. } => raw.dx.slice(lo * raw.dx_stride, m * n_in),
             }
         };
         let w = params[l].weight();

@@ -426,10 +426,18 @@ def test_bad_loss_function_input(call, exc, name):
 
 
 # --------------------------------------------------------------------------- threads
-@pytest.mark.parametrize("n", [0, -1])
+@pytest.mark.parametrize("n", [0, -1, 1025, 10**6, -(2**63)])
 def test_bad_num_threads(restore_threads, n):
     before = mlpfast.get_num_threads()
-    with pytest.raises(ValueError, match=r"\bn\b"):
+    with pytest.raises(ValueError, match=rf"^n: expected an integer from 1 to 1024, got {n}$"):
+        mlpfast.set_num_threads(n)
+    assert mlpfast.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [2.0, "2", None])
+def test_num_threads_of_the_wrong_type(restore_threads, n):
+    before = mlpfast.get_num_threads()
+    with pytest.raises(TypeError, match=r"\bn\b"):
         mlpfast.set_num_threads(n)
     assert mlpfast.get_num_threads() == before
 

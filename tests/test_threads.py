@@ -1,6 +1,16 @@
-"""Determinism: same seeds give bit-identical results whatever the thread count."""
+"""Threads: the limit and where it comes from, the ecosystem's limits, determinism.
+
+mlpfast's limit is set_num_threads(n), else MLPFAST_NUM_THREADS, else OMP_NUM_THREADS, else
+the cores the process may run on; threadpoolctl lists and limits it, and joblib's, dask's
+and Ray's workers pass theirs through OMP_NUM_THREADS. Whatever the limit and whatever the
+pacer decides while training, results are the same bits.
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -45,7 +55,7 @@ def run(sizes, dtype, threads, optimizer):
 @pytest.mark.parametrize("sizes", [SMALL, BIG], ids=["small", "big"])
 def test_bit_identical_across_thread_counts(restore_threads, sizes, dtype, optimizer):
     ref = run(sizes, dtype, 1, optimizer)
-    for threads in (2, 3):
+    for threads in (2, 3, 8):
         h, w, s, loss, grads = run(sizes, dtype, threads, optimizer)
         assert h == ref[0], threads  # exact float equality of every history entry
         for (a, b), (c, d) in zip(w, ref[1]):
@@ -67,10 +77,9 @@ def test_repeat_runs_identical(restore_threads):
 
 
 def test_set_get_num_threads(restore_threads):
-    mlpfast.set_num_threads(1)
-    assert mlpfast.get_num_threads() == 1
-    mlpfast.set_num_threads(2)
-    assert mlpfast.get_num_threads() == 2
+    for n in (1, 2, 8, 1024):
+        mlpfast.set_num_threads(n)
+        assert mlpfast.get_num_threads() == n
     assert isinstance(mlpfast.get_num_threads(), int)
 
 
@@ -93,18 +102,133 @@ def test_layers_identical_across_thread_counts(restore_threads):
 @pytest.mark.parametrize("activation", ["tanh", "maxout"])
 def test_large_batches_cut_into_many_shards_are_bit_identical(restore_threads, activation):
     # A batch of 600 rows is cut into 4 shards and the first layer's gradient into several
-    # row blocks; 1, 2 and 3 threads must still agree to the bit, run after run. (Maxout
-    # layers of unequal widths share a scratch buffer that shards once overlapped in.)
+    # row blocks; 1, 2, 3 and 8 threads must still agree to the bit, run after run, and so
+    # must predict on many chunks of rows. (Maxout layers of unequal widths share a scratch
+    # buffer that shards once overlapped in.)
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((1300, 64)).astype(np.float32)
-    y = rng.integers(0, 5, 1300)
+    X = rng.standard_normal((5300, 64)).astype(np.float32)
+    y = rng.integers(0, 5, 5300)
     results = []
-    for threads in (1, 2, 2, 2, 3):
+    for threads in (1, 2, 2, 2, 3, 8):
         mlpfast.set_num_threads(threads)
         model = mlpfast.MLP([64, 200, 100, 5], activation=activation, seed=2)
-        h = model.fit(X, y, epochs=2, batch_size=600, optimizer="adam", lr=1e-3, seed=9)
-        results.append((h["loss"], [lay.weight.copy() for lay in model.layers[::2]]))
-    for loss, weights in results[1:]:
+        h = model.fit(X[:1300], y[:1300], epochs=3, batch_size=600, optimizer="adam", lr=1e-3)
+        weights = [lay.weight.copy() for lay in model.layers[::2]]
+        results.append((h["loss"], weights, model.predict_proba(X)))
+    for loss, weights, proba in results[1:]:
         assert loss == results[0][0]
         for a, b in zip(weights, results[0][1]):
             np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(proba, results[0][2])
+
+
+# ------------------------------------------------------------------ where the limit comes from
+def threads_in_fresh_process(env: dict[str, str], cpus: set[int] | None = None) -> int:
+    """get_num_threads() in a new interpreter with ``env`` (and, if given, CPU affinity)."""
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("MLPFAST_NUM_THREADS", "OMP_NUM_THREADS")
+    }
+    clean.update(env)
+    pin = f"os.sched_setaffinity(0, {sorted(cpus)!r}); " if cpus is not None else ""
+    code = f"import os; {pin}import mlpfast; print(mlpfast.get_num_threads())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def test_omp_num_threads_is_honoured():
+    assert threads_in_fresh_process({"OMP_NUM_THREADS": "1"}) == 1
+    assert threads_in_fresh_process({"OMP_NUM_THREADS": "3"}) == 3
+    # A nested list: the first level counts, as OpenMP reads it.
+    assert threads_in_fresh_process({"OMP_NUM_THREADS": "2,1"}) == 2
+
+
+def test_mlpfast_num_threads_takes_precedence_over_omp():
+    env = {"MLPFAST_NUM_THREADS": "5", "OMP_NUM_THREADS": "1"}
+    assert threads_in_fresh_process(env) == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_the_default_is_the_cores_the_process_may_run_on():
+    # Pinned to one core, a process defaults to one thread whatever the machine has.
+    assert threads_in_fresh_process({}, cpus={0}) == 1
+    # Values that are not a count >= 1 fall through to the next source.
+    assert threads_in_fresh_process({"MLPFAST_NUM_THREADS": "0", "OMP_NUM_THREADS": "x"}, {0}) == 1
+
+
+def test_set_num_threads_takes_precedence_over_the_environment():
+    env = {"MLPFAST_NUM_THREADS": "5", "OMP_NUM_THREADS": "1"}
+    clean = {k: v for k, v in os.environ.items() if k not in env}
+    clean.update(env)
+    code = "import mlpfast; mlpfast.set_num_threads(2); print(mlpfast.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True)
+    assert out.stdout.strip() == "2"
+
+
+# ------------------------------------------------------------------------------ threadpoolctl
+def test_threadpoolctl_lists_and_limits_mlpfast(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    mlpfast.set_num_threads(2)
+    ours = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "mlpfast"]
+    assert len(ours) == 1
+    assert ours[0]["internal_api"] == "mlpfast"
+    assert ours[0]["num_threads"] == 2
+    assert ours[0]["version"] == mlpfast.__version__
+    assert ours[0]["limit_source"] == "set_num_threads"
+    assert ours[0]["filepath"] == os.path.realpath(mlpfast._core.__file__)
+    with threadpoolctl.threadpool_limits(1):
+        assert mlpfast.get_num_threads() == 1
+        # A fit under the limit is the same fit.
+        X = np.random.default_rng(0).standard_normal((64, 5))
+        mlpfast.MLP([5, 3, 2], seed=0).fit(X, (X[:, 0] > 0).astype(int), epochs=1)
+    assert mlpfast.get_num_threads() == 2
+    with threadpoolctl.threadpool_limits(limits=3, user_api="mlpfast"):
+        assert mlpfast.get_num_threads() == 3
+    # Limits for other pools leave mlpfast alone.
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert mlpfast.get_num_threads() == 2
+
+
+# --------------------------------------------------------------------- joblib, dask workers
+def test_loky_workers_see_the_joblib_limit(monkeypatch):
+    joblib = pytest.importorskip("joblib")
+    monkeypatch.delenv("MLPFAST_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    # joblib gives each of its n_jobs workers an equal share of the cores.
+    expected = max(joblib.cpu_count() // 2, 1)
+    got = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(mlpfast.get_num_threads)() for _ in range(4)
+    )
+    assert got == [expected] * 4
+
+
+def test_grid_search_on_dask_workers_uses_their_limit():
+    pytest.importorskip("sklearn")
+    distributed = pytest.importorskip("distributed")
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV
+
+    from mlpfast.sklearn import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        # dask starts its worker processes with OMP_NUM_THREADS=1.
+        assert set(client.run(mlpfast.get_num_threads).values()) == {1}
+        search = GridSearchCV(
+            MLPClassifier(max_iter=100, random_state=0),
+            {"hidden_layer_sizes": [(32,), (64,)], "alpha": [1e-4, 1e-2]},
+            cv=3,
+            n_jobs=2,
+        )
+        with joblib.parallel_backend("dask"):
+            search.fit(X, y)
+    assert search.best_score_ > 0.9
+    assert len(search.cv_results_["mean_test_score"]) == 4

@@ -36,7 +36,10 @@ from mlpfast._core import (
     svm_loss,
 )
 from mlpfast._plot import plot_history
+from mlpfast._threadpool import register as _register_with_threadpoolctl
 from mlpfast.io import load, save
+
+_register_with_threadpoolctl()
 
 __all__ = [
     "ELU",

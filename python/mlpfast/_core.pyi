@@ -20,6 +20,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "__version__",
+    "_thread_info",
     "bce_loss",
     "get_num_threads",
     "mse_loss",
@@ -199,3 +200,4 @@ class MLP:
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+def _thread_info() -> tuple[str, int]: ...

@@ -15,8 +15,10 @@
 //!
 //! Every kernel is generic over [`Float`] (f32, f64). Matrix products go through [`gemm`]
 //! (the module) to faer's kernel, one product per thread; a training step is cut into
-//! independent products and passes by the shapes alone (the `step` module) and run on a pool
-//! of mlpfast's own ([`threads`]), so results do not depend on the thread count.
+//! independent products and passes by the shapes alone (the `step` module), so results do
+//! not depend on the thread count. Who computes them is decided at run time: [`threads`]
+//! holds the limit, [`pool`] the parked worker threads and the budget of cores that
+//! concurrent calls share, `team` one call's threads, and `pace` when a fit's helpers pay.
 
 pub mod activation;
 pub mod error;
@@ -28,6 +30,8 @@ pub mod matrix;
 pub mod maxout;
 pub mod network;
 pub mod optim;
+mod pace;
+pub mod pool;
 pub mod rng;
 mod simd;
 mod step;

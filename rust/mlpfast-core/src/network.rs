@@ -15,18 +15,24 @@
 //! are passed in as slices: the Python layer objects own them, and the network borrows them
 //! for one call.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use rayon::prelude::*;
 
 use crate::linear::{check_buffer, check_matrix};
 use crate::loss::Loss;
 use crate::matrix::MatRef;
 use crate::maxout::check_pieces;
+use crate::pace::helpers_worth;
 use crate::rng::{Init, Rng};
 use crate::step::{Buffers, Gather};
-use crate::threads;
+use crate::team::{PerItem, Team};
+
+/// Rows per chunk of a prediction.
+const PREDICT_CHUNK: usize = 1024;
 
 /// One parameter layer of a network.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,16 +106,10 @@ pub struct Spec {
     loss: Loss,
 }
 
-/// Checks `x` holds no NaN or infinity. Large inputs are scanned on every thread: the scan
-/// reads all of X once, which for a 200 MB training set costs as much as several steps.
+/// Checks `x` holds no NaN or infinity. (Large inputs are checked where their rows pass
+/// anyway: by the first epoch of a fit, by each chunk of a prediction.)
 pub fn check_values<T: Float>(arg: &str, x: MatRef<'_, T>) -> Result<()> {
-    let finite = match x.as_row_major() {
-        Some(all) if all.len() >= 1 << 20 => {
-            threads::install(|| all.par_chunks(1 << 16).all(crate::float::all_finite))
-        }
-        _ => return crate::loss::check_finite(arg, x),
-    };
-    if finite { Ok(()) } else { Err(non_finite(arg)) }
+    crate::loss::check_finite(arg, x)
 }
 
 /// The error for NaN or infinity in argument `arg`.
@@ -296,38 +296,74 @@ impl Spec {
         Ok(())
     }
 
-    /// Scores (N, outputs) for the rows of `x`, computed in chunks of rows (in parallel on
-    /// mlpfast's pool when there are several), so that the buffers stay small whatever N is.
+    /// Scores (N, outputs) for the rows of `x`, computed in chunks of rows (in parallel when
+    /// there are several and the budget of cores allows), so that the buffers stay small
+    /// whatever N is.
     pub fn predict_scores<T: Float>(
         &self,
         params: &[impl Params<T> + Sync],
         x: MatRef<'_, T>,
         out: &mut [T],
     ) -> Result<()> {
+        let team = Team::for_call(self.predict_helpers(x.rows()));
+        self.predict_on(&team, params, x, out)
+    }
+
+    /// Helpers worth engaging to predict `rows` rows.
+    pub(crate) fn predict_helpers(&self, rows: usize) -> usize {
+        let per_row: f64 = self
+            .blocks
+            .iter()
+            .map(|b| 2.0 * (b.inputs() * b.bias_len()) as f64)
+            .sum();
+        helpers_worth(rows as f64 * per_row, rows.div_ceil(PREDICT_CHUNK))
+    }
+
+    /// [`Spec::predict_scores`] on `team`; a raised interrupt flag stops it with
+    /// [`Error::Interrupted`].
+    pub(crate) fn predict_on<T: Float>(
+        &self,
+        team: &Team<'_>,
+        params: &[impl Params<T> + Sync],
+        x: MatRef<'_, T>,
+        out: &mut [T],
+    ) -> Result<()> {
         self.check_params(params)?;
-        self.check_input("X", x)?;
+        self.check_shape("X", x)?;
         let k = self.outputs();
         check_buffer("out", out, x.rows(), k)?;
-        // Fixed chunks: a row's scores do not depend on the thread count.
-        const CHUNK: usize = 1024;
-        let run = |bufs: &mut Buffers<T>, (i, out): (usize, &mut [T])| {
-            let lo = i * CHUNK;
-            let rows = out.len() / k;
-            bufs.forward(self, params, x.row_block(lo, lo + rows));
-            out.copy_from_slice(bufs.scores(self, rows).data());
-        };
-        if x.rows() <= CHUNK {
-            // One chunk (e.g. one row): no hand-off to the pool, for latency.
-            run(
-                &mut Buffers::new(self, x.rows(), false, Gather::No),
-                (0, out),
-            );
-        } else {
-            threads::install(|| {
-                out.par_chunks_mut(CHUNK * k)
-                    .enumerate()
-                    .for_each_init(|| Buffers::new(self, CHUNK, false, Gather::No), run)
-            });
+        let n = x.rows();
+        let chunks = n.div_ceil(PREDICT_CHUNK);
+        // One set of buffers per thread that may run at once: an item takes a free one.
+        let bufs: Vec<Mutex<Buffers<T>>> = (0..(team.helpers() + 1).min(chunks))
+            .map(|_| Mutex::new(Buffers::new(self, PREDICT_CHUNK.min(n), false, Gather::No)))
+            .collect();
+        let finite = AtomicBool::new(true);
+        let rows = |i: usize| ((i + 1) * PREDICT_CHUNK).min(n) - i * PREDICT_CHUNK;
+        let dst = PerItem::new(out);
+        let done = team.run(chunks, true, &|i| rows(i) as f64, &|i| {
+            let lo = i * PREDICT_CHUNK;
+            let xs = x.row_block(lo, lo + rows(i));
+            // Fixed chunks: a row's scores do not depend on who computes it. The rows are in
+            // cache now: the cheapest moment to look for NaN.
+            if check_values("X", xs).is_err() {
+                finite.store(false, Ordering::Relaxed);
+                return;
+            }
+            let mut held = bufs
+                .iter()
+                .find_map(|b| b.try_lock().ok())
+                .expect("a set of buffers per thread");
+            held.forward(self, params, xs);
+            // SAFETY: the team runs each index once; chunk i alone owns these rows.
+            let out = unsafe { dst.chunk(i, PREDICT_CHUNK * k) };
+            out.copy_from_slice(held.scores(self, rows(i)).data());
+        });
+        if !done {
+            return Err(Error::Interrupted);
+        }
+        if !finite.load(Ordering::Relaxed) {
+            return Err(non_finite("X"));
         }
         Ok(())
     }
@@ -395,9 +431,10 @@ mod tests {
             rows: Rows::Range(0, n),
             next: &[],
         };
-        crate::team::with_team(2, |team| {
-            trainer.step(team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, false)
-        });
+        let mut team = crate::team::Team::new(crate::team::Kind::Call, None);
+        team.engage_beyond_budget(1);
+        let stepped = trainer.step(&team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, false);
+        assert!(matches!(stepped, crate::step::Stepped::Loss(_)));
 
         // The same gradients by the stand-alone layers.
         let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng);

@@ -14,6 +14,13 @@
 //! The cut into shards and tasks depends on the batch and layer sizes only, never on the
 //! number of threads; so every sum is taken in the same order and training gives the same bits
 //! on one thread as on many.
+//!
+//! **Interrupts.** No item holds more than about [`MAX_ITEM_FLOPS`], so a raised interrupt
+//! flag stops phase 1 within one item's time, even in a step of minutes. A step whose
+//! phase 2 is long ([`LONG_PHASE_FLOPS`]) computes every weight gradient first (stoppable too)
+//! and only then updates the weights, in a short pass of its own; an interrupted step thus
+//! leaves the weights of the last whole step. Shorter steps update each block while it is in
+//! cache and are interrupted between steps.
 
 use crate::activation::Activation;
 use crate::float::Float;
@@ -26,22 +33,55 @@ use crate::network::{Block, Params, ParamsMut, Spec};
 use crate::optim::{Coeffs, OptimState};
 use crate::team::{PerItem, Team};
 
-/// Most shards a batch is cut into.
+/// Most shards a batch is cut into for parallelism; more only to bound an item's work.
 const MAX_SHARDS: usize = 8;
+/// An item (a shard, a weight block) holds at most about this many flops: about 0.1 s on one
+/// core, the longest an interrupt waits for.
+const MAX_ITEM_FLOPS: f64 = 1.6e10;
+/// A phase 2 of more flops than this computes every gradient before it updates any weight.
+const LONG_PHASE_FLOPS: f64 = 8e9;
 /// A weight-gradient task holds at least about this many multiply-adds (when its matrix has
 /// that many), so that handing it to a thread pays.
 const TASK_WORK: usize = 1 << 17;
 /// A weight matrix is cut into at most this many row blocks.
 const MAX_BLOCKS: usize = 16;
 
-/// Number of shards for a batch of `rows` rows: two from 16 rows on (both cores busy on small
-/// batches), one more per 128 rows beyond 256.
-pub(crate) fn shard_count(rows: usize) -> usize {
+/// Number of shards for a batch of `rows` rows, each costing `row_flops` in phase 1: two from
+/// 16 rows on (both cores busy on small batches), one more per 128 rows beyond 256, and as
+/// many as it takes to keep a shard under [`MAX_ITEM_FLOPS`].
+pub(crate) fn shard_count(rows: usize, row_flops: f64) -> usize {
     if rows < 16 {
-        1
-    } else {
-        (rows / 128).clamp(2, MAX_SHARDS)
+        return 1;
     }
+    let by_rows = (rows / 128).clamp(2, MAX_SHARDS);
+    let by_work = (rows as f64 * row_flops / MAX_ITEM_FLOPS).ceil() as usize;
+    by_rows.max(by_work).min(rows)
+}
+
+/// Flops of one row's phase 1: every block's forward product, and every block's but the
+/// first's backward product (the input needs no gradient).
+pub(crate) fn row_flops(spec: &Spec) -> f64 {
+    spec.blocks()
+        .iter()
+        .enumerate()
+        .map(|(l, b)| {
+            let product = 2.0 * (b.inputs() * b.bias_len()) as f64;
+            if l == 0 { product } else { 2.0 * product }
+        })
+        .sum()
+}
+
+/// Flops of a step of `rows` rows: phase 1's and the weight gradients'.
+pub(crate) fn step_flops(spec: &Spec, rows: usize) -> f64 {
+    rows as f64 * (row_flops(spec) + grad_flops(spec))
+}
+
+/// Flops of the weight gradients of one row.
+fn grad_flops(spec: &Spec) -> f64 {
+    spec.blocks()
+        .iter()
+        .map(|b| 2.0 * b.weight_len() as f64)
+        .sum()
 }
 
 /// Rows `lo..hi` of shard `s` of `count` in a batch of `rows`.
@@ -128,8 +168,8 @@ pub(crate) struct Buffers<T> {
     grads: Vec<Vec<T>>,
     pieces: Vec<Vec<T>>,
     winners: Vec<Vec<u8>>,
-    /// Scratch for dL/da at a maxout block's output, `dx_stride` per row: every maxout block
-    /// uses it, so a shard's rows sit at a stride that fits the widest.
+    /// Scratch for dL/da at a maxout block's output, [`Buffers::dx_stride`] per row: every
+    /// maxout block uses it, so a shard's rows sit at a stride that fits the widest.
     dx: Vec<T>,
     dx_stride: usize,
     x: Vec<T>,
@@ -419,6 +459,17 @@ struct LayerPtrs<T> {
     b2: Ptr<T>,
 }
 
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Stepped {
+    /// The batch's mean loss (with the L2 term when weight decay is on).
+    Loss(f64),
+    /// The batch's rows of X hold NaN or infinity (checked on request); nothing changed.
+    NonFinite,
+    /// The interrupt flag stopped the step before any weight changed.
+    Interrupted,
+}
+
 /// Everything one training run allocates up front: buffers, gradients, the task list.
 pub(crate) struct Trainer<T> {
     bufs: Buffers<T>,
@@ -430,6 +481,9 @@ pub(crate) struct Trainer<T> {
     tasks: Vec<Task>,
     reg: Vec<f64>,
     ptrs: Vec<LayerPtrs<T>>,
+    row_flops: f64,
+    /// Phase 2 computes every gradient before any update (see the module's notes).
+    deferred: bool,
 }
 
 impl<T: Float> Trainer<T> {
@@ -438,29 +492,15 @@ impl<T: Float> Trainer<T> {
     pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Self {
         let mut bufs = Buffers::new(spec, batch, true, gather);
         let raw = bufs.raw();
-        let mut tasks = Vec::new();
-        for (layer, b) in spec.blocks().iter().enumerate() {
-            let (n_in, n_out) = (b.inputs(), b.outputs());
-            let work = n_in * n_out * batch;
-            let blocks = (work / TASK_WORK).clamp(1, MAX_BLOCKS).min(n_in);
-            let step = n_in.div_ceil(blocks);
-            for piece in 0..b.bias_len() / n_out {
-                for r0 in (0..n_in).step_by(step) {
-                    tasks.push(Task::Weight {
-                        layer,
-                        piece,
-                        r0,
-                        r1: (r0 + step).min(n_in),
-                    });
-                }
-            }
-            tasks.push(Task::Bias { layer });
-        }
+        let tasks = plan_tasks(spec, batch);
+        // Shard counts grow with the batch, so the full batch has the most.
+        let row_flops = row_flops(spec);
+        let most = shard_count(batch, row_flops);
         Trainer {
             bufs,
             raw,
-            losses: vec![0.0; MAX_SHARDS],
-            finite: vec![true; MAX_SHARDS],
+            losses: vec![0.0; most],
+            finite: vec![true; most],
             dw: spec
                 .blocks()
                 .iter()
@@ -474,12 +514,16 @@ impl<T: Float> Trainer<T> {
             reg: vec![0.0; tasks.len()],
             tasks,
             ptrs: Vec::with_capacity(spec.blocks().len()),
+            row_flops,
+            deferred: defers_updates(spec, batch),
         }
     }
 
     /// One step on `batch`: forward, loss, backward, update. Returns the batch's mean loss,
-    /// plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0; or, when
-    /// `check_x` and the batch's rows of X hold NaN or infinity, `None` before any update.
+    /// plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0; with `check_x`,
+    /// [`Stepped::NonFinite`] when the batch's rows of X hold NaN or infinity; and
+    /// [`Stepped::Interrupted`] when the team's interrupt flag stopped it. In both cases no
+    /// parameter or optimizer state has changed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn step(
         &mut self,
@@ -491,38 +535,45 @@ impl<T: Float> Trainer<T> {
         lr: f64,
         weight_decay: f64,
         check_x: bool,
-    ) -> Option<f64> {
+    ) -> Stepped {
         let n = batch.rows.len();
         assert!(
             n <= self.bufs.capacity,
             "batch of {n} in buffers for {}",
             self.bufs.capacity
         );
-        let count = shard_count(n);
+        let count = shard_count(n, self.row_flops);
         let norm = spec.loss().normalizer(n, spec.outputs()) as f64;
-        self.phase1(
-            team,
-            spec,
-            params,
-            batch,
-            count,
-            T::from_f64(1.0 / norm),
-            check_x,
-        );
+        let scale = T::from_f64(1.0 / norm);
+        if !self.phase1(team, spec, params, batch, count, scale, check_x) {
+            return Stepped::Interrupted;
+        }
         if check_x && !self.finite[..count].iter().all(|&f| f) {
-            return None;
+            return Stepped::NonFinite;
         }
         let data_loss: f64 = self.losses[..count].iter().sum::<f64>() / norm;
-        let coeffs = optim.begin_step(lr, weight_decay);
-        self.phase2(team, spec, params, batch, optim, coeffs, weight_decay > 0.0);
-        let reg = if weight_decay > 0.0 {
+        let decay = weight_decay > 0.0;
+        self.point_at(params, optim);
+        if self.deferred {
+            // Every gradient first (stoppable), then every update: see the module's notes.
+            if !self.phase2(team, spec, batch, None, decay) {
+                return Stepped::Interrupted;
+            }
+            let coeffs = optim.begin_step(lr, weight_decay);
+            self.apply(team, spec, coeffs, decay);
+        } else {
+            let coeffs = optim.begin_step(lr, weight_decay);
+            self.phase2(team, spec, batch, Some(coeffs), decay);
+        }
+        let reg = if decay {
             0.5 * weight_decay * self.reg.iter().sum::<f64>()
         } else {
             0.0
         };
-        Some(data_loss + reg)
+        Stepped::Loss(data_loss + reg)
     }
 
+    /// Phase 1 over `count` shards; false when interrupted.
     #[allow(clippy::too_many_arguments)]
     fn phase1(
         &mut self,
@@ -533,13 +584,17 @@ impl<T: Float> Trainer<T> {
         count: usize,
         scale: T,
         check_x: bool,
-    ) {
+    ) -> bool {
         let n = batch.rows.len();
         let (d, k) = (spec.inputs(), spec.outputs());
         let raw = &self.raw;
         let losses = PerItem::new(&mut self.losses[..count]);
         let finite = PerItem::new(&mut self.finite[..count]);
-        team.run(count, &|s| {
+        let rows = |s: usize| {
+            let (lo, hi) = shard_range(n, s, count);
+            (hi - lo) as f64
+        };
+        team.run(count, true, &rows, &|s| {
             let (lo, hi) = shard_range(n, s, count);
             let m = hi - lo;
             // SAFETY: shard s alone owns rows lo..hi of every buffer, and the team runs each
@@ -594,20 +649,11 @@ impl<T: Float> Trainer<T> {
             };
             // SAFETY: the team runs each index once.
             unsafe { *losses.get(s) = loss };
-        });
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn phase2(
-        &mut self,
-        team: &Team<'_>,
-        spec: &Spec,
-        params: &mut [ParamsMut<'_, T>],
-        batch: Batch<'_, T>,
-        optim: &mut OptimState<T>,
-        coeffs: Coeffs<T>,
-        decay: bool,
-    ) {
+    /// Points `ptrs` at this step's parameters and optimizer buffers.
+    fn point_at(&mut self, params: &mut [ParamsMut<'_, T>], optim: &mut OptimState<T>) {
         self.ptrs.clear();
         for (l, p) in params.iter_mut().enumerate() {
             let (w1, w2) = optim.buffers(2 * l);
@@ -624,6 +670,18 @@ impl<T: Float> Trainer<T> {
                 b2: Ptr::of(b2),
             });
         }
+    }
+
+    /// Phase 2: every task's gradient over the whole batch and, with `coeffs`, its update
+    /// while the block is in cache (without, the job is stoppable: false when interrupted).
+    fn phase2(
+        &mut self,
+        team: &Team<'_>,
+        spec: &Spec,
+        batch: Batch<'_, T>,
+        coeffs: Option<Coeffs<T>>,
+        decay: bool,
+    ) -> bool {
         let n = batch.rows.len();
         let d = spec.inputs();
         let raw = &self.raw;
@@ -642,60 +700,151 @@ impl<T: Float> Trainer<T> {
         };
         let tasks = &self.tasks;
         let regs = PerItem::new(&mut self.reg);
-        team.run(tasks.len(), &|i| {
-            // SAFETY: the team runs each index once.
-            let reg = unsafe { regs.get(i) };
-            *reg = 0.0;
+        let cost = |i: usize| task_cost(spec, tasks[i], n);
+        team.run(tasks.len(), coeffs.is_none(), &cost, &|i| {
+            let (layer, off, len) = task_span(spec, tasks[i]);
+            let lp = ptrs[layer];
+            // SAFETY: the tasks of a block partition its (piece, row) ranges and its biases,
+            // so no two tasks touch the same elements; phase 1, the only reader of the
+            // weights, is over.
             match tasks[i] {
-                Task::Weight {
-                    layer,
-                    piece,
-                    r0,
-                    r1,
-                } => {
-                    let b = spec.blocks()[layer];
-                    let (n_in, n_out) = (b.inputs(), b.outputs());
-                    let off = piece * n_in * n_out + r0 * n_out;
-                    let len = (r1 - r0) * n_out;
-                    let lp = ptrs[layer];
-                    // SAFETY: the weight tasks of a block partition its (piece, row) ranges, so
-                    // no two tasks touch the same elements of w, dw or the optimizer buffers;
-                    // phase 1, the only reader of the weights, is over.
-                    let (w, dw, m, v) = unsafe {
-                        (
-                            lp.w.slice(off, len),
-                            lp.dw.slice(off, len),
-                            lp.w1.slice(off, len),
-                            lp.w2.slice(off, len),
-                        )
-                    };
+                Task::Weight { piece, r0, r1, .. } => {
+                    let dw = unsafe { lp.dw.slice(off, len) };
+                    let n_out = spec.blocks()[layer].outputs();
                     let a = input(layer).col_block(r0, r1);
                     matmul(dw, a.t(), grad(layer, piece, n_out), false);
-                    if decay {
-                        *reg = w.iter().map(|&v| (v * v).to_f64()).sum();
-                    }
-                    coeffs.apply(w, dw, m, v);
                 }
-                Task::Bias { layer } => {
-                    let b = spec.blocks()[layer];
-                    let (len, n_out) = (b.bias_len(), b.outputs());
-                    let lp = ptrs[layer];
-                    // SAFETY: one bias task per block owns all its biases.
-                    let (bias, db, m, v) = unsafe {
-                        (
-                            lp.b.slice(0, len),
-                            lp.db.slice(0, len),
-                            lp.b1.slice(0, len),
-                            lp.b2.slice(0, len),
-                        )
-                    };
+                Task::Bias { .. } => {
+                    let db = unsafe { lp.db.slice(off, len) };
+                    let n_out = spec.blocks()[layer].outputs();
                     for (p, dbp) in db.chunks_exact_mut(n_out).enumerate() {
                         column_sums(grad(layer, p, n_out), dbp);
                     }
-                    coeffs.without_decay().apply(bias, db, m, v);
                 }
             }
+            if let Some(coeffs) = coeffs {
+                // SAFETY: the team runs each index once; the task's span as above.
+                unsafe { update(tasks[i], lp, off, len, coeffs, decay, regs.get(i)) };
+            }
+        })
+    }
+
+    /// The updates of a deferred phase 2, once every gradient is known.
+    fn apply(&mut self, team: &Team<'_>, spec: &Spec, coeffs: Coeffs<T>, decay: bool) {
+        let tasks = &self.tasks;
+        let ptrs = &self.ptrs;
+        let regs = PerItem::new(&mut self.reg);
+        let cost = |i: usize| task_span(spec, tasks[i]).2 as f64;
+        team.run(tasks.len(), false, &cost, &|i| {
+            let (layer, off, len) = task_span(spec, tasks[i]);
+            // SAFETY: as in phase 2; the team runs each index once.
+            unsafe { update(tasks[i], ptrs[layer], off, len, coeffs, decay, regs.get(i)) };
         });
+    }
+}
+
+/// The phase-2 tasks for batches of up to `batch` rows: per block, its weights' rows cut into
+/// blocks of enough work to pay for a hand-off (and at most [`MAX_ITEM_FLOPS`]), then its
+/// biases.
+fn plan_tasks(spec: &Spec, batch: usize) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for (layer, b) in spec.blocks().iter().enumerate() {
+        let (n_in, n_out) = (b.inputs(), b.outputs());
+        let work = n_in * n_out * batch;
+        let by_work = (2.0 * work as f64 / MAX_ITEM_FLOPS).ceil() as usize;
+        let blocks = (work / TASK_WORK)
+            .clamp(1, MAX_BLOCKS)
+            .max(by_work)
+            .min(n_in);
+        let step = n_in.div_ceil(blocks);
+        for piece in 0..b.bias_len() / n_out {
+            for r0 in (0..n_in).step_by(step) {
+                tasks.push(Task::Weight {
+                    layer,
+                    piece,
+                    r0,
+                    r1: (r0 + step).min(n_in),
+                });
+            }
+        }
+        tasks.push(Task::Bias { layer });
+    }
+    tasks
+}
+
+/// Whether batches of `batch` rows compute every gradient before any update.
+fn defers_updates(spec: &Spec, batch: usize) -> bool {
+    batch as f64 * grad_flops(spec) > LONG_PHASE_FLOPS
+}
+
+/// The block a task belongs to, and the offset and length of its parameters there.
+fn task_span(spec: &Spec, task: Task) -> (usize, usize, usize) {
+    match task {
+        Task::Weight {
+            layer,
+            piece,
+            r0,
+            r1,
+        } => {
+            let b = spec.blocks()[layer];
+            let (n_in, n_out) = (b.inputs(), b.outputs());
+            (layer, piece * n_in * n_out + r0 * n_out, (r1 - r0) * n_out)
+        }
+        Task::Bias { layer } => (layer, 0, spec.blocks()[layer].bias_len()),
+    }
+}
+
+/// A task's multiply-adds over a batch of `n` rows (its column sums, for biases).
+fn task_cost(spec: &Spec, task: Task, n: usize) -> f64 {
+    let (layer, _, len) = task_span(spec, task);
+    let n_out = spec.blocks()[layer].outputs();
+    match task {
+        Task::Weight { r0, r1, .. } => ((r1 - r0) * n_out * n) as f64,
+        Task::Bias { .. } => (len * n) as f64,
+    }
+}
+
+/// The optimizer update of one task's parameters; `reg` gets their ‖·‖² before it, when
+/// weight decay is on (biases add nothing).
+///
+/// # Safety
+/// No other live reference may overlap the task's span of the block's parameters, gradients
+/// and optimizer buffers.
+unsafe fn update<T: Float>(
+    task: Task,
+    lp: LayerPtrs<T>,
+    off: usize,
+    len: usize,
+    coeffs: Coeffs<T>,
+    decay: bool,
+    reg: &mut f64,
+) {
+    *reg = 0.0;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match task {
+            Task::Weight { .. } => {
+                let w = lp.w.slice(off, len);
+                if decay {
+                    *reg = w.iter().map(|&v| (v * v).to_f64()).sum();
+                }
+                let (dw, m, v) = (
+                    lp.dw.slice(off, len),
+                    lp.w1.slice(off, len),
+                    lp.w2.slice(off, len),
+                );
+                coeffs.apply(w, dw, m, v);
+            }
+            Task::Bias { .. } => {
+                let (b, db, m, v) = (
+                    lp.b.slice(off, len),
+                    lp.db.slice(off, len),
+                    lp.b1.slice(off, len),
+                    lp.b2.slice(off, len),
+                );
+                coeffs.without_decay().apply(b, db, m, v);
+            }
+        }
     }
 }
 
@@ -728,11 +877,140 @@ pub(crate) fn gather_rows<T: Float>(src: MatRef<'_, T>, idx: &[usize], dst: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::activation::Activation;
+    use crate::network::Hidden;
+    use crate::optim::Optimizer;
+    use crate::rng::Rng;
+    use crate::team::Kind;
+
+    /// Three Adam steps of a net with `hidden` layers of unequal widths, on gathered rows
+    /// (`picked`) or ranges, by a team of `helpers` helpers, with the updates fused into
+    /// phase 2 or deferred after it.
+    fn three_steps(
+        helpers: usize,
+        deferred: bool,
+        hidden: Hidden,
+        picked: bool,
+    ) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let spec =
+            Spec::new(&[30, 50, 40, 3], hidden, crate::loss::Loss::Softmax).expect("valid sizes");
+        let mut rng = Rng::new(7);
+        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
+        let n = 900;
+        let x: Vec<f64> = (0..n * 30).map(|_| rng.normal()).collect();
+        let y: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
+        let targets = Targets::Classes(&y);
+        let order: Vec<usize> = (0..n).rev().collect();
+        let sizes: Vec<usize> = params
+            .iter()
+            .flat_map(|(w, b)| [w.len(), b.len()])
+            .collect();
+        let adam = Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut optim = OptimState::new(adam, &sizes);
+        let gather = if picked { Gather::Classes } else { Gather::No };
+        let mut trainer = Trainer::new(&spec, 300, gather);
+        trainer.deferred = deferred;
+        let mut team = Team::new(Kind::Call, None);
+        team.engage_beyond_budget(helpers);
+        let mut pm: Vec<ParamsMut<'_, f64>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
+            .collect();
+        for s in 0..3 {
+            let batch = Batch {
+                x: MatRef::new(&x, n, 30),
+                y: &targets,
+                rows: if picked {
+                    Rows::Picked(&order[s * 300..(s + 1) * 300])
+                } else {
+                    Rows::Range(s * 300, (s + 1) * 300)
+                },
+                next: &[],
+            };
+            let stepped = trainer.step(&team, &spec, &mut pm, batch, &mut optim, 1e-2, 1e-3, true);
+            assert!(matches!(stepped, Stepped::Loss(l) if l.is_finite()));
+        }
+        drop(pm);
+        params
+    }
+
+    /// Where two runs' parameters first differ, if they do.
+    fn first_difference(a: &[(Vec<f64>, Vec<f64>)], b: &[(Vec<f64>, Vec<f64>)]) -> Option<String> {
+        for (l, ((wa, ba), (wb, bb))) in a.iter().zip(b).enumerate() {
+            for (name, x, y) in [("weight", wa, wb), ("bias", ba, bb)] {
+                if let Some(i) = x
+                    .iter()
+                    .zip(y)
+                    .position(|(p, q)| p.to_bits() != q.to_bits())
+                {
+                    return Some(format!("layer {l} {name}[{i}]: {} vs {}", x[i], y[i]));
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_step_gives_the_same_bits_whoever_computes_it_and_however_it_updates() {
+        // Maxout blocks of different widths share one scratch buffer: the riskiest layout.
+        let shapes = [
+            (Hidden::Maxout(2), true),
+            (Hidden::Activation(Activation::Tanh), false),
+        ];
+        for (hidden, picked) in shapes {
+            let reference = three_steps(0, false, hidden, picked);
+            for (helpers, deferred) in [
+                (0, false),
+                (1, false),
+                (3, false),
+                (7, false),
+                (0, true),
+                (3, true),
+            ] {
+                let d =
+                    first_difference(&three_steps(helpers, deferred, hidden, picked), &reference);
+                assert_eq!(
+                    d, None,
+                    "{hidden:?}: {helpers} helpers, deferred {deferred}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_item_of_a_huge_step_holds_more_than_its_share_of_work() {
+        // A 60,000-row batch through 512-2048-2048-10: every shard and every weight block
+        // stays near MAX_ITEM_FLOPS, so an interrupt waits for one small item only.
+        let spec = Spec::new(
+            &[512, 2048, 2048, 10],
+            Hidden::Activation(Activation::Relu),
+            crate::loss::Loss::Softmax,
+        )
+        .expect("valid sizes");
+        let rows = 60_000;
+        let per_row = row_flops(&spec);
+        let count = shard_count(rows, per_row);
+        for s in 0..count {
+            let (lo, hi) = shard_range(rows, s, count);
+            assert!((hi - lo) as f64 * per_row <= 1.01 * MAX_ITEM_FLOPS);
+        }
+        assert!(defers_updates(&spec, rows));
+        for task in plan_tasks(&spec, rows) {
+            assert!(2.0 * task_cost(&spec, task, rows) <= 1.01 * MAX_ITEM_FLOPS);
+        }
+        // The benchmark's shapes keep their cut and their fused updates.
+        assert_eq!(shard_count(256, per_row), 2);
+        assert!(!defers_updates(&spec, 256));
+    }
 
     #[test]
     fn shards_cover_the_batch_and_depend_on_its_size_only() {
         for rows in [1, 15, 16, 31, 32, 64, 128, 255, 256, 1000, 5000] {
-            let count = shard_count(rows);
+            let count = shard_count(rows, 1e3);
             assert!((1..=MAX_SHARDS).contains(&count));
             let mut next = 0;
             for s in 0..count {

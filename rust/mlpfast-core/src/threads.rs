@@ -1,161 +1,166 @@
-//! The thread pool mlpfast owns.
+//! How many threads mlpfast may use, and where that number comes from.
 //!
-//! mlpfast runs its parallel work on a rayon pool of its own, sized by [`set_num_threads`] or
-//! the `MLPFAST_NUM_THREADS` environment variable (default: the cores available). Owning the
-//! pool keeps mlpfast from fighting numpy's OpenBLAS threads or another extension's global
-//! rayon pool. Results never depend on its size: work is cut into pieces by the shapes alone
-//! (see `step`), and the pool only decides who computes which piece.
+//! The limit is, in this order of precedence:
+//!
+//! 1. [`set_num_threads`] (process-wide, 1 to [`MAX_THREADS`]);
+//! 2. the `MLPFAST_NUM_THREADS` environment variable;
+//! 3. `OMP_NUM_THREADS` (its first entry, as OpenMP reads a nested list), which joblib's
+//!    workers, dask's and Ray's set for every native library of a worker process;
+//! 4. the cores this process may run on: its CPU affinity and cgroup quota, as
+//!    `std::thread::available_parallelism` reports them, not the machine's core count.
+//!
+//! The environment is read once, at first use, as OpenMP runtimes do. A limit is an upper
+//! bound, not a promise: one fit never runs more threads at a time than the cores available
+//! ([`width_cap`]), whatever the limit, and it uses fewer when the work is small or when it
+//! measures that its threads do not pay (see `team` and `pace`).
 
-use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-use rayon::ThreadPool;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
-struct PoolState {
-    threads: usize,
-    pool: Option<Arc<ThreadPool>>,
+/// The largest limit [`set_num_threads`] accepts (and the most the environment can ask for).
+pub const MAX_THREADS: usize = 1024;
+
+/// Where the current limit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// [`set_num_threads`].
+    Explicit,
+    /// `MLPFAST_NUM_THREADS`.
+    MlpfastEnv,
+    /// `OMP_NUM_THREADS`.
+    OmpEnv,
+    /// The cores available to the process.
+    Cores,
 }
 
-static STATE: Mutex<PoolState> = Mutex::new(PoolState {
-    threads: 0,
-    pool: None,
-});
-
-fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match std::env::var("MLPFAST_NUM_THREADS") {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n >= 1)
-            .unwrap_or(cores),
-        Err(_) => cores,
+impl Source {
+    /// A short name, as the Python side reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Explicit => "set_num_threads",
+            Source::MlpfastEnv => "MLPFAST_NUM_THREADS",
+            Source::OmpEnv => "OMP_NUM_THREADS",
+            Source::Cores => "cores",
+        }
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, PoolState> {
-    let mut state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
-    if state.threads == 0 {
-        state.threads = default_threads();
-    }
-    state
+/// The limit [`set_num_threads`] gave; 0 while it was never called.
+static EXPLICIT: AtomicUsize = AtomicUsize::new(0);
+/// The limit from the environment or the cores; 0 until first read.
+static DEFAULT: AtomicUsize = AtomicUsize::new(0);
+/// Where [`DEFAULT`] came from (a [`Source`] as u8).
+static DEFAULT_SOURCE: AtomicU8 = AtomicU8::new(0);
+/// The cores available to the process; 0 until first read.
+static CORES: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread count as an environment variable gives it: the first comma-separated entry, an
+/// integer >= 1 (capped at [`MAX_THREADS`]); anything else counts as unset.
+fn parse_count(value: &str) -> Option<usize> {
+    let first = value.split(',').next()?.trim();
+    let n: usize = first.parse().ok()?;
+    (n >= 1).then_some(n.min(MAX_THREADS))
 }
 
-/// The number of threads mlpfast uses.
+/// The cores this process may run on (affinity and cgroup quota), read once.
+pub fn cores() -> usize {
+    match CORES.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_THREADS);
+            CORES.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+fn default_limit() -> (usize, Source) {
+    let n = DEFAULT.load(Ordering::Relaxed);
+    if n != 0 {
+        let source = match DEFAULT_SOURCE.load(Ordering::Relaxed) {
+            1 => Source::MlpfastEnv,
+            2 => Source::OmpEnv,
+            _ => Source::Cores,
+        };
+        return (n, source);
+    }
+    let env = |name: &str| std::env::var(name).ok().as_deref().and_then(parse_count);
+    let (n, source, code) = if let Some(n) = env("MLPFAST_NUM_THREADS") {
+        (n, Source::MlpfastEnv, 1)
+    } else if let Some(n) = env("OMP_NUM_THREADS") {
+        (n, Source::OmpEnv, 2)
+    } else {
+        (cores(), Source::Cores, 3)
+    };
+    DEFAULT_SOURCE.store(code, Ordering::Relaxed);
+    DEFAULT.store(n, Ordering::Relaxed);
+    (n, source)
+}
+
+/// The number of threads mlpfast may use, and where that number comes from.
+pub fn limit() -> (usize, Source) {
+    match EXPLICIT.load(Ordering::Relaxed) {
+        0 => default_limit(),
+        n => (n, Source::Explicit),
+    }
+}
+
+/// The number of threads mlpfast may use.
 pub fn num_threads() -> usize {
-    lock().threads
+    limit().0
 }
 
-/// Sets the number of threads mlpfast uses (at least 1).
+/// Sets the number of threads mlpfast may use, process-wide: an integer from 1 to
+/// [`MAX_THREADS`]. Fits already running adopt it at their next measurement round.
 pub fn set_num_threads(n: usize) -> Result<()> {
-    if n < 1 {
-        return Err(Error::value("n", "an integer >= 1", n));
+    if !(1..=MAX_THREADS).contains(&n) {
+        return Err(bad_count(n));
     }
-    let mut state = lock();
-    if state.threads != n {
-        state.threads = n;
-        state.pool = None;
-    }
+    EXPLICIT.store(n, Ordering::Relaxed);
     Ok(())
 }
 
-/// The pool, built on first use (`None` only when the system refuses to start threads; then
-/// everything runs on the caller's thread, with the same results).
-pub fn pool() -> Option<Arc<ThreadPool>> {
-    let mut state = lock();
-    if state.pool.is_none() {
-        state.pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(state.threads)
-            .thread_name(|i| format!("mlpfast-{i}"))
-            .build()
-            .ok()
-            .map(Arc::new);
-    }
-    state.pool.clone()
+/// The error for a thread count `actual` outside 1 to [`MAX_THREADS`].
+pub fn bad_count(actual: impl ToString) -> Error {
+    Error::value("n", format!("an integer from 1 to {MAX_THREADS}"), actual)
 }
 
-/// Runs `op` on mlpfast's pool, so that the parallel iterators inside it use that pool.
-pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> R {
-    match pool() {
-        Some(pool) => pool.install(op),
-        None => op(),
-    }
-}
-
-/// Runs `work` on mlpfast's pool while the calling thread calls `poll` every `every` until it
-/// is done, and returns what `work` returned.
-///
-/// This is how a long computation stays interruptible: Python delivers signals to its main
-/// thread only, so the main thread polls for them while a worker computes (the worker learns
-/// of an interrupt through state that `poll` and `work` share, e.g. an atomic flag).
-pub fn run_polling<R: Send>(
-    work: impl FnOnce() -> R + Send,
-    mut poll: impl FnMut(),
-    every: Duration,
-) -> R {
-    let Some(pool) = pool() else {
-        return work();
-    };
-    let (tx, rx) = channel();
-    pool.in_place_scope(|scope| {
-        scope.spawn(move |_| {
-            // The receiver outlives the scope, so the send cannot fail.
-            let _ = tx.send(work());
-        });
-        loop {
-            match rx.recv_timeout(every) {
-                Ok(result) => return result,
-                Err(RecvTimeoutError::Timeout) => poll(),
-                // `work` panicked; the scope re-raises the panic once this closure returns.
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        unreachable_after_panic()
-    })
-}
-
-/// Reached only when the worker panicked: rayon's scope propagates that panic as soon as the
-/// closure returns, so the value here is never observed.
-fn unreachable_after_panic<R>() -> R {
-    panic!("mlpfast worker stopped without a result")
+/// The most threads one team may run at a time: the limit, but never more than the cores
+/// available (threads beyond the cores only take turns on them, and every turn a helper
+/// waits for stalls the whole team).
+pub fn width_cap() -> usize {
+    num_threads().min(cores()).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     #[test]
-    fn zero_threads_is_refused() {
+    fn limits_outside_one_to_max_are_refused() {
         assert!(set_num_threads(0).is_err());
+        assert!(set_num_threads(MAX_THREADS + 1).is_err());
         assert!(num_threads() >= 1);
     }
 
     #[test]
-    fn polling_runs_while_the_work_does_and_can_stop_it() {
-        let stop = AtomicBool::new(false);
-        let polls = AtomicUsize::new(0);
-        let steps = run_polling(
-            || {
-                let mut steps = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    steps += 1;
-                }
-                steps
-            },
-            || {
-                if polls.fetch_add(1, Ordering::Relaxed) >= 2 {
-                    stop.store(true, Ordering::Relaxed);
-                }
-            },
-            Duration::from_millis(5),
-        );
-        assert!(steps > 0);
-        assert!(polls.load(Ordering::Relaxed) >= 3);
+    fn environment_values_parse_like_openmp() {
+        assert_eq!(parse_count("4"), Some(4));
+        assert_eq!(parse_count(" 3 "), Some(3));
+        assert_eq!(parse_count("2,1"), Some(2));
+        assert_eq!(parse_count("0"), None);
+        assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count("many"), None);
+        assert_eq!(parse_count(""), None);
+        assert_eq!(parse_count("100000"), Some(MAX_THREADS));
+    }
+
+    #[test]
+    fn the_cap_never_exceeds_the_cores() {
+        assert!(width_cap() <= cores());
+        assert!(width_cap() >= 1);
     }
 }

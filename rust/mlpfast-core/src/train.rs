@@ -7,6 +7,8 @@
 //! and every epoch and may stop training between steps, leaving the weights of the last
 //! completed step.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -15,10 +17,10 @@ use crate::loss::{Loss, Targets};
 use crate::matrix::MatRef;
 use crate::network::{Params, ParamsMut, Spec, check_values, non_finite};
 use crate::optim::OptimState;
+use crate::pace::{Pacer, helpers_worth};
 use crate::rng::Rng;
-use crate::step::{Batch, Gather, Rows, Trainer};
-use crate::team::{Team, with_team};
-use crate::threads;
+use crate::step::{Batch, Gather, Rows, Stepped, Trainer, shard_count, step_flops};
+use crate::team::{Kind, Team};
 
 /// How the learning rate moves between epochs (besides `lr_decay`), as scikit-learn's
 /// `learning_rate` option.
@@ -170,6 +172,12 @@ pub trait Monitor {
     /// After every optimizer step. `false` stops training with [`Error::Interrupted`].
     fn after_step(&mut self) -> bool {
         true
+    }
+    /// A flag that, once raised from any thread, stops training with [`Error::Interrupted`]
+    /// within one work item, even in the middle of a long step (whose weights it leaves
+    /// untouched); `None` when only [`Monitor::after_step`] may stop it.
+    fn interrupt(&self) -> Option<Arc<AtomicBool>> {
+        None
     }
     /// After every epoch. `false` ends training normally, keeping the history so far.
     fn after_epoch(&mut self, _report: &EpochReport) -> bool {
@@ -350,9 +358,21 @@ pub fn evaluate<T: Float>(
     x: MatRef<'_, T>,
     targets: &Targets<'_, T>,
 ) -> Result<(f64, f64)> {
+    let team = Team::for_call(spec.predict_helpers(x.rows()));
+    evaluate_on(&team, spec, params, x, targets)
+}
+
+/// [`evaluate`] on `team` (a fit's, whose interrupt flag stops it).
+fn evaluate_on<T: Float>(
+    team: &Team<'_>,
+    spec: &Spec,
+    params: &[impl Params<T> + Sync],
+    x: MatRef<'_, T>,
+    targets: &Targets<'_, T>,
+) -> Result<(f64, f64)> {
     let k = spec.outputs();
     let mut scores = vec![T::ZERO; x.rows() * k];
-    spec.predict_scores(params, x, &mut scores)?;
+    spec.predict_on(team, params, x, &mut scores)?;
     let s = MatRef::new(&scores, x.rows(), k);
     let norm = spec.loss().normalizer(x.rows(), k);
     let sum = spec.loss().sum_rows(s, targets, None, T::ONE);
@@ -402,16 +422,16 @@ pub fn fit<T: Float>(
             .check_targets("validation_data y", xv.rows(), k, yv)?;
     }
 
-    with_team(threads::num_threads(), |team| {
-        train_loop(
-            team, spec, params, x, y, validation, cfg, optim, monitor, lazy,
-        )
-    })
+    let flag = monitor.interrupt();
+    let mut team = Team::new(Kind::Fit, flag.as_deref());
+    train_loop(
+        &mut team, spec, params, x, y, validation, cfg, optim, monitor, lazy,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
 fn train_loop<T: Float>(
-    team: &Team<'_>,
+    team: &mut Team<'_>,
     spec: &Spec,
     params: &mut [ParamsMut<'_, T>],
     x: MatRef<'_, T>,
@@ -438,6 +458,11 @@ fn train_loop<T: Float>(
         (true, Targets::Values(_)) => Gather::Values,
     };
     let mut trainer = Trainer::new(spec, b, gather);
+    let mut pacer = Pacer::new(helpers_worth(
+        step_flops(spec, b),
+        shard_count(b, crate::step::row_flops(spec)),
+    ));
+    pacer.prepare(team);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut lr = cfg.lr;
@@ -465,18 +490,27 @@ fn train_loop<T: Float>(
                 cfg.weight_decay
             };
             let check = undo.is_some();
-            let Some(loss) = trainer.step(team, spec, params, batch, optim, lr, decay, check)
-            else {
-                let (weights, state) = undo.take().expect("checked only while undo is kept");
-                for (p, (w, b)) in params.iter_mut().zip(weights) {
-                    p.weight.copy_from_slice(&w);
-                    p.bias.copy_from_slice(&b);
+            // The pacer hears of this step's jobs alone (not of a validation pass before it).
+            team.take_stats();
+            let start = Instant::now();
+            let loss = match trainer.step(team, spec, params, batch, optim, lr, decay, check) {
+                Stepped::Loss(loss) => loss,
+                Stepped::Interrupted => return Err(Error::Interrupted),
+                Stepped::NonFinite => {
+                    let (weights, state) = undo.take().expect("checked only while undo is kept");
+                    for (p, (w, b)) in params.iter_mut().zip(weights) {
+                        p.weight.copy_from_slice(&w);
+                        p.bias.copy_from_slice(&b);
+                    }
+                    *optim = state;
+                    return Err(non_finite("X"));
                 }
-                *optim = state;
-                return Err(non_finite("X"));
             };
+            let wall = start.elapsed().as_secs_f64();
+            pacer.record(wall, team.take_stats(), team.helpers(), hi - lo == b);
+            pacer.prepare(team);
             epoch_loss += loss * (hi - lo) as f64;
-            if !monitor.after_step() {
+            if !monitor.after_step() || team.interrupted() {
                 return Err(Error::Interrupted);
             }
         }
@@ -495,7 +529,7 @@ fn train_loop<T: Float>(
         };
         history.loss.push(report.loss);
         if let Some((xv, yv)) = &validation {
-            let (vl, vm) = evaluate(spec, params, *xv, yv)?;
+            let (vl, vm) = evaluate_on(team, spec, params, *xv, yv)?;
             history.val_loss.push(vl);
             history.val_metric.push(vm);
             report.val_loss = Some(vl);

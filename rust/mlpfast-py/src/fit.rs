@@ -6,12 +6,13 @@
 //! loop checks after every step. After every epoch the worker briefly takes the GIL to call
 //! the progress printer (`verbose=True`) and the user's callbacks.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mlpfast_core::train::{self, EpochReport, FitConfig, Monitor, Schedule, Stopping};
-use mlpfast_core::{MatRef, OptimState, Optimizer, threads};
+use mlpfast_core::{MatRef, OptimState, Optimizer, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -24,6 +25,13 @@ use crate::model::{MutGuard, PyMLP, metric_name, owned_targets, with_targets};
 
 /// How often the main thread looks for signals while a fit runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// The interrupt flag of the fit whose callbacks this thread is running, if any: a fit
+    /// started from such a callback stops too when the outer one is interrupted (Python
+    /// hears of Ctrl-C on the main thread only, which polls for the outer fit).
+    static OUTER_STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
 
 /// `fit`'s numeric and named settings, as given.
 pub(crate) struct Args<'a> {
@@ -169,7 +177,7 @@ struct PyMonitor<'a> {
     epochs_done: usize,
     /// `mlpfast._progress.Progress` when verbose, then the user's callbacks.
     listeners: Vec<Py<PyAny>>,
-    stop: &'a AtomicBool,
+    stop: Arc<AtomicBool>,
     error: &'a Mutex<Option<PyErr>>,
 }
 
@@ -205,9 +213,14 @@ impl Monitor for PyMonitor<'_> {
         !self.stop.load(Ordering::Relaxed)
     }
 
+    fn interrupt(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::clone(&self.stop))
+    }
+
     fn after_epoch(&mut self, r: &EpochReport) -> bool {
         self.epochs_done = r.epoch;
         if !self.listeners.is_empty() {
+            let outer = OUTER_STOP.with(|o| o.replace(Some(Arc::clone(&self.stop))));
             let heard = Python::attach(|py| -> PyResult<bool> {
                 let info = self.info(py, r)?;
                 let mut go_on = true;
@@ -222,6 +235,7 @@ impl Monitor for PyMonitor<'_> {
                 }
                 Ok(go_on)
             });
+            OUTER_STOP.with(|o| o.replace(outer));
             match heard {
                 Ok(true) => {}
                 Ok(false) => return false,
@@ -372,19 +386,22 @@ fn fit_typed<'py, T: Elem>(
         .flat_map(|p| [p.weight.len(), p.bias.len()])
         .collect();
     let mut optim = take_optim::<T>(model, args.optimizer, &sizes, continue_optimizer);
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let error = Mutex::new(None);
     let mut monitor = PyMonitor {
         metric: metric_name(loss),
         epochs_done: 0,
         listeners,
-        stop: &stop,
+        stop: Arc::clone(&stop),
         error: &error,
     };
     let spec = &model.spec;
     let cfg = &args.cfg;
+    let outer = OUTER_STOP.with(|o| o.borrow().clone());
     let poll = || {
-        if let Err(e) = Python::attach(|py| py.check_signals()) {
+        if outer.as_ref().is_some_and(|o| o.load(Ordering::Relaxed)) {
+            stop.store(true, Ordering::Relaxed);
+        } else if let Err(e) = Python::attach(|py| py.check_signals()) {
             *error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             stop.store(true, Ordering::Relaxed);
         }
@@ -394,13 +411,13 @@ fn fit_typed<'py, T: Elem>(
             Some((xva, tv)) => {
                 let xvr = xva.readonly();
                 let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
-                with_targets!(tv, vt => py.detach(|| threads::run_polling(
+                with_targets!(tv, vt => py.detach(|| pool::run_polling(
                     || train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor),
                     poll,
                     SIGNAL_POLL,
                 )))
             }
-            None => py.detach(|| threads::run_polling(
+            None => py.detach(|| pool::run_polling(
                 || train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor),
                 poll,
                 SIGNAL_POLL,

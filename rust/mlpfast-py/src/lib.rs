@@ -12,24 +12,55 @@ mod layers;
 mod losses;
 mod model;
 
-use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
+use std::ffi::c_int;
 
-/// Sets the number of threads mlpfast's own pool uses (n >= 1).
+use mlpfast_core::threads;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyInt;
+
+/// Sets the number of threads mlpfast may use (1 to 1024), process-wide.
 #[pyfunction]
-fn set_num_threads(n: i64) -> PyResult<()> {
-    if n < 1 {
-        return Err(PyValueError::new_err(format!(
-            "n: expected an integer >= 1, got {n}"
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !n.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "n: expected an integer, got {}",
+            n.get_type().name()?
         )));
     }
-    mlpfast_core::threads::set_num_threads(n as usize).map_err(error::to_py)
+    // Any int outside 1..=1024 is refused with its own value, however large.
+    let count = n.extract::<usize>().unwrap_or(0);
+    threads::set_num_threads(count).map_err(|_| error::to_py(threads::bad_count(n)))
 }
 
-/// The number of threads mlpfast uses (default: the cores available, or MLPFAST_NUM_THREADS).
+/// The number of threads mlpfast may use: set_num_threads, else MLPFAST_NUM_THREADS, else
+/// OMP_NUM_THREADS, else the cores available to the process.
 #[pyfunction]
 fn get_num_threads() -> usize {
-    mlpfast_core::threads::num_threads()
+    threads::num_threads()
+}
+
+/// Where the thread limit comes from, and the cores available: what threadpoolctl shows.
+#[pyfunction]
+fn _thread_info() -> (&'static str, usize) {
+    (threads::limit().1.name(), threads::cores())
+}
+
+/// The thread limit, for threadpoolctl, which calls through the C ABI as it does for BLAS
+/// libraries (its controller finds this module by this symbol).
+#[unsafe(no_mangle)]
+pub extern "C" fn mlpfast_get_num_threads() -> c_int {
+    c_int::try_from(threads::num_threads()).unwrap_or(c_int::MAX)
+}
+
+/// Sets the thread limit, for threadpoolctl; a count outside 1 to 1024 is clamped to it.
+#[unsafe(no_mangle)]
+pub extern "C" fn mlpfast_set_num_threads(n: c_int) {
+    let n = usize::try_from(n)
+        .unwrap_or(1)
+        .clamp(1, threads::MAX_THREADS);
+    // In range by construction.
+    let _ = threads::set_num_threads(n);
 }
 
 #[pymodule]
@@ -51,5 +82,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(losses::bce_loss, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_thread_info, m)?)?;
     Ok(())
 }

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import mlpfast
+
+T = TypeVar("T")
 
 # numpy's OpenBLAS keeps its threads spinning for a while after a product, and so does
 # PyTorch's pool; on a small machine they would steal cores from whichever contender runs
@@ -28,14 +30,14 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def with_threads(n: int, fn: Callable[[], object]) -> Callable[[], None]:
+def with_threads(n: int, fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` run with mlpfast limited to ``n`` threads."""
 
-    def run() -> None:
+    def run() -> T:
         before = mlpfast.get_num_threads()
         mlpfast.set_num_threads(n)
         try:
-            fn()
+            return fn()
         finally:
             mlpfast.set_num_threads(before)
 

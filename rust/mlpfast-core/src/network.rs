@@ -305,8 +305,11 @@ impl Spec {
         x: MatRef<'_, T>,
         out: &mut [T],
     ) -> Result<()> {
-        let team = Team::for_call(self.predict_helpers(x.rows()));
-        self.predict_on(&team, params, x, out)
+        match self.predict_helpers(x.rows()) {
+            // One thread's work (e.g. one row): no team, for latency.
+            0 => self.predict_on(None, params, x, out),
+            want => self.predict_on(Some(&Team::for_call(want)), params, x, out),
+        }
     }
 
     /// Helpers worth engaging to predict `rows` rows.
@@ -319,11 +322,11 @@ impl Spec {
         helpers_worth(rows as f64 * per_row, rows.div_ceil(PREDICT_CHUNK))
     }
 
-    /// [`Spec::predict_scores`] on `team`; a raised interrupt flag stops it with
-    /// [`Error::Interrupted`].
+    /// [`Spec::predict_scores`] on `team` (or the calling thread alone); a raised interrupt
+    /// flag stops it with [`Error::Interrupted`].
     pub(crate) fn predict_on<T: Float>(
         &self,
-        team: &Team<'_>,
+        team: Option<&Team<'_>>,
         params: &[impl Params<T> + Sync],
         x: MatRef<'_, T>,
         out: &mut [T],
@@ -335,13 +338,14 @@ impl Spec {
         let n = x.rows();
         let chunks = n.div_ceil(PREDICT_CHUNK);
         // One set of buffers per thread that may run at once: an item takes a free one.
-        let bufs: Vec<Mutex<Buffers<T>>> = (0..(team.helpers() + 1).min(chunks))
+        let threads = team.map_or(1, |t| t.helpers() + 1);
+        let bufs: Vec<Mutex<Buffers<T>>> = (0..threads.min(chunks))
             .map(|_| Mutex::new(Buffers::new(self, PREDICT_CHUNK.min(n), false, Gather::No)))
             .collect();
         let finite = AtomicBool::new(true);
         let rows = |i: usize| ((i + 1) * PREDICT_CHUNK).min(n) - i * PREDICT_CHUNK;
         let dst = PerItem::new(out);
-        let done = team.run(chunks, true, &|i| rows(i) as f64, &|i| {
+        let chunk = |i: usize| {
             let lo = i * PREDICT_CHUNK;
             let xs = x.row_block(lo, lo + rows(i));
             // Fixed chunks: a row's scores do not depend on who computes it. The rows are in
@@ -358,7 +362,14 @@ impl Spec {
             // SAFETY: the team runs each index once; chunk i alone owns these rows.
             let out = unsafe { dst.chunk(i, PREDICT_CHUNK * k) };
             out.copy_from_slice(held.scores(self, rows(i)).data());
-        });
+        };
+        let done = match team {
+            Some(team) => team.run(chunks, true, &|i| rows(i) as f64, &chunk),
+            None => {
+                (0..chunks).for_each(chunk);
+                true
+            }
+        };
         if !done {
             return Err(Error::Interrupted);
         }

@@ -98,7 +98,9 @@ impl Pacer {
     pub(crate) fn prepare(&mut self, team: &mut Team<'_>) {
         let want = self.wanted(threads::width_cap());
         let before = team.helpers();
-        if before != want {
+        // Also when this fit runs without a core (one may have freed up), or holds helpers
+        // while another fit runs without one (it gives one back).
+        if before != want || team.starving() || (before > 0 && team.others_starve()) {
             team.engage(want);
             if team.helpers() > before {
                 self.warming = self.warming.max(1);

@@ -297,6 +297,16 @@ impl<'a> Team<'a> {
         self.helpers.len()
     }
 
+    /// True while this team's leader runs without a core of the budget.
+    pub(crate) fn starving(&self) -> bool {
+        self.starving
+    }
+
+    /// True when a leader elsewhere runs without a core of the budget.
+    pub(crate) fn others_starve(&self) -> bool {
+        self.pool.someone_starves()
+    }
+
     /// True once the interrupt flag is raised.
     pub(crate) fn interrupted(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))

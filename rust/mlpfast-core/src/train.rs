@@ -358,13 +358,15 @@ pub fn evaluate<T: Float>(
     x: MatRef<'_, T>,
     targets: &Targets<'_, T>,
 ) -> Result<(f64, f64)> {
-    let team = Team::for_call(spec.predict_helpers(x.rows()));
-    evaluate_on(&team, spec, params, x, targets)
+    match spec.predict_helpers(x.rows()) {
+        0 => evaluate_on(None, spec, params, x, targets),
+        want => evaluate_on(Some(&Team::for_call(want)), spec, params, x, targets),
+    }
 }
 
 /// [`evaluate`] on `team` (a fit's, whose interrupt flag stops it).
 fn evaluate_on<T: Float>(
-    team: &Team<'_>,
+    team: Option<&Team<'_>>,
     spec: &Spec,
     params: &[impl Params<T> + Sync],
     x: MatRef<'_, T>,
@@ -529,7 +531,7 @@ fn train_loop<T: Float>(
         };
         history.loss.push(report.loss);
         if let Some((xv, yv)) = &validation {
-            let (vl, vm) = evaluate_on(team, spec, params, *xv, yv)?;
+            let (vl, vm) = evaluate_on(Some(team), spec, params, *xv, yv)?;
             history.val_loss.push(vl);
             history.val_metric.push(vm);
             report.val_loss = Some(vl);

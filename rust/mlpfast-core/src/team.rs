@@ -171,9 +171,15 @@ fn spin_then_park<R>(
                 return r;
             }
             turns += 1;
-            // Reading the clock costs more than a pause: look at it every 64 turns.
-            if turns % 64 == 0 && start.elapsed() >= spin {
-                break;
+            // Reading the clock costs more than a pause: look at it every 64 turns. From then
+            // on, offer the core to anything else runnable on it: the scheduler sometimes
+            // wakes a helper on its leader's core, and a waiter that only spins there would
+            // keep the very thread it waits for off the core.
+            if turns % 64 == 0 {
+                if start.elapsed() >= spin {
+                    break;
+                }
+                thread::yield_now();
             }
             std::hint::spin_loop();
         }

@@ -460,10 +460,9 @@ fn train_loop<T: Float>(
         (true, Targets::Values(_)) => Gather::Values,
     };
     let mut trainer = Trainer::new(spec, b, gather);
-    let mut pacer = Pacer::new(helpers_worth(
-        step_flops(spec, b),
-        shard_count(b, crate::step::row_flops(spec)),
-    ));
+    let flops = step_flops(spec, b);
+    let shards = shard_count(b, crate::step::row_flops(spec));
+    let mut pacer = Pacer::new(helpers_worth(flops, shards), flops);
     pacer.prepare(team);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();

@@ -9,7 +9,9 @@
 //! jobs a helper spins for [`HELPER_SPIN`] (the next job of a training step follows within
 //! microseconds), then parks on a futex; the leader, once every item is taken, spins for at
 //! most [`LEADER_SPIN`] for the helpers still finishing theirs, then parks until the last
-//! one wakes it. So waiting threads never hold a core for long that another process needs.
+//! one wakes it. While spinning, a waiter offers its core to any other runnable thread every
+//! few microseconds (`sched_yield`). So waiting threads never hold a core for long that
+//! another process — or the thread they wait for — needs.
 //!
 //! **Descheduled helpers.** The one wait that remains is for an item a helper took and was
 //! then preempted in the middle of: the step stalls until the scheduler runs that helper

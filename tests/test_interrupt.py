@@ -21,17 +21,26 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POS
 PROMPT = 0.5
 
 
-def interrupt_after(seconds: float) -> tuple[threading.Timer, dict]:
-    """A timer that sends this process SIGINT after ``seconds``, noting when it did."""
+def seconds_to_stop(train, after: float) -> float:
+    """Sends this process SIGINT ``after`` seconds into ``train()``, which must then raise
+    KeyboardInterrupt; returns how long after the signal it did."""
     sent: dict = {}
 
     def fire():
         sent["at"] = time.perf_counter()
         os.kill(os.getpid(), signal.SIGINT)
 
-    timer = threading.Timer(seconds, fire)
+    timer = threading.Timer(after, fire)
+    started = time.perf_counter()
     timer.start()
-    return timer, sent
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train()
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert "at" in sent, f"training ended after {stopped - started:.1f} s, unasked"
+    return stopped - sent["at"]
 
 
 def test_sigint_stops_fit_promptly_and_keeps_trained_weights():
@@ -40,16 +49,12 @@ def test_sigint_stops_fit_promptly_and_keeps_trained_weights():
     y = rng.integers(0, 10, 4096)
     model = mlpfast.MLP([256, 512, 512, 10], seed=0)
     before = [layer.weight.copy() for layer in model.layers[::2]]
-    timer, sent = interrupt_after(0.5)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            # Thousands of epochs: minutes of work unless the interrupt stops it.
-            model.fit(X, y, epochs=5000, batch_size=64, lr=1e-3, seed=0)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert "at" in sent
-    assert stopped - sent["at"] < PROMPT
+
+    def train():
+        # Thousands of epochs: minutes of work unless the interrupt stops it.
+        model.fit(X, y, epochs=5000, batch_size=64, lr=1e-3, seed=0)
+
+    assert seconds_to_stop(train, 0.5) < PROMPT
     after = [layer.weight for layer in model.layers[::2]]
     # Training ran for half a second: the weights moved, and they are whole (finite), not
     # half-written.
@@ -67,16 +72,11 @@ def test_sigint_inside_one_long_step_stops_it_and_leaves_the_weights_untouched()
     y = rng.integers(0, 10, 60_000)
     model = mlpfast.MLP([512, 2048, 2048, 10], seed=0)
     before = [(lay.weight.copy(), lay.bias.copy()) for lay in model.layers[::2]]
-    timer, sent = interrupt_after(1.5)
-    started = time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            model.fit(X, y, epochs=1, batch_size=60_000, optimizer="adam", lr=1e-3, seed=0)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert "at" in sent, f"the fit ended after {time.perf_counter() - started:.1f} s, unasked"
-    assert stopped - sent["at"] < PROMPT
+
+    def train():
+        model.fit(X, y, epochs=1, batch_size=60_000, optimizer="adam", lr=1e-3, seed=0)
+
+    assert seconds_to_stop(train, 1.5) < PROMPT
     for (w, b), lay in zip(before, model.layers[::2]):
         np.testing.assert_array_equal(w, lay.weight)
         np.testing.assert_array_equal(b, lay.bias)
@@ -106,14 +106,11 @@ def test_sigint_reaches_the_main_threads_fit_while_another_thread_fits():
     try:
         time.sleep(0.3)
         main_model = mlpfast.MLP([256, 512, 512, 10], seed=0)
-        timer, sent = interrupt_after(0.5)
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                main_model.fit(X, y, epochs=5000, batch_size=64, lr=1e-3, seed=0)
-            stopped = time.perf_counter()
-        finally:
-            timer.cancel()
-        assert stopped - sent["at"] < PROMPT
+
+        def train():
+            main_model.fit(X, y, epochs=5000, batch_size=64, lr=1e-3, seed=0)
+
+        assert seconds_to_stop(train, 0.5) < PROMPT
     finally:
         done.set()
         worker.join(timeout=60)
@@ -135,14 +132,11 @@ def test_sigint_reaches_a_fit_started_from_a_callback():
         inner.fit(X, y, epochs=5000, batch_size=64, lr=1e-3)
 
     outer = mlpfast.MLP([16, 4, 2], seed=0)
-    timer, sent = interrupt_after(0.5)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            outer.fit(X[:64, :16], y[:64] % 2, epochs=2, callbacks=callback)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert stopped - sent["at"] < PROMPT
+
+    def train():
+        outer.fit(X[:64, :16], y[:64] % 2, epochs=2, callbacks=callback)
+
+    assert seconds_to_stop(train, 0.5) < PROMPT
 
 
 def test_an_interrupted_fit_counts_the_samples_of_its_completed_epochs():

@@ -83,6 +83,25 @@ def test_sigint_inside_one_long_step_stops_it_and_leaves_the_weights_untouched()
     assert model.samples_seen == 0
 
 
+def test_sigint_during_validation_stops_it_and_counts_the_trained_epoch():
+    # One quick epoch, then a validation pass of seconds (100,000 rows through a wide net):
+    # the interrupt stops the pass, and the epoch that trained still counts its samples.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((256, 512), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    Xv = rng.standard_normal((100_000, 512), dtype=np.float32)
+    yv = rng.integers(0, 10, 100_000)
+    model = mlpfast.MLP([512, 2048, 2048, 10], seed=0)
+    before = model.layers[0].weight.copy()
+
+    def train():
+        model.fit(X, y, epochs=3, batch_size=256, validation_data=(Xv, yv))
+
+    assert seconds_to_stop(train, 1.0) < PROMPT
+    assert model.samples_seen == 256
+    assert not np.array_equal(before, model.layers[0].weight)
+
+
 def test_sigint_reaches_the_main_threads_fit_while_another_thread_fits():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((4096, 256)).astype(np.float32)

@@ -179,6 +179,9 @@ pub trait Monitor {
     fn interrupt(&self) -> Option<Arc<AtomicBool>> {
         None
     }
+    /// When epoch `epoch` (1-based) has taken its last step, before its validation pass: from
+    /// here on its samples count as seen, even if an interrupt stops the validation.
+    fn epoch_trained(&mut self, _epoch: usize) {}
     /// After every epoch. `false` ends training normally, keeping the history so far.
     fn after_epoch(&mut self, _report: &EpochReport) -> bool {
         true
@@ -516,6 +519,7 @@ fn train_loop<T: Float>(
             }
         }
         seen += n as u64;
+        monitor.epoch_trained(epoch);
         // Every row has been seen once: X is finite.
         undo = None;
         let mut report = EpochReport {

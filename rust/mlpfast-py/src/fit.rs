@@ -217,8 +217,11 @@ impl Monitor for PyMonitor<'_> {
         Some(Arc::clone(&self.stop))
     }
 
+    fn epoch_trained(&mut self, epoch: usize) {
+        self.epochs_done = epoch;
+    }
+
     fn after_epoch(&mut self, r: &EpochReport) -> bool {
-        self.epochs_done = r.epoch;
         if !self.listeners.is_empty() {
             let outer = OUTER_STOP.with(|o| o.replace(Some(Arc::clone(&self.stop))));
             let heard = Python::attach(|py| -> PyResult<bool> {

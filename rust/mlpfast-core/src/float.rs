@@ -7,9 +7,11 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-/// A floating-point scalar: `f32` or `f64`.
+/// A floating-point scalar: `f32` or `f64`. (Being one of faer's fields is what lets the one
+/// GEMM call site, `gemm::matmul`, stay generic.)
 pub trait Float:
-    Copy
+    faer::traits::ComplexField
+    + Copy
     + Send
     + Sync
     + Default

@@ -7,8 +7,6 @@
 //! `step`), so that the split — and so every sum's order — depends on the shapes alone, never
 //! on the number of threads.
 
-use std::any::TypeId;
-
 use faer::{Accum, MatMut, MatRef as FaerRef, Par};
 
 use crate::float::Float;
@@ -38,63 +36,28 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
         }
         return;
     }
-    // SAFETY (both arms): T is exactly the type named, so the pointer casts are identities;
-    // the checks above bound every element the views address.
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
-        unsafe { product::<f32>(dst.as_mut_ptr().cast(), n, a.cast(), b.cast(), accumulate) }
-    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        unsafe { product::<f64>(dst.as_mut_ptr().cast(), n, a.cast(), b.cast(), accumulate) }
-    } else {
-        unreachable!("Float is implemented for f32 and f64 only")
-    }
-}
-
-/// A view's pointer, shape and strides, ready for faer.
-#[derive(Clone, Copy)]
-struct Raw {
-    ptr: *const u8,
-    rows: usize,
-    cols: usize,
-    rs: isize,
-    cs: isize,
-}
-
-impl<T: Float> MatRef<'_, T> {
-    fn cast(&self) -> Raw {
-        Raw {
-            ptr: self.data().as_ptr().cast(),
-            rows: self.rows(),
-            cols: self.cols(),
-            rs: self.row_stride() as isize,
-            cs: self.col_stride() as isize,
+    let view = |m: MatRef<'_, T>| {
+        // SAFETY: `in_bounds` (checked above) means every index the shape and strides reach
+        // is inside the slice.
+        unsafe {
+            FaerRef::<T>::from_raw_parts(
+                m.data().as_ptr(),
+                m.rows(),
+                m.cols(),
+                m.row_stride() as isize,
+                m.col_stride() as isize,
+            )
         }
-    }
-}
-
-/// # Safety
-/// `dst` addresses `a.rows × ld` valid elements of `E`, disjoint from the operands; `a`, `b`
-/// address valid `E` elements at every index their shapes and strides reach.
-unsafe fn product<E: faer::traits::ComplexField + Copy + From<f32>>(
-    dst: *mut E,
-    ld: usize,
-    a: Raw,
-    b: Raw,
-    accumulate: bool,
-) {
-    // SAFETY: forwarded from the caller.
-    let (lhs, rhs, out) = unsafe {
-        (
-            FaerRef::<E>::from_raw_parts(a.ptr.cast(), a.rows, a.cols, a.rs, a.cs),
-            FaerRef::<E>::from_raw_parts(b.ptr.cast(), b.rows, b.cols, b.rs, b.cs),
-            MatMut::<E>::from_raw_parts_mut(dst, a.rows, b.cols, ld as isize, 1),
-        )
     };
+    // SAFETY: `dst` holds m × n elements (checked above), row-major, and is borrowed
+    // exclusively, so disjoint from the operands.
+    let out = unsafe { MatMut::<T>::from_raw_parts_mut(dst.as_mut_ptr(), m, n, n as isize, 1) };
     let accum = if accumulate {
         Accum::Add
     } else {
         Accum::Replace
     };
-    faer::linalg::matmul::matmul(out, accum, lhs, rhs, E::from(1.0), Par::Seq);
+    faer::linalg::matmul::matmul(out, accum, view(a), view(b), T::ONE, Par::Seq);
 }
 
 #[cfg(test)]

@@ -23,11 +23,13 @@
 pub mod activation;
 pub mod error;
 pub mod float;
+mod forward;
 pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod matrix;
 pub mod maxout;
+pub mod metrics;
 pub mod network;
 pub mod optim;
 mod pace;

@@ -1,5 +1,5 @@
-//! A multilayer perceptron: its architecture ([`Spec`]), its parameters as borrowed slices,
-//! and inference.
+//! A multilayer perceptron: its architecture ([`Spec`]) and its parameters as borrowed
+//! slices (the forward pass and inference are in `forward`, the training step in `step`).
 //!
 //! A network is a stack of blocks. A dense block computes `a = f(a_prev · W + b)`; a maxout
 //! block computes `a = max_p(a_prev · W_p + b_p)`; the last block is dense with the identity,
@@ -15,24 +15,14 @@
 //! are passed in as slices: the Python layer objects own them, and the network borrows them
 //! for one call.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-
-use crate::linear::{check_buffer, check_matrix};
+use crate::linear::check_matrix;
 use crate::loss::Loss;
 use crate::matrix::MatRef;
 use crate::maxout::check_pieces;
-use crate::pace::helpers_worth;
 use crate::rng::{Init, Rng};
-use crate::step::{Buffers, Gather};
-use crate::team::{PerItem, Team};
-
-/// Rows per chunk of a prediction.
-const PREDICT_CHUNK: usize = 1024;
 
 /// One parameter layer of a network.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -292,89 +282,6 @@ impl Spec {
         check_matrix(arg, x, None, self.inputs())?;
         if x.rows() == 0 {
             return Err(Error::value(arg, "at least one sample", "0 rows"));
-        }
-        Ok(())
-    }
-
-    /// Scores (N, outputs) for the rows of `x`, computed in chunks of rows (in parallel when
-    /// there are several and the budget of cores allows), so that the buffers stay small
-    /// whatever N is.
-    pub fn predict_scores<T: Float>(
-        &self,
-        params: &[impl Params<T> + Sync],
-        x: MatRef<'_, T>,
-        out: &mut [T],
-    ) -> Result<()> {
-        match self.predict_helpers(x.rows()) {
-            // One thread's work (e.g. one row): no team, for latency.
-            0 => self.predict_on(None, params, x, out),
-            want => self.predict_on(Some(&Team::for_call(want)), params, x, out),
-        }
-    }
-
-    /// Helpers worth engaging to predict `rows` rows.
-    pub(crate) fn predict_helpers(&self, rows: usize) -> usize {
-        let per_row: f64 = self
-            .blocks
-            .iter()
-            .map(|b| 2.0 * (b.inputs() * b.bias_len()) as f64)
-            .sum();
-        helpers_worth(rows as f64 * per_row, rows.div_ceil(PREDICT_CHUNK))
-    }
-
-    /// [`Spec::predict_scores`] on `team` (or the calling thread alone); a raised interrupt
-    /// flag stops it with [`Error::Interrupted`].
-    pub(crate) fn predict_on<T: Float>(
-        &self,
-        team: Option<&Team<'_>>,
-        params: &[impl Params<T> + Sync],
-        x: MatRef<'_, T>,
-        out: &mut [T],
-    ) -> Result<()> {
-        self.check_params(params)?;
-        self.check_shape("X", x)?;
-        let k = self.outputs();
-        check_buffer("out", out, x.rows(), k)?;
-        let n = x.rows();
-        let chunks = n.div_ceil(PREDICT_CHUNK);
-        // One set of buffers per thread that may run at once: an item takes a free one.
-        let threads = team.map_or(1, |t| t.helpers() + 1);
-        let bufs: Vec<Mutex<Buffers<T>>> = (0..threads.min(chunks))
-            .map(|_| Mutex::new(Buffers::new(self, PREDICT_CHUNK.min(n), false, Gather::No)))
-            .collect();
-        let finite = AtomicBool::new(true);
-        let rows = |i: usize| ((i + 1) * PREDICT_CHUNK).min(n) - i * PREDICT_CHUNK;
-        let dst = PerItem::new(out);
-        let chunk = |i: usize| {
-            let lo = i * PREDICT_CHUNK;
-            let xs = x.row_block(lo, lo + rows(i));
-            // Fixed chunks: a row's scores do not depend on who computes it. The rows are in
-            // cache now: the cheapest moment to look for NaN.
-            if check_values("X", xs).is_err() {
-                finite.store(false, Ordering::Relaxed);
-                return;
-            }
-            let mut held = bufs
-                .iter()
-                .find_map(|b| b.try_lock().ok())
-                .expect("a set of buffers per thread");
-            held.forward(self, params, xs);
-            // SAFETY: the team runs each index once; chunk i alone owns these rows.
-            let out = unsafe { dst.chunk(i, PREDICT_CHUNK * k) };
-            out.copy_from_slice(held.scores(self, rows(i)).data());
-        };
-        let done = match team {
-            Some(team) => team.run(chunks, true, &|i| rows(i) as f64, &chunk),
-            None => {
-                (0..chunks).for_each(chunk);
-                true
-            }
-        };
-        if !done {
-            return Err(Error::Interrupted);
-        }
-        if !finite.load(Ordering::Relaxed) {
-            return Err(non_finite("X"));
         }
         Ok(())
     }

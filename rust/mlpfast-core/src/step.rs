@@ -24,11 +24,11 @@
 
 use crate::activation::Activation;
 use crate::float::Float;
+use crate::forward::{Acts, Ptr, RawActs, forward_rows};
 use crate::gemm::matmul;
-use crate::linear::{affine_forward, column_sums};
+use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::maxout::maxout_forward;
 use crate::network::{Block, Params, ParamsMut, Spec};
 use crate::optim::{Coeffs, OptimState};
 use crate::team::{PerItem, Team};
@@ -117,59 +117,13 @@ pub(crate) struct Batch<'a, T> {
     pub next: &'a [usize],
 }
 
-/// A raw pointer to a buffer that may cross threads: shards and tasks each turn a disjoint
-/// range of it into a slice.
-#[derive(Clone, Copy)]
-struct Ptr<T>(*mut T, usize);
-// SAFETY: a Ptr is only turned into slices by `slice`, whose callers guarantee that no two
-// threads get overlapping ranges.
-unsafe impl<T: Send> Send for Ptr<T> {}
-unsafe impl<T: Send> Sync for Ptr<T> {}
-
-impl<T> Ptr<T> {
-    fn of(v: &mut [T]) -> Self {
-        Ptr(v.as_mut_ptr(), v.len())
-    }
-
-    /// Elements `off..off + len` (an empty slice when the buffer is empty: an optimizer that
-    /// keeps no state).
-    ///
-    /// # Safety
-    /// No other live reference may overlap that range.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice<'a>(self, off: usize, len: usize) -> &'a mut [T] {
-        if self.1 == 0 {
-            return &mut [];
-        }
-        assert!(off + len <= self.1, "range {off}+{len} beyond {}", self.1);
-        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(off), len) }
-    }
-
-    /// Elements `off..off + len`, to read.
-    ///
-    /// # Safety
-    /// No live mutable reference may overlap that range.
-    unsafe fn view<'a>(self, off: usize, len: usize) -> &'a [T] {
-        if self.1 == 0 {
-            return &[];
-        }
-        assert!(off + len <= self.1, "range {off}+{len} beyond {}", self.1);
-        // SAFETY: in bounds (checked above); not written meanwhile by the caller's guarantee.
-        unsafe { std::slice::from_raw_parts(self.0.add(off), len) }
-    }
-}
-
 /// Full-batch buffers: every block's output and gradients for up to `capacity` rows, and the
 /// gathered batch. Shards fill row ranges of them; the weight gradients read them whole.
 pub(crate) struct Buffers<T> {
-    capacity: usize,
-    acts: Vec<Vec<T>>,
+    acts: Acts<T>,
     grads: Vec<Vec<T>>,
-    pieces: Vec<Vec<T>>,
-    winners: Vec<Vec<u8>>,
-    /// Scratch for dL/da at a maxout block's output, [`Buffers::dx_stride`] per row: every
-    /// maxout block uses it, so a shard's rows sit at a stride that fits the widest.
+    /// Scratch for dL/da at a maxout block's output, `dx_stride` per row: every maxout block
+    /// uses it, so a shard's rows sit at a stride that fits the widest.
     dx: Vec<T>,
     dx_stride: usize,
     x: Vec<T>,
@@ -179,10 +133,8 @@ pub(crate) struct Buffers<T> {
 
 /// Pointers into a [`Buffers`], for shards that fill disjoint row ranges at once.
 struct Raw<T> {
-    acts: Vec<Ptr<T>>,
+    acts: RawActs<T>,
     grads: Vec<Ptr<T>>,
-    pieces: Vec<Ptr<T>>,
-    winners: Vec<Ptr<u8>>,
     dx: Ptr<T>,
     dx_stride: usize,
     x: Ptr<T>,
@@ -193,7 +145,7 @@ struct Raw<T> {
 /// What a batch needs gathered, when it is gathered at all.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gather {
-    /// Nothing: batches are read in place (or this is inference).
+    /// Nothing: batches are read in place.
     No,
     /// Rows of X and class labels.
     Classes,
@@ -202,12 +154,9 @@ pub(crate) enum Gather {
 }
 
 impl<T: Float> Buffers<T> {
-    /// Buffers for up to `capacity` rows; gradient buffers only when `training`.
-    pub(crate) fn new(spec: &Spec, capacity: usize, training: bool, gather: Gather) -> Self {
+    /// Buffers for batches of up to `capacity` rows.
+    pub(crate) fn new(spec: &Spec, capacity: usize, gather: Gather) -> Self {
         let blocks = spec.blocks();
-        let per_block = |f: &dyn Fn(&Block) -> usize| -> Vec<Vec<T>> {
-            blocks.iter().map(|b| vec![T::ZERO; f(b)]).collect()
-        };
         let maxout_width = blocks
             .iter()
             .filter(|b| matches!(b, Block::Maxout { .. }))
@@ -215,51 +164,18 @@ impl<T: Float> Buffers<T> {
             .max()
             .unwrap_or(0);
         let (d, k) = (spec.inputs(), spec.outputs());
+        let sized = |on: bool, len: usize| if on { len } else { 0 };
         Buffers {
-            capacity,
-            acts: per_block(&|b| capacity * b.outputs()),
-            grads: if training {
-                per_block(&|b| capacity * b.bias_len())
-            } else {
-                Vec::new()
-            },
-            pieces: per_block(&|b| match b {
-                Block::Maxout { .. } => capacity * b.bias_len(),
-                Block::Dense { .. } => 0,
-            }),
-            winners: blocks
+            acts: Acts::new(spec, capacity),
+            grads: blocks
                 .iter()
-                .map(|b| match b {
-                    Block::Maxout { outputs, .. } => vec![0u8; capacity * outputs],
-                    Block::Dense { .. } => Vec::new(),
-                })
+                .map(|b| vec![T::ZERO; capacity * b.bias_len()])
                 .collect(),
-            dx: vec![T::ZERO; if training { capacity * maxout_width } else { 0 }],
+            dx: vec![T::ZERO; capacity * maxout_width],
             dx_stride: maxout_width,
-            x: vec![
-                T::ZERO;
-                if gather == Gather::No {
-                    0
-                } else {
-                    capacity * d
-                }
-            ],
-            classes: vec![
-                0;
-                if gather == Gather::Classes {
-                    capacity
-                } else {
-                    0
-                }
-            ],
-            values: vec![
-                T::ZERO;
-                if gather == Gather::Values {
-                    capacity * k
-                } else {
-                    0
-                }
-            ],
+            x: vec![T::ZERO; sized(gather != Gather::No, capacity * d)],
+            classes: vec![0; sized(gather == Gather::Classes, capacity)],
+            values: vec![T::ZERO; sized(gather == Gather::Values, capacity * k)],
         }
     }
 
@@ -267,10 +183,8 @@ impl<T: Float> Buffers<T> {
     /// resized.
     fn raw(&mut self) -> Raw<T> {
         Raw {
-            acts: self.acts.iter_mut().map(|v| Ptr::of(v)).collect(),
+            acts: self.acts.raw(),
             grads: self.grads.iter_mut().map(|v| Ptr::of(v)).collect(),
-            pieces: self.pieces.iter_mut().map(|v| Ptr::of(v)).collect(),
-            winners: self.winners.iter_mut().map(|v| Ptr::of(v)).collect(),
             dx: Ptr::of(&mut self.dx),
             dx_stride: self.dx_stride,
             x: Ptr::of(&mut self.x),
@@ -278,40 +192,9 @@ impl<T: Float> Buffers<T> {
             values: Ptr::of(&mut self.values),
         }
     }
-
-    /// Forward pass of `x` (at most `capacity` rows) through every block, keeping each output.
-    pub(crate) fn forward(&mut self, spec: &Spec, params: &[impl Params<T>], x: MatRef<'_, T>) {
-        assert!(
-            x.rows() <= self.capacity,
-            "{} rows in buffers for {}",
-            x.rows(),
-            self.capacity
-        );
-        let raw = self.raw();
-        // SAFETY: one pass over all rows, with `self` borrowed exclusively meanwhile.
-        unsafe { forward_rows(&raw, spec, params, 0, x) };
-    }
-
-    /// The scores of the last forward pass of `n` rows.
-    pub(crate) fn scores(&self, spec: &Spec, n: usize) -> MatRef<'_, T> {
-        let k = spec.outputs();
-        MatRef::new(&self.acts[self.acts.len() - 1][..n * k], n, k)
-    }
 }
 
 impl<T> Raw<T> {
-    /// Output of block `l` for the `n` rows of the batch.
-    ///
-    /// # Safety
-    /// Nothing may write those rows while the view lives.
-    unsafe fn act<'a>(&self, l: usize, n: usize, width: usize) -> MatRef<'a, T>
-    where
-        T: Copy,
-    {
-        // SAFETY: forwarded to the caller.
-        MatRef::new(unsafe { self.acts[l].view(0, n * width) }, n, width)
-    }
-
     /// Gradient at piece `p` of block `l`'s pre-activation, for the `n` rows of the batch.
     ///
     /// # Safety
@@ -326,46 +209,6 @@ impl<T> Raw<T> {
             n,
             width,
         )
-    }
-}
-
-/// Rows `lo..lo + input.rows()` of a batch: every block's output from `input`.
-///
-/// # Safety
-/// No other live reference may overlap those rows of the buffers `raw` points to.
-unsafe fn forward_rows<T: Float>(
-    raw: &Raw<T>,
-    spec: &Spec,
-    params: &[impl Params<T>],
-    lo: usize,
-    input: MatRef<'_, T>,
-) {
-    let m = input.rows();
-    for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
-        let (n_in, n_out) = (block.inputs(), block.outputs());
-        // SAFETY (all slices): rows lo..lo+m of this pass's own buffers, exclusive by the
-        // caller's guarantee; the previous block's output was written just before.
-        let prev = match l {
-            0 => input,
-            _ => MatRef::new(
-                unsafe { raw.acts[l - 1].slice(lo * n_in, m * n_in) },
-                m,
-                n_in,
-            ),
-        };
-        let out = unsafe { raw.acts[l].slice(lo * n_out, m * n_out) };
-        match *block {
-            Block::Dense { act, .. } => affine_forward(prev, p.weight(), p.bias(), act, out),
-            Block::Maxout { pieces, .. } => maxout_forward(
-                prev,
-                p.weight(),
-                p.bias(),
-                pieces,
-                unsafe { raw.pieces[l].slice(lo * pieces * n_out, m * pieces * n_out) },
-                out,
-                unsafe { raw.winners[l].slice(lo * n_out, m * n_out) },
-            ),
-        }
     }
 }
 
@@ -388,7 +231,7 @@ unsafe fn backward_rows<T: Float>(
     let k = spec.outputs();
     // SAFETY (all slices below): rows lo..hi of this shard's own parts of the buffers.
     let loss = unsafe {
-        let scores = MatRef::new(raw.acts[last].slice(lo * k, m * k), m, k);
+        let scores = MatRef::new(raw.acts.acts[last].slice(lo * k, m * k), m, k);
         let grad = raw.grads[last].slice(lo * k, m * k);
         spec.loss().sum_rows(scores, targets, Some(grad), scale)
     };
@@ -411,7 +254,7 @@ unsafe fn backward_rows<T: Float>(
             let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
             matmul(dst, MatRef::new(gp, m, n_out), wp.t(), p > 0);
         }
-        let a = unsafe { &*raw.acts[l - 1].slice(lo * n_in, m * n_in) };
+        let a = unsafe { &*raw.acts.acts[l - 1].slice(lo * n_in, m * n_in) };
         match prev {
             Block::Dense { act, .. } => {
                 if act != Activation::Identity {
@@ -419,7 +262,7 @@ unsafe fn backward_rows<T: Float>(
                 }
             }
             Block::Maxout { pieces, .. } => {
-                let winners = unsafe { &*raw.winners[l - 1].slice(lo * n_in, m * n_in) };
+                let winners = unsafe { &*raw.acts.winners[l - 1].slice(lo * n_in, m * n_in) };
                 for p in 0..pieces {
                     let gp = unsafe { raw.grads[l - 1].slice(p * n * n_in + lo * n_in, m * n_in) };
                     for ((d, &v), &w) in gp.iter_mut().zip(&*dst).zip(winners) {
@@ -490,7 +333,7 @@ impl<T: Float> Trainer<T> {
     /// Buffers for batches of up to `batch` rows of `spec`; `gather` says what a shuffled
     /// batch copies (nothing when batches are ranges read in place).
     pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Self {
-        let mut bufs = Buffers::new(spec, batch, true, gather);
+        let mut bufs = Buffers::new(spec, batch, gather);
         let raw = bufs.raw();
         let tasks = plan_tasks(spec, batch);
         // Shard counts grow with the batch, so the full batch has the most.
@@ -538,9 +381,9 @@ impl<T: Float> Trainer<T> {
     ) -> Stepped {
         let n = batch.rows.len();
         assert!(
-            n <= self.bufs.capacity,
+            n <= self.bufs.acts.capacity(),
             "batch of {n} in buffers for {}",
-            self.bufs.capacity
+            self.bufs.acts.capacity()
         );
         let count = shard_count(n, self.row_flops);
         let norm = spec.loss().normalizer(n, spec.outputs()) as f64;
@@ -644,7 +487,7 @@ impl<T: Float> Trainer<T> {
             }
             // SAFETY: as above.
             let loss = unsafe {
-                forward_rows(raw, spec, params, lo, input);
+                forward_rows(&raw.acts, spec, params, lo, input);
                 backward_rows(raw, spec, params, (n, lo, hi), &targets, scale)
             };
             // SAFETY: the team runs each index once.
@@ -692,7 +535,7 @@ impl<T: Float> Trainer<T> {
             match (layer, batch.rows) {
                 (0, Rows::Range(start, _)) => batch.x.row_block(start, start + n),
                 (0, Rows::Picked(_)) => MatRef::new(unsafe { raw.x.view(0, n * d) }, n, d),
-                _ => unsafe { raw.act(layer - 1, n, spec.blocks()[layer].inputs()) },
+                _ => unsafe { raw.acts.act(layer - 1, n, spec.blocks()[layer].inputs()) },
             }
         };
         let grad = |layer: usize, piece: usize, width: usize| -> MatRef<'_, T> {

@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::loss::{Loss, Targets};
+use crate::loss::Targets;
 use crate::matrix::MatRef;
+use crate::metrics::score;
 use crate::network::{Params, ParamsMut, Spec, check_values, non_finite};
 use crate::optim::OptimState;
 use crate::pace::{Pacer, helpers_worth};
@@ -209,37 +210,6 @@ pub struct History {
     pub samples_seen: u64,
 }
 
-/// The metric of a loss: accuracy for classification (for several 0/1 outputs, the share of
-/// rows with every output right), R² averaged over outputs for MSE.
-pub fn score<T: Float>(loss: Loss, scores: MatRef<'_, T>, targets: &Targets<'_, T>) -> f64 {
-    let n = scores.rows();
-    if n == 0 {
-        return f64::NAN;
-    }
-    match (loss, targets) {
-        (Loss::Mse | Loss::HalfSquared, Targets::Values(t)) => r2_score(scores, *t),
-        (Loss::Bce, Targets::Values(t)) => {
-            let right = (0..n)
-                .filter(|&i| {
-                    scores
-                        .row(i)
-                        .iter()
-                        .zip(t.row(i))
-                        .all(|(&z, &t)| (z > T::ZERO) == (t == T::ONE))
-                })
-                .count();
-            right as f64 / n as f64
-        }
-        (_, Targets::Classes(y)) => {
-            let right = (0..n)
-                .filter(|&i| argmax(scores.row(i)) == y[i] as usize)
-                .count();
-            right as f64 / n as f64
-        }
-        _ => f64::NAN,
-    }
-}
-
 /// The stopping rule's bookkeeping, and the best weights when they are to be restored.
 struct Watch<T> {
     rule: Option<Stopping>,
@@ -319,39 +289,6 @@ impl<T: Float> Watch<T> {
             }
         }
     }
-}
-
-/// Index of the first largest value.
-pub fn argmax<T: Float>(row: &[T]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate().skip(1) {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
-}
-
-/// Coefficient of determination, averaged over columns; a constant column scores 1 when
-/// predicted exactly and 0 otherwise.
-fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>) -> f64 {
-    let (n, k) = (pred.rows(), pred.cols());
-    let mut total = 0.0;
-    for j in 0..k {
-        let mean = (0..n).map(|i| truth.at(i, j).to_f64()).sum::<f64>() / n as f64;
-        let (mut res, mut tot) = (0.0, 0.0);
-        for i in 0..n {
-            let t = truth.at(i, j).to_f64();
-            res += (t - pred.at(i, j).to_f64()).powi(2);
-            tot += (t - mean).powi(2);
-        }
-        total += match (tot == 0.0, res == 0.0) {
-            (false, _) => 1.0 - res / tot,
-            (true, true) => 1.0,
-            (true, false) => 0.0,
-        };
-    }
-    total / k as f64
 }
 
 /// Mean loss and [`score`] of the network on `x` against validated `targets`.

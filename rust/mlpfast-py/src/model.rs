@@ -8,7 +8,7 @@
 
 use std::any::Any;
 
-use mlpfast_core::train;
+use mlpfast_core::metrics;
 use mlpfast_core::{
     Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, ParamsMut, ParamsRef, Rng,
     Spec,
@@ -255,7 +255,7 @@ impl PyMLP {
             Loss::Softmax | Loss::Svm { .. } => {
                 let labels: Vec<i64> = scores
                     .chunks_exact(k)
-                    .map(|r| train::argmax(r) as i64)
+                    .map(|r| metrics::argmax(r) as i64)
                     .collect();
                 numpy::PyArray1::from_vec(py, labels).into_any()
             }
@@ -296,7 +296,7 @@ impl PyMLP {
         let k = self.spec.outputs();
         let owned = owned_targets::<T>(self.spec.loss(), y, "y", rows, k)?;
         let s = MatRef::new(&scores, rows, k);
-        Ok(with_targets!(&owned, t => train::score(self.spec.loss(), s, &t)))
+        Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t)))
     }
 }
 

@@ -1,0 +1,75 @@
+//! How good a network's scores are: accuracy for classification, R² for regression.
+//!
+//! ```text
+//! accuracy = share of rows whose largest score is the true class
+//!            (sigmoid outputs: whose every output is on the right side of 0)
+//! R²       = mean over outputs of 1 − Σ(t − p)² / Σ(t − mean t)²
+//! ```
+
+use crate::float::Float;
+use crate::loss::{Loss, Targets};
+use crate::matrix::MatRef;
+
+/// The metric of a loss: accuracy for classification (for several 0/1 outputs, the share of
+/// rows with every output right), R² averaged over outputs for MSE.
+pub fn score<T: Float>(loss: Loss, scores: MatRef<'_, T>, targets: &Targets<'_, T>) -> f64 {
+    let n = scores.rows();
+    if n == 0 {
+        return f64::NAN;
+    }
+    match (loss, targets) {
+        (Loss::Mse | Loss::HalfSquared, Targets::Values(t)) => r2_score(scores, *t),
+        (Loss::Bce, Targets::Values(t)) => {
+            let right = (0..n)
+                .filter(|&i| {
+                    scores
+                        .row(i)
+                        .iter()
+                        .zip(t.row(i))
+                        .all(|(&z, &t)| (z > T::ZERO) == (t == T::ONE))
+                })
+                .count();
+            right as f64 / n as f64
+        }
+        (_, Targets::Classes(y)) => {
+            let right = (0..n)
+                .filter(|&i| argmax(scores.row(i)) == y[i] as usize)
+                .count();
+            right as f64 / n as f64
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// Index of the first largest value.
+pub fn argmax<T: Float>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate().skip(1) {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Coefficient of determination, averaged over columns; a constant column scores 1 when
+/// predicted exactly and 0 otherwise.
+fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>) -> f64 {
+    let (n, k) = (pred.rows(), pred.cols());
+    let mut total = 0.0;
+    for j in 0..k {
+        let mean = (0..n).map(|i| truth.at(i, j).to_f64()).sum::<f64>() / n as f64;
+        let (mut res, mut tot) = (0.0, 0.0);
+        for i in 0..n {
+            let t = truth.at(i, j).to_f64();
+            res += (t - pred.at(i, j).to_f64()).powi(2);
+            tot += (t - mean).powi(2);
+        }
+        total += match (tot == 0.0, res == 0.0) {
+            (false, _) => 1.0 - res / tot,
+            (true, true) => 1.0,
+            (true, false) => 0.0,
+        };
+    }
+    total / k as f64
+}

@@ -64,10 +64,7 @@ fn main() {
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })
             .collect();
-        let lens: Vec<usize> = pm
-            .iter()
-            .flat_map(|p| [p.weight.len(), p.bias.len()])
-            .collect();
+        let lens: Vec<(usize, usize)> = pm.iter().map(|p| (p.weight.len(), p.bias.len())).collect();
         let sgd = Optimizer::Sgd {
             momentum: 0.0,
             nesterov: false,

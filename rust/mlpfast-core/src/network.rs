@@ -337,7 +337,7 @@ mod tests {
             momentum: 0.0,
             nesterov: false,
         };
-        let mut optim = OptimState::new(sgd, &[12, 4, 8, 2]);
+        let mut optim = OptimState::new(sgd, &[(12, 4), (8, 2)]);
         let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No);
         let mut pm: Vec<ParamsMut<'_, f64>> = params
             .iter_mut()

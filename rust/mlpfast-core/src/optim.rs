@@ -14,6 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::network::Params;
 
 /// An optimizer and its hyperparameters (the learning rate is the training loop's).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,13 +81,29 @@ impl Optimizer {
     }
 }
 
-/// An optimizer's state for a list of parameter tensors: velocities or moments, and the step.
+/// Which parameter tensor of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The weights.
+    Weight,
+    /// The biases.
+    Bias,
+}
+
+/// One tensor's velocities or moments (empty when the rule keeps none).
+#[derive(Debug, Clone, Default)]
+struct Moments<T> {
+    first: Vec<T>,
+    second: Vec<T>,
+}
+
+/// An optimizer's state for a network's blocks, each block's weights and biases by name: the
+/// velocities or moments, and the step count.
 #[derive(Debug, Clone)]
 pub struct OptimState<T> {
     kind: Optimizer,
     step: u64,
-    first: Vec<Vec<T>>,
-    second: Vec<Vec<T>>,
+    blocks: Vec<[Moments<T>; 2]>,
 }
 
 /// The scalars of one update, worked out once per step for all tensors.
@@ -172,20 +189,29 @@ impl<T: Float> Coeffs<T> {
 }
 
 impl<T: Float> OptimState<T> {
-    /// Zeroed state for parameter tensors of the given lengths.
-    pub fn new(kind: Optimizer, sizes: &[usize]) -> Self {
-        let alloc = |on: bool| -> Vec<Vec<T>> {
-            sizes
-                .iter()
-                .map(|&n| if on { vec![T::ZERO; n] } else { Vec::new() })
-                .collect()
+    /// Zeroed state for blocks whose weights and biases have these lengths.
+    pub fn new(kind: Optimizer, blocks: &[(usize, usize)]) -> Self {
+        let moments = |n: usize| Moments {
+            first: vec![T::ZERO; if kind.buffer_count() >= 1 { n } else { 0 }],
+            second: vec![T::ZERO; if kind.buffer_count() >= 2 { n } else { 0 }],
         };
         OptimState {
             kind,
             step: 0,
-            first: alloc(kind.buffer_count() >= 1),
-            second: alloc(kind.buffer_count() >= 2),
+            blocks: blocks
+                .iter()
+                .map(|&(w, b)| [moments(w), moments(b)])
+                .collect(),
         }
+    }
+
+    /// Zeroed state for these parameters.
+    pub fn for_params(kind: Optimizer, params: &[impl Params<T>]) -> Self {
+        let lens: Vec<(usize, usize)> = params
+            .iter()
+            .map(|p| (p.weight().len(), p.bias().len()))
+            .collect();
+        Self::new(kind, &lens)
     }
 
     /// The optimizer this state belongs to.
@@ -193,18 +219,18 @@ impl<T: Float> OptimState<T> {
         self.kind
     }
 
-    /// True when this state was made for `params` (two tensors per block: weight, bias).
-    pub fn fits<P: crate::network::Params<T>>(&self, params: &[P]) -> bool {
-        let lens = params
-            .iter()
-            .flat_map(|p| [p.weight().len(), p.bias().len()]);
-        self.first.len() == 2 * params.len()
+    /// True when this state was made for `params`.
+    pub fn fits(&self, params: &[impl Params<T>]) -> bool {
+        let fit = |m: &Moments<T>, n: usize| {
+            (m.first.is_empty() || m.first.len() == n)
+                && (m.second.is_empty() || m.second.len() == n)
+        };
+        self.blocks.len() == params.len()
             && self
-                .first
+                .blocks
                 .iter()
-                .zip(&self.second)
-                .zip(lens)
-                .all(|((a, b), n)| (a.is_empty() || a.len() == n) && (b.is_empty() || b.len() == n))
+                .zip(params)
+                .all(|([w, b], p)| fit(w, p.weight().len()) && fit(b, p.bias().len()))
     }
 
     /// Starts a new step (Adam's bias correction counts them) and returns its coefficients.
@@ -234,16 +260,26 @@ impl<T: Float> OptimState<T> {
         }
     }
 
-    /// The buffers of tensor `idx` (empty slices when the rule keeps none).
-    pub(crate) fn buffers(&mut self, idx: usize) -> (&mut [T], &mut [T]) {
-        (&mut self.first[idx], &mut self.second[idx])
+    /// The buffers of one tensor of block `block` (empty slices when the rule keeps none).
+    pub(crate) fn buffers(&mut self, block: usize, part: Part) -> (&mut [T], &mut [T]) {
+        let m = &mut self.blocks[block][part as usize];
+        (&mut m.first, &mut m.second)
     }
 
-    /// One update of tensor `idx` with its own coefficients: [`OptimState::begin_step`] then
+    /// One update of one tensor with its own coefficients: [`OptimState::begin_step`] then
     /// the update, for callers that step one tensor at a time.
-    pub fn step_one(&mut self, idx: usize, w: &mut [T], g: &[T], lr: f64, weight_decay: f64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_one(
+        &mut self,
+        block: usize,
+        part: Part,
+        w: &mut [T],
+        g: &[T],
+        lr: f64,
+        weight_decay: f64,
+    ) {
         let c = self.begin_step(lr, weight_decay);
-        let (first, second) = self.buffers(idx);
+        let (first, second) = self.buffers(block, part);
         c.apply(w, g, first, second);
     }
 }
@@ -258,10 +294,10 @@ mod tests {
             momentum: 0.9,
             nesterov: false,
         };
-        let mut st = OptimState::<f64>::new(sgd, &[1]);
+        let mut st = OptimState::<f64>::new(sgd, &[(1, 0)]);
         let mut w = [1.0];
         for _ in 0..2 {
-            st.step_one(0, &mut w, &[0.5], 0.1, 0.0);
+            st.step_one(0, Part::Weight, &mut w, &[0.5], 0.1, 0.0);
         }
         // v1 = 0.5, w = 0.95; v2 = 0.95, w = 0.855
         assert!((w[0] - 0.855).abs() < 1e-15);
@@ -269,9 +305,9 @@ mod tests {
             momentum: 0.9,
             nesterov: true,
         };
-        let mut st = OptimState::<f64>::new(nag, &[1]);
+        let mut st = OptimState::<f64>::new(nag, &[(1, 0)]);
         let mut w = [1.0];
-        st.step_one(0, &mut w, &[0.5], 0.1, 0.0);
+        st.step_one(0, Part::Weight, &mut w, &[0.5], 0.1, 0.0);
         // v1 = 0.5, w = 1 − 0.1 (0.5 + 0.45) = 0.905
         assert!((w[0] - 0.905).abs() < 1e-15);
     }
@@ -283,9 +319,9 @@ mod tests {
             beta2: 0.999,
             eps: 1e-8,
         };
-        let mut st = OptimState::<f64>::new(adam, &[2]);
+        let mut st = OptimState::<f64>::new(adam, &[(2, 0)]);
         let mut w = [1.0, -1.0];
-        st.step_one(0, &mut w, &[3.0, -0.2], 0.01, 0.0);
+        st.step_one(0, Part::Weight, &mut w, &[3.0, -0.2], 0.01, 0.0);
         assert!((w[0] - 0.99).abs() < 1e-9 && (w[1] + 0.99).abs() < 1e-9);
     }
 

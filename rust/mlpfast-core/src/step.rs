@@ -30,7 +30,7 @@ use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
 use crate::network::{Block, Params, ParamsMut, Spec};
-use crate::optim::{Coeffs, OptimState};
+use crate::optim::{Coeffs, OptimState, Part};
 use crate::team::{PerItem, Team};
 
 /// Most shards a batch is cut into for parallelism; more only to bound an item's work.
@@ -499,9 +499,9 @@ impl<T: Float> Trainer<T> {
     fn point_at(&mut self, params: &mut [ParamsMut<'_, T>], optim: &mut OptimState<T>) {
         self.ptrs.clear();
         for (l, p) in params.iter_mut().enumerate() {
-            let (w1, w2) = optim.buffers(2 * l);
+            let (w1, w2) = optim.buffers(l, Part::Weight);
             let (w1, w2) = (Ptr::of(w1), Ptr::of(w2));
-            let (b1, b2) = optim.buffers(2 * l + 1);
+            let (b1, b2) = optim.buffers(l, Part::Bias);
             self.ptrs.push(LayerPtrs {
                 w: Ptr::of(p.weight),
                 b: Ptr::of(p.bias),
@@ -744,10 +744,7 @@ mod tests {
         let y: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
         let targets = Targets::Classes(&y);
         let order: Vec<usize> = (0..n).rev().collect();
-        let sizes: Vec<usize> = params
-            .iter()
-            .flat_map(|(w, b)| [w.len(), b.len()])
-            .collect();
+        let sizes: Vec<(usize, usize)> = params.iter().map(|(w, b)| (w.len(), b.len())).collect();
         let adam = Optimizer::Adam {
             beta1: 0.9,
             beta2: 0.999,

@@ -326,7 +326,7 @@ pub(crate) fn fit<'py>(
 fn take_optim<T: Elem>(
     model: &mut PyMLP,
     kind: Optimizer,
-    sizes: &[usize],
+    sizes: &[(usize, usize)],
     continue_optimizer: bool,
 ) -> OptimState<T> {
     let kept = model.optim.take().and_then(|t| match t {
@@ -384,9 +384,9 @@ fn fit_typed<'py, T: Elem>(
         .iter_mut()
         .map(MutGuard::params::<T>)
         .collect::<PyResult<Vec<_>>>()?;
-    let sizes: Vec<usize> = params
+    let sizes: Vec<(usize, usize)> = params
         .iter()
-        .flat_map(|p| [p.weight.len(), p.bias.len()])
+        .map(|p| (p.weight.len(), p.bias.len()))
         .collect();
     let mut optim = take_optim::<T>(model, args.optimizer, &sizes, continue_optimizer);
     let stop = Arc::new(AtomicBool::new(false));

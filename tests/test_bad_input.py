@@ -463,7 +463,7 @@ def test_nan_deep_inside_a_large_x_is_refused_and_the_model_unchanged(shuffle, o
             batch_size=256,
             shuffle=shuffle,
             optimizer=optimizer,
-            _continue_optimizer=True,
+            resume=True,
         )
     assert_unchanged(model, snap)
     assert model.samples_seen == seen
@@ -472,6 +472,6 @@ def test_nan_deep_inside_a_large_x_is_refused_and_the_model_unchanged(shuffle, o
     twin = mlpfast.MLP([64, 8, 3], seed=0)
     twin.fit(X[:1000], y[:1000], epochs=1, optimizer=optimizer, momentum=0.0)
     for m in (model, twin):
-        m.fit(X[:500], y[:500], epochs=1, optimizer=optimizer, seed=1, _continue_optimizer=True)
+        m.fit(X[:500], y[:500], epochs=1, optimizer=optimizer, seed=1, resume=True)
     for a, b in zip(snapshot(model), snapshot(twin)):
         np.testing.assert_array_equal(a[0], b[0])

@@ -52,7 +52,8 @@ class NumpyTanh:
 
 
 class NumpyModel:
-    """Linear -> tanh -> Linear with a mean squared error, exposing ``loss`` like MLP."""
+    """Linear -> tanh -> Linear with a mean squared error, exposing ``layers``,
+    ``param_layers`` and ``loss`` like MLP."""
 
     def __init__(self, rng: np.random.Generator, bug: bool = False) -> None:
         self.layers = [
@@ -61,6 +62,10 @@ class NumpyModel:
             NumpyLinear(rng.standard_normal((4, 2)), rng.standard_normal(2)),
         ]
         self._bug = bug
+
+    @property
+    def param_layers(self):
+        return self.layers[::2]
 
     def loss(self, X, y):
         h = X

@@ -491,7 +491,7 @@ def test_bad_parameters_name_themselves(rng, param, value, match):
 
 def test_sgd_momentum_one_is_refused(rng):
     X, y = blobs(rng, n=20)
-    with pytest.raises(ValueError, match="'momentum' parameter must be < 1"):
+    with pytest.raises(ValueError, match=r"'momentum' parameter must be a number in \[0, 1\)"):
         MLPClassifier(solver="sgd", momentum=1.0).fit(X, y)
 
 

@@ -9,7 +9,10 @@ from typing_extensions import Self, disjoint_base
 
 __version__: str
 __all__ = [
+    "ACTIVATIONS",
     "ELU",
+    "LOSSES",
+    "MAXOUT_PIECES",
     "MLP",
     "Activation",
     "Identity",
@@ -20,6 +23,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "__version__",
+    "_check_fit_settings",
     "_thread_info",
     "bce_loss",
     "get_num_threads",
@@ -156,8 +160,13 @@ class MLP:
     def forward(self, X: ArrayLike) -> _FloatArray: ...
     def backward(self, dscores: ArrayLike) -> _FloatArray: ...
     def loss(
-        self, X: ArrayLike, y: ArrayLike
+        self, X: ArrayLike, y: ArrayLike, *, weight_decay: float = 0.0
     ) -> tuple[float, list[tuple[_FloatArray, _FloatArray]]]: ...
+    def l2_penalty(self, weight_decay: float) -> float: ...
+    @property
+    def param_layers(self) -> list[Linear | Maxout]: ...
+    @property
+    def history(self) -> dict[str, list[float]]: ...
     def fit(
         self,
         X: ArrayLike,
@@ -175,7 +184,7 @@ class MLP:
         seed: int | None = None,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         verbose: bool = False,
-        betas: tuple[float, float] = ...,
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         callbacks: Callable[[dict[str, Any]], bool | None]
         | Sequence[Callable[[dict[str, Any]], bool | None]]
@@ -184,8 +193,7 @@ class MLP:
         power_t: float = 0.5,
         tol: float = 1e-4,
         n_iter_no_change: int | None = None,
-        _l2_per_sample: bool = False,
-        _continue_optimizer: bool = False,
+        resume: bool = False,
     ) -> dict[str, list[float]]: ...
     @property
     def samples_seen(self) -> int: ...
@@ -198,6 +206,11 @@ class MLP:
     def predict_proba(self, X: ArrayLike) -> _FloatArray: ...
     def score(self, X: ArrayLike, y: ArrayLike) -> float: ...
 
+ACTIVATIONS: list[str]
+LOSSES: list[str]
+MAXOUT_PIECES: int
+
+def _check_fit_settings(settings: dict[str, Any]) -> None: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _thread_info() -> tuple[str, int]: ...

@@ -22,14 +22,10 @@ import numpy as np
 from mlpfast._core import ELU, MLP, Identity, LeakyReLU, Linear, Maxout, ReLU, Sigmoid, Tanh
 
 
-def _param_layers(model: MLP) -> list:
-    return [lay for lay in model.layers if isinstance(lay, (Linear, Maxout))]
-
-
 def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
     """An MLP of the given architecture with the given (weight, bias) per parameter layer."""
     model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype)
-    layers = _param_layers(model)
+    layers = model.param_layers
     if len(layers) != len(params):
         raise ValueError(
             f"pickled MLP: expected {len(layers)} (weight, bias) pairs, got {len(params)}"
@@ -41,7 +37,7 @@ def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
 
 
 def _reduce_mlp(model: MLP):
-    params = [(np.array(lay.weight), np.array(lay.bias)) for lay in _param_layers(model)]
+    params = [(np.array(lay.weight), np.array(lay.bias)) for lay in model.param_layers]
     args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params)
     return _rebuild_mlp, args
 

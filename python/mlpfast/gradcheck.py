@@ -121,8 +121,9 @@ def check_layer(layer: Any, x: Any, seed: int = 0) -> dict[str, float]:
 
 
 def _param_layers(model: Any) -> list[tuple[int, Any]]:
-    """Return ``(index, layer)`` for the layers of ``model`` that hold parameters."""
-    return [(i, layer) for i, layer in enumerate(model.layers) if hasattr(layer, "weight")]
+    """``(index in model.layers, layer)`` for the model's parameter layers."""
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    return [(index[id(layer)], layer) for layer in model.param_layers]
 
 
 def check_model(model: Any, X: Any, y: Any) -> dict[str, float]:

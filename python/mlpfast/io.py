@@ -29,14 +29,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import struct
 import tempfile
 from typing import Any
 
 import numpy as np
 
-from mlpfast._core import MLP, Linear, Maxout
+from mlpfast._core import ACTIVATIONS, LOSSES, MAXOUT_PIECES, MLP, Maxout
+from mlpfast._fields import fail, is_count, json_value
 
 __all__ = ["load", "save"]
 
@@ -44,100 +44,12 @@ FORMAT = "mlpfast"
 FORMAT_VERSION = "1"
 _ST_DTYPES = {"float32": "F32", "float64": "F64"}
 _NP_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
-_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout")
-_LOSSES = ("softmax", "svm", "mse", "bce", "half_squared_error")
-_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 _MAX_HEADER = 100 * 1024 * 1024
-_ARRAY_DTYPE = re.compile(r"^[<>|=]?(b1|i[1248]|u[1248]|f[48]|U\d{1,6}|O)$")
-
-
-# --------------------------------------------------------------------------- JSON values
-def _encode(value: Any) -> Any:
-    """A JSON-able form of a parameter or attribute value (tagged where JSON falls short)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else {"__float__": repr(f)}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, np.ndarray):
-        if not _ARRAY_DTYPE.match(value.dtype.str):
-            raise TypeError(f"cannot save an array of dtype {value.dtype}")
-        items = value.ravel().tolist()
-        if value.dtype.kind == "O" and not all(
-            isinstance(v, (str, int, float, bool)) for v in items
-        ):
-            raise TypeError("cannot save an object array of other than str, int, float, bool")
-        return {
-            "__ndarray__": {
-                "dtype": value.dtype.str,
-                "shape": list(value.shape),
-                "values": [_encode(v) for v in items],
-            }
-        }
-    if isinstance(value, np.dtype):
-        return value.name
-    if isinstance(value, type) and issubclass(value, np.generic):
-        return np.dtype(value).name
-    raise TypeError(f"cannot save the value {value!r} ({type(value).__name__})")
-
-
-def _decode(value: Any) -> Any:
-    """Inverse of :func:`_encode`; ValueError on anything it did not write."""
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return value
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict) and len(value) == 1:
-        ((tag, body),) = value.items()
-        if tag == "__float__" and body in ("inf", "-inf", "nan"):
-            return float(body)
-        if tag == "__tuple__" and isinstance(body, list):
-            return tuple(_decode(v) for v in body)
-        if tag == "__ndarray__" and isinstance(body, dict):
-            return _decode_array(body)
-    raise ValueError(f"unexpected value {value!r}")
-
-
-def _decode_array(body: dict) -> np.ndarray:
-    dtype, shape, values = body.get("dtype"), body.get("shape"), body.get("values")
-    if not (isinstance(dtype, str) and _ARRAY_DTYPE.match(dtype)):
-        raise ValueError(f"unexpected array dtype {dtype!r}")
-    if not (isinstance(shape, list) and all(_is_count(s) for s in shape)):
-        raise ValueError(f"unexpected array shape {shape!r}")
-    if not isinstance(values, list) or len(values) != math.prod(shape):
-        raise ValueError(f"array values do not match the shape {shape}")
-    values = [_decode(v) for v in values]
-    if not all(isinstance(v, (str, int, float, bool)) for v in values):
-        raise ValueError("array values must be str, int, float or bool")
-    out = np.empty(len(values), dtype=np.dtype(dtype))
-    out[:] = values
-    return out.reshape(shape)
-
-
-def _is_count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def encode_fields(fields: dict[str, Any]) -> str:
-    """JSON text of a dict of parameters or attributes (see the module docstring)."""
-    return json.dumps({k: _encode(v) for k, v in fields.items()}, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- writing
-def _param_layers(model: MLP) -> list:
-    return [lay for lay in model.layers if isinstance(lay, (Linear, Maxout))]
-
-
 def _architecture(model: MLP) -> dict[str, str]:
-    pieces = [lay.pieces if isinstance(lay, Maxout) else None for lay in _param_layers(model)]
+    pieces = [lay.pieces if isinstance(lay, Maxout) else None for lay in model.param_layers]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -178,7 +90,7 @@ def to_bytes(model: Any) -> bytes:
     header: dict[str, Any] = {"__metadata__": metadata}
     buffers = []
     offset = 0
-    for i, lay in enumerate(_param_layers(mlp)):
+    for i, lay in enumerate(mlp.param_layers):
         for name, arr in (("weight", lay.weight), ("bias", lay.bias)):
             raw = np.ascontiguousarray(arr, dtype=_NP_DTYPES[st_dtype]).tobytes()
             header[f"layers.{i}.{name}"] = {
@@ -226,33 +138,22 @@ def save(model: Any, path: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-def _fail(where: str, what: str) -> ValueError:
-    return ValueError(f"{where}: {what}")
-
-
-def _json_value(meta: dict, key: str, where: str) -> Any:
-    try:
-        return json.loads(meta[key])
-    except (KeyError, TypeError, ValueError, RecursionError):
-        raise _fail(where, f"metadata field {key!r} is missing or not valid JSON") from None
-
-
 def _read_header(data: bytes, where: str) -> tuple[dict, memoryview]:
     if len(data) < 8:
-        raise _fail(where, f"truncated file: {len(data)} bytes, shorter than the 8-byte header")
+        raise fail(where, f"truncated file: {len(data)} bytes, shorter than the 8-byte header")
     (n,) = struct.unpack_from("<Q", data)
     if n > _MAX_HEADER:
-        raise _fail(where, f"not a safetensors file (header length {n} is implausible)")
+        raise fail(where, f"not a safetensors file (header length {n} is implausible)")
     if len(data) < 8 + n:
-        raise _fail(
+        raise fail(
             where, f"truncated file: the header needs {n} bytes, only {len(data) - 8} are there"
         )
     try:
         header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail(where, f"corrupt header (not valid UTF-8 JSON: {exc})") from None
+        raise fail(where, f"corrupt header (not valid UTF-8 JSON: {exc})") from None
     if not isinstance(header, dict):
-        raise _fail(where, "corrupt header (not a JSON object)")
+        raise fail(where, "corrupt header (not a JSON object)")
     return header, memoryview(data)[8 + n :]
 
 
@@ -263,21 +164,21 @@ def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.nda
         if name == "__metadata__":
             continue
         if not isinstance(info, dict):
-            raise _fail(where, f"corrupt header: tensor {name!r} is not described by an object")
+            raise fail(where, f"corrupt header: tensor {name!r} is not described by an object")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in _NP_DTYPES:
-            raise _fail(
+            raise fail(
                 where, f"tensor {name!r}: unsupported dtype {dtype!r} (expected 'F32' or 'F64')"
             )
-        if not (isinstance(shape, list) and all(_is_count(s) for s in shape)):
-            raise _fail(where, f"tensor {name!r}: bad shape {shape!r}")
+        if not (isinstance(shape, list) and all(is_count(s) for s in shape)):
+            raise fail(where, f"tensor {name!r}: bad shape {shape!r}")
         if not (
             isinstance(offsets, list)
             and len(offsets) == 2
-            and all(_is_count(o) for o in offsets)
+            and all(is_count(o) for o in offsets)
             and offsets[0] <= offsets[1] <= len(buf)
         ):
-            raise _fail(
+            raise fail(
                 where,
                 f"tensor {name!r}: data_offsets {offsets!r} out of range of the "
                 f"{len(buf)}-byte data section (truncated or corrupt file)",
@@ -285,7 +186,7 @@ def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.nda
         begin, end = offsets
         size = math.prod(shape) * _NP_DTYPES[dtype].itemsize
         if end - begin != size:
-            raise _fail(
+            raise fail(
                 where,
                 f"tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, its offsets "
                 f"span {end - begin}",
@@ -297,10 +198,10 @@ def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.nda
     at = 0
     for begin, end, name in sorted(spans):
         if begin != at:
-            raise _fail(where, f"corrupt file: tensor {name!r} overlaps or leaves a gap")
+            raise fail(where, f"corrupt file: tensor {name!r} overlaps or leaves a gap")
         at = end
     if at != len(buf):
-        raise _fail(where, f"corrupt file: {len(buf) - at} bytes after the last tensor")
+        raise fail(where, f"corrupt file: {len(buf) - at} bytes after the last tensor")
     return tensors
 
 
@@ -316,39 +217,39 @@ def _expected_shapes(sizes: list[int], pieces: list) -> list[tuple[tuple, tuple]
 
 
 def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
-    sizes = _json_value(meta, "layer_sizes", where)
-    pieces = _json_value(meta, "pieces", where)
+    sizes = json_value(meta, "layer_sizes", where)
+    pieces = json_value(meta, "pieces", where)
     activation, loss, dtype = meta.get("activation"), meta.get("loss"), meta.get("dtype")
     if not (
-        isinstance(sizes, list) and len(sizes) >= 2 and all(_is_count(s) and s > 0 for s in sizes)
+        isinstance(sizes, list) and len(sizes) >= 2 and all(is_count(s) and s > 0 for s in sizes)
     ):
-        raise _fail(where, f"bad layer_sizes {sizes!r}")
-    if activation not in _ACTIVATIONS:
-        raise _fail(where, f"unknown activation {activation!r}")
-    if loss not in _LOSSES:
-        raise _fail(where, f"unknown loss {loss!r}")
+        raise fail(where, f"bad layer_sizes {sizes!r}")
+    if activation not in ACTIVATIONS:
+        raise fail(where, f"unknown activation {activation!r}")
+    if loss not in LOSSES:
+        raise fail(where, f"unknown loss {loss!r}")
     if dtype not in _ST_DTYPES:
-        raise _fail(where, f"unknown dtype {dtype!r}")
-    hidden_pieces = 2 if activation == "maxout" else None
+        raise fail(where, f"unknown dtype {dtype!r}")
+    hidden_pieces = MAXOUT_PIECES if activation == "maxout" else None
     want_pieces = [hidden_pieces] * (len(sizes) - 2) + [None]
     if pieces != want_pieces:
-        raise _fail(where, f"pieces {pieces!r} do not match the architecture ({want_pieces})")
+        raise fail(where, f"pieces {pieces!r} do not match the architecture ({want_pieces})")
     shapes = _expected_shapes(sizes, pieces)
     names = {f"layers.{i}.{k}" for i in range(len(shapes)) for k in ("weight", "bias")}
     if set(tensors) != names:
         missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
-        raise _fail(
+        raise fail(
             where, f"tensors do not match the architecture (missing {missing}, extra {extra})"
         )
     for i, (ws, bs) in enumerate(shapes):
         for name, shape in ((f"layers.{i}.weight", ws), (f"layers.{i}.bias", bs)):
             t = tensors[name]
             if t.shape != shape:
-                raise _fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
+                raise fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
             if t.dtype != _NP_DTYPES[_ST_DTYPES[dtype]]:
-                raise _fail(where, f"tensor {name!r} is {t.dtype}, the model is {dtype}")
+                raise fail(where, f"tensor {name!r} is {t.dtype}, the model is {dtype}")
     model = MLP(sizes, activation=activation, loss=loss, dtype=dtype)
-    for i, lay in enumerate(_param_layers(model)):
+    for i, lay in enumerate(model.param_layers):
         lay.weight = tensors[f"layers.{i}.weight"]
         lay.bias = tensors[f"layers.{i}.bias"]
     return model
@@ -372,38 +273,26 @@ def from_bytes(data: bytes, *, where: str = "<bytes>") -> Any:
     header, buf = _read_header(data, where)
     meta = header.get("__metadata__")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _fail(where, "not an mlpfast model file (no mlpfast metadata marker)")
+        raise fail(where, "not an mlpfast model file (no mlpfast metadata marker)")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise _fail(
+        raise fail(
             where,
             f"unsupported mlpfast format version {meta.get('format_version')!r} "
             f"(this mlpfast reads {FORMAT_VERSION!r})",
         )
     if not all(isinstance(v, str) for v in meta.values()):
-        raise _fail(where, "corrupt header: metadata values must be strings")
+        raise fail(where, "corrupt header: metadata values must be strings")
     tensors = _read_tensors(header, buf, where)
     model = _build_mlp(meta, tensors, where)
     kind = meta.get("kind")
     if kind == "MLP":
         return model
     if kind != "estimator":
-        raise _fail(where, f"unknown kind {kind!r}")
-    name = meta.get("estimator")
-    if name not in _ESTIMATORS:
-        raise _fail(where, f"unknown estimator {name!r} (expected one of {_ESTIMATORS})")
-    params = _json_value(meta, "params", where)
-    fitted = _json_value(meta, "fitted", where)
-    if not (isinstance(params, dict) and isinstance(fitted, dict)):
-        raise _fail(where, "corrupt estimator metadata (params and fitted must be objects)")
-    try:
-        params = {k: _decode(v) for k, v in params.items()}
-        fitted = {k: _decode(v) for k, v in fitted.items()}
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise _fail(where, f"corrupt estimator metadata ({exc})") from None
-    import mlpfast.sklearn
+        raise fail(where, f"unknown kind {kind!r}")
+    # An estimator's file: the estimators read the metadata they wrote.
+    from mlpfast.sklearn import restore
 
-    cls = getattr(mlpfast.sklearn, name)
-    return cls._from_file_state(model, params, fitted, where)
+    return restore(model, meta, where)
 
 
 def load(path: str | os.PathLike) -> Any:

@@ -47,8 +47,8 @@ learning rate an SGD run is scikit-learn's own, epoch for epoch. Where mlpfast d
 * with several outputs and ``alpha > 0``, the regressor's reported loss divides the L2 term
   by the number of outputs too (scikit-learn divides only the squared error);
 * the stopping rule's count (and, with early stopping, the best weights kept) start afresh
-  with every ``fit`` call, ``warm_start`` included; ``partial_fit`` runs one epoch per call,
-  so the ``adaptive`` schedule never lowers its rate there;
+  with every ``fit`` call, ``warm_start`` included (``partial_fit`` continues them, as
+  scikit-learn's does);
 * predictions are computed in ``dtype`` (``predict_proba`` is returned in it; the regressor's
   ``predict`` as float64).
 
@@ -62,7 +62,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "mlpfast.sklearn needs scikit-learn (>= 1.6): pip install 'mlpfast[sklearn]'"
     ) from exc
 
+from typing import Any
+
+from mlpfast._core import MLP
+
 from ._classifier import MLPClassifier
+from ._files import read, unknown
 from ._regressor import MLPRegressor
 
 # Pickles and reprs name the public module, not the file a class lives in.
@@ -70,3 +75,12 @@ MLPClassifier.__module__ = __name__
 MLPRegressor.__module__ = __name__
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+
+def restore(mlp: MLP, meta: dict, where: str) -> Any:
+    """The estimator a model file describes, around its network (see :mod:`mlpfast.io`)."""
+    name, params, fitted = read(meta, where)
+    classes = {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor)}
+    if name not in classes:
+        raise unknown(name, list(classes), where)
+    return classes[name]._from_file_state(mlp, params, fitted, where)

@@ -17,8 +17,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mlpfast._core import MLP, Linear, Maxout
+from mlpfast._core import MLP, _check_fit_settings
 from mlpfast._progress import Progress
+from mlpfast.sklearn._files import metadata
 
 # scikit-learn's activation names (and mlpfast's extras) -> MLP's.
 _ACTIVATIONS = {
@@ -33,6 +34,30 @@ _ACTIVATIONS = {
 _SOLVERS = ("sgd", "adam", "lbfgs")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 _DTYPES = ("float32", "float64")
+# The real-valued training settings, and the core's names of the settings it checks.
+_TRAINING = (
+    "alpha",
+    "learning_rate_init",
+    "momentum",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "power_t",
+    "tol",
+)
+_CORE_NAMES = {
+    "weight_decay": "alpha",
+    "lr": "learning_rate_init",
+    "momentum": "momentum",
+    "beta1": "beta_1",
+    "beta2": "beta_2",
+    "eps": "epsilon",
+    "power_t": "power_t",
+    "tol": "tol",
+    "schedule": "learning_rate",
+    "batch_size": "batch_size",
+    "n_iter_no_change": "n_iter_no_change",
+}
 
 
 # --------------------------------------------------------------------------- validation
@@ -99,18 +124,16 @@ class _EpochListener:
     """The one callback the estimators give ``MLP.fit``.
 
     It puts the epoch's figures on scikit-learn's scale (the regressor's loss divided by
-    the number of outputs), records them for ``loss_curve_`` and ``validation_scores_``,
-    prints the progress line when verbose, and calls the user's callbacks with the same
-    figures; one returning exactly ``False`` stops training.
+    the number of outputs), gives the estimator as ``info["model"]``, prints the progress
+    line when verbose, and calls the user's callbacks with those figures; one returning
+    exactly ``False`` stops training. (The fitted curves come from the network's session
+    afterwards, not from here.)
     """
 
-    def __init__(self, scale: float, metric: str, epochs: int, verbose: bool, callbacks):
+    def __init__(self, est, scale: float, epochs: int, verbose: bool, callbacks):
+        self.est = est
         self.scale = scale
-        self.metric = metric
-        self.losses: list[float] = []
-        self.val_losses: list[float] = []
-        self.scores: list[float] = []
-        self.progress = Progress(epochs, metric) if verbose else None
+        self.progress = Progress(epochs, est._metric) if verbose else None
         if callbacks is None:
             callbacks = []
         elif callable(callbacks):
@@ -125,15 +148,10 @@ class _EpochListener:
         self.callbacks = callbacks
 
     def __call__(self, info: dict) -> bool | None:
-        if self.scale != 1.0:
-            info = dict(info)
-            info["loss"] *= self.scale
-            if "val_loss" in info:
-                info["val_loss"] *= self.scale
-        self.losses.append(info["loss"])
-        if self.metric in info:
-            self.scores.append(info[self.metric])
-            self.val_losses.append(info["val_loss"])
+        info = dict(info, model=self.est)
+        info["loss"] *= self.scale
+        if "val_loss" in info:
+            info["val_loss"] *= self.scale
         if self.progress is not None:
             self.progress(info)
         go_on = True
@@ -156,7 +174,6 @@ class _BaseMLP(BaseEstimator):
     _metric = ""
     _FITTED: tuple[str, ...]
     _mlp: MLP
-    _next_lr: Any
     loss_curve_: list[float]
     validation_scores_: list[float] | None
     validation_loss_curve_: list[float] | None
@@ -165,43 +182,71 @@ class _BaseMLP(BaseEstimator):
 
     # ---- settings
     def _validated(self) -> dict:
-        """Checks every parameter, scikit-learn's ranges; returns the normalized settings."""
+        """Checks every parameter; returns the normalized settings.
+
+        The training settings (alpha, learning_rate_init, momentum, ...) are checked by
+        mlpfast's core, by the same function ``MLP.fit`` checks its own with; this method
+        checks their types, the parameters only the estimators have, and names the
+        parameter in scikit-learn's words.
+        """
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         _check_choice(self, "activation", tuple(_ACTIVATIONS))
         _check_choice(self, "solver", _SOLVERS)
         _check_choice(self, "loss", self._loss_options)
-        _check_real(self, "alpha", 0.0, np.inf)
-        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
+        if not (self.batch_size == "auto" or _is_int(self.batch_size)):
             raise _bad("batch_size", "'auto' or an int >= 1", self.batch_size)
-        _check_choice(self, "learning_rate", _SCHEDULES)
-        _check_real(self, "learning_rate_init", 0.0, np.inf, lo_open=True, hi_open=True)
-        _check_real(self, "power_t", 0.0, np.inf, hi_open=True)
         if not (_is_int(self.max_iter) and self.max_iter >= 1):
             raise _bad("max_iter", "an int >= 1", self.max_iter)
-        _check_real(self, "tol", 0.0, np.inf, hi_open=True)
-        _check_real(self, "momentum", 0.0, 1.0)
-        if self.solver == "sgd" and self.momentum == 1.0:
-            raise ValueError(
-                "The 'momentum' parameter must be < 1 with solver='sgd' in mlpfast. Got 1.0."
-            )
         _check_real(self, "validation_fraction", 0.0, 1.0, hi_open=True)
-        _check_real(self, "beta_1", 0.0, 1.0, hi_open=True)
-        _check_real(self, "beta_2", 0.0, 1.0, hi_open=True)
-        _check_real(self, "epsilon", 0.0, np.inf, lo_open=True, hi_open=True)
         nic = self.n_iter_no_change
-        if not ((_is_int(nic) and nic >= 1) or (_is_real(nic) and nic == np.inf)):
+        if not (_is_int(nic) or (_is_real(nic) and nic == np.inf)):
             raise _bad("n_iter_no_change", "an int >= 1 or numpy.inf", nic)
         if not (_is_int(self.max_fun) and self.max_fun >= 1):
             raise _bad("max_fun", "an int >= 1", self.max_fun)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise _bad(name, "a bool", getattr(self, name))
+        self._check_training_settings()
         return {
             "hidden": hidden,
             "activation": _ACTIVATIONS[self.activation],
             "dtype": _dtype_name(self.dtype),
             "n_iter_no_change": None if nic == np.inf else int(nic),
         }
+
+    def _check_training_settings(self) -> None:
+        """The core's check of the training settings, its errors in scikit-learn's words."""
+        for name in _TRAINING:
+            if not _is_real(getattr(self, name)):
+                raise _bad(name, "a float", getattr(self, name))
+        if not isinstance(self.learning_rate, str):
+            raise _bad(
+                "learning_rate",
+                "a str among " + ", ".join(map(repr, _SCHEDULES)),
+                self.learning_rate,
+            )
+        settings = {
+            "weight_decay": float(self.alpha),
+            "lr": float(self.learning_rate_init),
+            "momentum": float(self.momentum),
+            "betas": (float(self.beta_1), float(self.beta_2)),
+            "eps": float(self.epsilon),
+            "power_t": float(self.power_t),
+            "tol": float(self.tol),
+            "schedule": self.learning_rate,
+        }
+        if _is_int(self.batch_size):
+            settings["batch_size"] = int(self.batch_size)
+        if _is_int(self.n_iter_no_change):
+            settings["n_iter_no_change"] = int(self.n_iter_no_change)
+        try:
+            _check_fit_settings(settings)
+        except ValueError as exc:
+            arg = getattr(exc, "arg", None)
+            if arg not in _CORE_NAMES:
+                raise
+            name = _CORE_NAMES[arg]
+            raise _bad(name, exc.expected, getattr(self, name)) from None
 
     # ---- hooks the subclasses fill
     def _validate_input(self, X, y, incremental: bool, reset: bool):
@@ -221,12 +266,9 @@ class _BaseMLP(BaseEstimator):
         return None
 
     # ---- the fitted model
-    def _param_layers(self) -> list:
-        return [lay for lay in self._mlp.layers if isinstance(lay, (Linear, Maxout))]
-
     def _bind_params(self) -> None:
         """coefs_ and intercepts_: live views of the native layers' weights and biases."""
-        layers = self._param_layers()
+        layers = self._mlp.param_layers
         self.coefs_ = [lay.weight for lay in layers]
         self.intercepts_ = [lay.bias for lay in layers]
 
@@ -254,7 +296,7 @@ class _BaseMLP(BaseEstimator):
         # weights and biases uniform in +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for
         # logistic units); a Maxout layer draws each piece so.
         factor = 2.0 if self.activation == "logistic" else 6.0
-        for lay in self._param_layers():
+        for lay in self._mlp.param_layers:
             shape = lay.weight.shape
             bound = np.sqrt(factor / (shape[-2] + shape[-1]))
             lay.weight = rs.uniform(-bound, bound, shape)
@@ -265,7 +307,6 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = layer_sizes[-1]
         self.n_layers_ = len(layer_sizes)
         self.out_activation_ = self._out_activation()
-        self._next_lr = None
         stale = (
             "loss_curve_",
             "best_loss_",
@@ -326,18 +367,6 @@ class _BaseMLP(BaseEstimator):
     def _n_outputs(self, Y) -> int:
         return 1 if Y.ndim == 1 else Y.shape[1]
 
-    def _start_lr(self, incremental: bool) -> float:
-        lr0 = float(self.learning_rate_init)
-        if incremental and self.solver == "sgd" and self._next_lr is not None:
-            # partial_fit continues scikit-learn's optimizer, learning rate included.
-            key, lr = self._next_lr
-            if key == (self.learning_rate, lr0):
-                if self.learning_rate == "invscaling":
-                    return lr0 / (self.t_ + 1) ** self.power_t
-                if self.learning_rate == "adaptive":
-                    return lr
-        return lr0
-
     def _fit_stochastic(self, X, Y, rs, settings, incremental, callbacks) -> None:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -358,14 +387,15 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n))
         epochs = 1 if incremental else int(self.max_iter)
         scale = self._loss_scale()
-        listener = _EpochListener(scale, self._metric, epochs, bool(self.verbose), callbacks)
+        listener = _EpochListener(self, scale, epochs, bool(self.verbose), callbacks)
         sgd = self.solver == "sgd"
         momentum = float(self.momentum) if sgd else 0.0
         # The stopping rule watches the validation score, or MLP.fit's own training loss,
         # which is the reported loss_ divided by `scale`: tol goes on the same scale.
         tol = float(self.tol) if self.early_stopping else float(self.tol) / scale
-        lr = self._start_lr(incremental)
         interrupted = False
+        history = self._mlp.history
+        before = (len(history["loss"]), len(history.get("val_loss", [])), self._mlp.samples_seen)
         try:
             self._mlp.fit(
                 X,
@@ -373,7 +403,7 @@ class _BaseMLP(BaseEstimator):
                 epochs=epochs,
                 batch_size=batch_size,
                 optimizer=self.solver,
-                lr=lr,
+                lr=float(self.learning_rate_init),
                 momentum=momentum,
                 nesterov=bool(self.nesterovs_momentum) and momentum > 0.0,
                 weight_decay=float(self.alpha),
@@ -387,8 +417,10 @@ class _BaseMLP(BaseEstimator):
                 power_t=float(self.power_t),
                 tol=tol,
                 n_iter_no_change=settings["n_iter_no_change"],
+                # partial_fit continues the optimizer, its rate and the stopping rule.
+                resume=incremental,
+                # scikit-learn's alpha: a batch of n rows adds 0.5 * alpha / n * ||W||^2.
                 _l2_per_sample=True,
-                _continue_optimizer=incremental,
             )
         except KeyboardInterrupt:
             # As scikit-learn: Ctrl-C ends training, keeping the weights of the last step.
@@ -396,33 +428,7 @@ class _BaseMLP(BaseEstimator):
             interrupted = True
         finally:
             listener.close()
-
-        losses, scores = listener.losses, listener.scores
-        self.n_iter_ = len(losses)
-        self.t_ += n * len(losses)
-        self.loss_curve_.extend(losses)
-        if losses:
-            self.loss_ = losses[-1]
-        elif not hasattr(self, "loss_"):
-            self.loss_ = float("nan")
-        if self.early_stopping:
-            # (None after a warm start from a fit without early stopping.)
-            self.validation_scores_ = [*(self.validation_scores_ or []), *scores]
-            self.validation_loss_curve_ = [
-                *(self.validation_loss_curve_ or []),
-                *listener.val_losses,
-            ]
-            best = self.best_validation_score_
-            self.best_validation_score_ = max([-np.inf if best is None else best, *scores])
-            self.best_loss_ = None
-        else:
-            best = self.best_loss_
-            self.best_loss_ = min([np.inf if best is None else best, *losses])
-        # What partial_fit's next epoch starts from (the adaptive schedule's rate).
-        self._next_lr = (
-            (self.learning_rate, float(self.learning_rate_init)),
-            self._mlp.learning_rate,
-        )
+        self._read_session(before, scale)
         if (
             not incremental
             and not interrupted
@@ -435,6 +441,36 @@ class _BaseMLP(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    def _read_session(self, before: tuple[int, int, int], scale: float) -> None:
+        """This fit's epochs, from the network's training session, on scikit-learn's scale.
+
+        ``before`` is what the session held before the fit (epochs, validated epochs,
+        samples); the curves go on from what the estimator had (a loaded or unpickled
+        estimator has them from its file, its network a fresh session).
+        """
+        epochs, validated, seen = before
+        history = self._mlp.history
+        losses = [scale * v for v in history["loss"][epochs:]]
+        self.n_iter_ = len(losses)
+        self.t_ += self._mlp.samples_seen - seen
+        self.loss_curve_ = [*self.loss_curve_, *losses]
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
+        elif not hasattr(self, "loss_"):
+            self.loss_ = float("nan")
+        if self.early_stopping:
+            scores = history.get(self._metric, [])[validated:]
+            val_losses = [scale * v for v in history.get("val_loss", [])[validated:]]
+            # (None after a warm start from a fit without early stopping.)
+            self.validation_scores_ = [*(self.validation_scores_ or []), *scores]
+            self.validation_loss_curve_ = [*(self.validation_loss_curve_ or []), *val_losses]
+            best = self.best_validation_score_
+            self.best_validation_score_ = max([-np.inf if best is None else best, *scores])
+            self.best_loss_ = None
+        else:
+            best = self.best_loss_
+            self.best_loss_ = min([np.inf if best is None else best, *losses])
 
     def _split(self, X, Y, rs):
         """scikit-learn's validation split for early stopping."""
@@ -458,7 +494,7 @@ class _BaseMLP(BaseEstimator):
         """scipy's L-BFGS-B on the full-batch loss and gradient (scikit-learn's lbfgs)."""
         from scipy.optimize import minimize
 
-        layers = self._param_layers()
+        layers = self._mlp.param_layers
         mlp = self._mlp
         n = X.shape[0]
         alpha = float(self.alpha)
@@ -476,16 +512,13 @@ class _BaseMLP(BaseEstimator):
                 lay.bias[...] = theta[at : at + size_b].reshape(bs)
                 at += size_b
 
-        def penalty() -> float:
-            return 0.5 * alpha / n * sum(float(np.dot(w.ravel(), w.ravel())) for w in self.coefs_)
-
         last = [float("nan")]
 
         def fun(theta: np.ndarray):
             unpack(theta)
-            value, grads = mlp.loss(X, Y)
-            grads = [(gw + (alpha / n) * lay.weight, gb) for lay, (gw, gb) in zip(layers, grads)]
-            last[0] = float(value) + penalty()
+            # The loss with the L2 term, and its gradient, as the core computes them.
+            value, grads = mlp.loss(X, Y, weight_decay=alpha / n)
+            last[0] = float(value)
             return last[0], pack(grads)
 
         iteration = [0]
@@ -514,7 +547,7 @@ class _BaseMLP(BaseEstimator):
             )
         self.n_iter_ = min(int(result.nit), int(self.max_iter))
         data_loss, _ = mlp.loss(X, Y)
-        self.loss_ = float(data_loss) * self._loss_scale() + penalty()
+        self.loss_ = float(data_loss) * self._loss_scale() + mlp.l2_penalty(alpha / n)
 
     # ---- prediction helpers
     def _check_x(self, X):
@@ -567,8 +600,6 @@ class _BaseMLP(BaseEstimator):
 
     def _mlpfast_file_state(self):
         """(MLP, metadata) for :func:`mlpfast.io.save`."""
-        from mlpfast.io import encode_fields
-
         check_is_fitted(self)
         params = self.get_params(deep=False)
         rs = params["random_state"]
@@ -581,12 +612,7 @@ class _BaseMLP(BaseEstimator):
             params["random_state"] = None
         params["dtype"] = _dtype_name(params["dtype"])
         fitted = {k: getattr(self, k) for k in self._FITTED if hasattr(self, k)}
-        return self._mlp, {
-            "kind": "estimator",
-            "estimator": type(self).__name__,
-            "params": encode_fields(params),
-            "fitted": encode_fields(fitted),
-        }
+        return self._mlp, metadata(self, params, fitted)
 
     @classmethod
     def _from_file_state(cls, mlp: MLP, params: dict, fitted: dict, where: str):
@@ -604,7 +630,6 @@ class _BaseMLP(BaseEstimator):
         for name, value in fitted.items():
             setattr(est, name, value)
         est._mlp = mlp
-        est._next_lr = None
         est._bind_params()
         sizes = mlp.layer_sizes
         if fitted.get("n_features_in_") != sizes[0] or fitted.get("n_outputs_") != sizes[-1]:

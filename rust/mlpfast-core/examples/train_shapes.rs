@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use mlpfast_core::train::{FitConfig, Silent, fit};
+use mlpfast_core::train::{Silent, fit};
 use mlpfast_core::{
-    Activation, Hidden, Loss, MatRef, OptimState, Optimizer, ParamsMut, Rng, Spec, Targets,
+    Activation, FitConfig, Hidden, Loss, MatRef, ParamsMut, Rng, Session, Spec, Targets,
 };
 
 fn main() {
@@ -36,7 +36,12 @@ fn main() {
         .map(|_| rng.below(sizes[sizes.len() - 1]) as u32)
         .collect();
     let mut params = spec.init_params::<f32>(None, &mut rng);
-    let cfg = FitConfig::new(epochs, batch, 0.01);
+    let cfg = FitConfig {
+        epochs: epochs as i64,
+        batch_size: batch as i64,
+        seed: Some(0),
+        ..FitConfig::default()
+    };
     if std::env::var("PREDICT").is_ok() {
         let refs: Vec<mlpfast_core::ParamsRef<'_, f32>> = params
             .iter()
@@ -64,12 +69,7 @@ fn main() {
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })
             .collect();
-        let lens: Vec<(usize, usize)> = pm.iter().map(|p| (p.weight.len(), p.bias.len())).collect();
-        let sgd = Optimizer::Sgd {
-            momentum: 0.0,
-            nesterov: false,
-        };
-        let mut optim = OptimState::new(sgd, &lens);
+        let mut session = Session::new(Rng::new(0));
         let t = Instant::now();
         let targets = Targets::Classes(&y);
         fit(
@@ -79,7 +79,7 @@ fn main() {
             &targets,
             None,
             &cfg,
-            &mut optim,
+            &mut session,
             &mut Silent,
         )
         .unwrap();

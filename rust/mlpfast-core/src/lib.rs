@@ -21,6 +21,7 @@
 //! concurrent calls share, `team` one call's threads, and `pace` when a fit's helpers pay.
 
 pub mod activation;
+pub mod config;
 pub mod error;
 pub mod float;
 mod forward;
@@ -35,6 +36,7 @@ pub mod optim;
 mod pace;
 pub mod pool;
 pub mod rng;
+pub mod session;
 mod simd;
 mod step;
 mod team;
@@ -42,6 +44,7 @@ pub mod threads;
 pub mod train;
 
 pub use activation::Activation;
+pub use config::{FitConfig, OptimizerKind, Schedule};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use linear::Linear;
@@ -51,4 +54,5 @@ pub use maxout::Maxout;
 pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec};
 pub use optim::{OptimState, Optimizer};
 pub use rng::{Init, Rng};
-pub use train::{EpochReport, FitConfig, History, Monitor};
+pub use session::{EpochRecord, History, Session};
+pub use train::{EpochReport, Monitor};

@@ -24,6 +24,9 @@ use crate::linear::{affine_forward, check_buffer, check_matrix, column_sums};
 use crate::matrix::MatRef;
 use crate::rng::{Init, Rng};
 
+/// Pieces per unit of the maxout layers `MLP(activation="maxout")` builds.
+pub const MAXOUT_PIECES: usize = 2;
+
 /// The largest number of pieces (the winner index is stored in a byte).
 pub const MAX_PIECES: usize = 255;
 

@@ -102,6 +102,19 @@ pub fn check_values<T: Float>(arg: &str, x: MatRef<'_, T>) -> Result<()> {
     crate::loss::check_finite(arg, x)
 }
 
+/// The L2 term of weight decay on one weight tensor: returns ½λ‖w‖² and, when `grad` is
+/// given, adds its gradient λw to it (what a full-batch loss and gradient, e.g. for L-BFGS,
+/// adds; the training step computes the same term block by block).
+pub fn l2_term<T: Float>(w: &[T], grad: Option<&mut [T]>, lambda: f64) -> f64 {
+    if let Some(g) = grad {
+        let l = T::from_f64(lambda);
+        for (g, &v) in g.iter_mut().zip(w) {
+            *g += l * v;
+        }
+    }
+    0.5 * lambda * w.iter().map(|&v| (v * v).to_f64()).sum::<f64>()
+}
+
 /// The error for NaN or infinity in argument `arg`.
 pub(crate) fn non_finite(arg: &str) -> Error {
     Error::value(arg, "finite values", "NaN or infinity")

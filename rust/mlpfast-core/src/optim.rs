@@ -12,7 +12,6 @@
 //!
 //! Each update is one pass over the parameter, weight decay folded in.
 
-use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::network::Params;
 
@@ -37,41 +36,7 @@ pub enum Optimizer {
     },
 }
 
-/// The names the Python API accepts.
-pub const OPTIMIZER_NAMES: &str = "sgd, adam";
-
 impl Optimizer {
-    /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<()> {
-        let unit = |arg: &str, v: f64| {
-            if (0.0..1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(Error::value(arg, "a number in [0, 1)", v))
-            }
-        };
-        match *self {
-            Optimizer::Sgd { momentum, nesterov } => {
-                unit("momentum", momentum)?;
-                if nesterov && momentum == 0.0 {
-                    return Err(Error::value(
-                        "nesterov",
-                        "momentum > 0 for Nesterov momentum",
-                        "momentum=0",
-                    ));
-                }
-            }
-            Optimizer::Adam { beta1, beta2, eps } => {
-                unit("beta1", beta1)?;
-                unit("beta2", beta2)?;
-                if !(eps.is_finite() && eps > 0.0) {
-                    return Err(Error::value("eps", "a positive finite number", eps));
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn buffer_count(&self) -> usize {
         match self {
             Optimizer::Sgd { momentum, .. } if *momentum == 0.0 => 0,
@@ -323,42 +288,5 @@ mod tests {
         let mut w = [1.0, -1.0];
         st.step_one(0, Part::Weight, &mut w, &[3.0, -0.2], 0.01, 0.0);
         assert!((w[0] - 0.99).abs() < 1e-9 && (w[1] + 0.99).abs() < 1e-9);
-    }
-
-    #[test]
-    fn hyperparameters_are_checked() {
-        assert!(
-            Optimizer::Sgd {
-                momentum: 1.0,
-                nesterov: false
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            Optimizer::Sgd {
-                momentum: 0.0,
-                nesterov: true
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            Optimizer::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 0.0
-            }
-            .validate()
-            .is_err()
-        );
-        assert!(
-            Optimizer::Sgd {
-                momentum: 0.5,
-                nesterov: true
-            }
-            .validate()
-            .is_ok()
-        );
     }
 }

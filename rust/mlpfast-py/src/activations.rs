@@ -1,76 +1,78 @@
 //! The activation layers: `Identity`, `Sigmoid`, `Tanh`, `ReLU`, `LeakyReLU`, `ELU`.
 //!
-//! One base class, `Activation`, holds the core function and the cached input; each named
-//! subclass only constructs it. They have no parameters and no dtype of their own: a float32
-//! input is computed in float32, anything else in float64. `backward` differentiates at the
-//! input of the last `forward`.
+//! One base class, `Activation`, holds the core function and, after `forward`, a copy of its
+//! input (behind a lock: the objects are shared, e.g. by several threads using one model);
+//! each named subclass only constructs it. They have no parameters and no dtype of their
+//! own: a float32 input is computed in float32, anything else in float64. `backward`
+//! differentiates at exactly the input of the last `forward`.
+
+use std::sync::{Mutex, PoisonError};
 
 use mlpfast_core::Activation;
 use mlpfast_core::error::fmt_shape;
-use numpy::{IxDyn, PyArray, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IxDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::PyClassInitializer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{self, DType, Elem, Kinds};
-use crate::error::IntoPyResult;
-use crate::layers::Typed;
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::error::{IntoPyResult, guarded};
 
-type Input = Typed<Py<PyArray<f32, IxDyn>>, Py<PyArray<f64, IxDyn>>>;
+/// A copy of forward's input and its shape.
+type Kept<T> = (Vec<T>, Vec<usize>);
 
 /// An elementwise activation layer (base class of the named activations).
-#[pyclass(subclass, name = "Activation", module = "mlpfast")]
+#[pyclass(frozen, subclass, name = "Activation", module = "mlpfast")]
 pub struct PyActivation {
     /// The function.
     pub act: Activation,
-    input: Option<Input>,
+    input: Mutex<Option<ByDType<Kept<f32>, Kept<f64>>>>,
 }
-
-/// The converted input (kept for backward) and the output.
-type Forwarded<'py, T> = (Bound<'py, PyArray<T, IxDyn>>, Bound<'py, PyAny>);
 
 fn forward_typed<'py, T: Elem>(
     act: Activation,
     arr: &Bound<'py, numpy::PyUntypedArray>,
-) -> PyResult<Forwarded<'py, T>> {
+) -> PyResult<(Kept<T>, Bound<'py, PyAny>)> {
     let x = convert::contiguous::<T, IxDyn>(arr, "x")?;
-    let ro = x.readonly();
-    let xs = ro.as_slice()?;
-    convert::check_finite(xs, "x")?;
+    let shape = x.shape().to_vec();
+    let xs = x.readonly().as_slice()?.to_vec();
+    convert::check_finite(&xs, "x")?;
     let mut y = vec![T::ZERO; xs.len()];
-    act.forward(xs, &mut y);
-    let out = convert::new_array(arr.py(), IxDyn(x.shape()), y).into_any();
-    drop(ro);
-    Ok((x, out))
+    act.forward(&xs, &mut y);
+    let out = convert::new_array(arr.py(), IxDyn(&shape), y).into_any();
+    Ok(((xs, shape), out))
 }
 
 fn backward_typed<'py, T: Elem>(
     act: Activation,
-    x: &Bound<'py, PyArray<T, IxDyn>>,
+    (x, shape): &Kept<T>,
     dout: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let arr = convert::as_numeric(dout, "dout", Kinds::Numeric)?;
-    if arr.shape() != x.shape() {
+    if arr.shape() != shape.as_slice() {
         return Err(PyValueError::new_err(format!(
             "dout: expected shape {} (the shape of forward's output), got {}",
-            fmt_shape(x.shape()),
+            fmt_shape(shape),
             fmt_shape(arr.shape())
         )));
     }
     let dy = convert::contiguous::<T, IxDyn>(&arr, "dout")?;
-    let (xr, dr) = (x.readonly(), dy.readonly());
+    let dr = dy.readonly();
     let ds = dr.as_slice()?;
     convert::check_finite(ds, "dout")?;
     let mut dx = vec![T::ZERO; ds.len()];
-    act.backward_from_input(xr.as_slice()?, ds, &mut dx);
-    Ok(convert::new_array(dout.py(), IxDyn(x.shape()), dx).into_any())
+    act.backward_from_input(x, ds, &mut dx);
+    Ok(convert::new_array(dout.py(), IxDyn(shape), dx).into_any())
 }
 
 impl PyActivation {
     /// The base object for `act`.
     pub fn new(act: Activation) -> PyResult<Self> {
         act.validate(false).py()?;
-        Ok(PyActivation { act, input: None })
+        Ok(PyActivation {
+            act,
+            input: Mutex::new(None),
+        })
     }
 
     /// A Python object of the named subclass matching `act`.
@@ -86,6 +88,10 @@ impl PyActivation {
         };
         Ok(obj.bind(py).cast::<PyActivation>()?.clone().unbind())
     }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Option<ByDType<Kept<f32>, Kept<f64>>>> {
+        self.input.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[pymethods]
@@ -96,43 +102,47 @@ impl PyActivation {
         self.act.name()
     }
 
-    /// y = f(x), elementwise, in x's dtype (float32 stays float32, else float64); keeps x.
-    pub fn forward<'py>(&mut self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let arr = convert::as_numeric(x, "x", Kinds::Numeric)?;
-        if arr.ndim() == 0 {
-            return Err(PyValueError::new_err(
-                "x: expected an array of at least one dimension, got a scalar",
-            ));
-        }
-        match DType::of_input(arr.as_any()) {
-            DType::F32 => {
-                let (xa, y) = forward_typed::<f32>(self.act, &arr)?;
-                self.input = Some(Typed::F32(xa.unbind()));
-                Ok(y)
+    /// y = f(x), elementwise, in x's dtype (float32 stays float32, else float64); keeps a
+    /// copy of x.
+    pub fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        guarded(|| {
+            let arr = convert::as_numeric(x, "x", Kinds::Numeric)?;
+            if arr.ndim() == 0 {
+                return Err(PyValueError::new_err(
+                    "x: expected an array of at least one dimension, got a scalar",
+                ));
             }
-            DType::F64 => {
-                let (xa, y) = forward_typed::<f64>(self.act, &arr)?;
-                self.input = Some(Typed::F64(xa.unbind()));
-                Ok(y)
-            }
-        }
+            let (kept, y) = match DType::of_input(&arr.clone().into_any()) {
+                DType::F32 => {
+                    let (k, y) = forward_typed::<f32>(self.act, &arr)?;
+                    (ByDType::F32(k), y)
+                }
+                DType::F64 => {
+                    let (k, y) = forward_typed::<f64>(self.act, &arr)?;
+                    (ByDType::F64(k), y)
+                }
+            };
+            *self.kept() = Some(kept);
+            Ok(y)
+        })
     }
 
     /// dx = dout · f'(x) at the input of the last forward.
     pub fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = dout.py();
-        match &self.input {
-            None => Err(PyValueError::new_err(
-                "backward: called before forward (nothing to differentiate at)",
-            )),
-            Some(Typed::F32(x)) => backward_typed::<f32>(self.act, x.bind(py), dout),
-            Some(Typed::F64(x)) => backward_typed::<f64>(self.act, x.bind(py), dout),
-        }
+        guarded(|| {
+            let kept = self.kept();
+            match &*kept {
+                None => Err(PyValueError::new_err(
+                    "backward: called before forward (nothing to differentiate at)",
+                )),
+                Some(k) => by_dtype!(k, x => backward_typed(self.act, x, dout)),
+            }
+        })
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let cls = slf.get_type().name()?.to_string();
-        Ok(match slf.borrow().act {
+        Ok(match slf.get().act {
             Activation::LeakyRelu(a) | Activation::Elu(a) => format!("{cls}(alpha={a})"),
             _ => format!("{cls}()"),
         })
@@ -143,7 +153,7 @@ impl PyActivation {
 macro_rules! simple_activation {
     ($name:ident, $py_name:literal, $variant:expr, $doc:literal) => {
         #[doc = $doc]
-        #[pyclass(extends = PyActivation, name = $py_name, module = "mlpfast")]
+        #[pyclass(frozen, extends = PyActivation, name = $py_name, module = "mlpfast")]
         pub struct $name;
 
         #[pymethods]
@@ -167,7 +177,7 @@ simple_activation!(PyTanh, "Tanh", Activation::Tanh, "f(x) = tanh(x).");
 simple_activation!(PyReLU, "ReLU", Activation::Relu, "f(x) = max(0, x).");
 
 /// f(x) = x for x > 0, alpha * x otherwise.
-#[pyclass(extends = PyActivation, name = "LeakyReLU", module = "mlpfast")]
+#[pyclass(frozen, extends = PyActivation, name = "LeakyReLU", module = "mlpfast")]
 pub struct PyLeakyReLU;
 
 #[pymethods]
@@ -183,8 +193,8 @@ impl PyLeakyReLU {
 
     /// The slope for x <= 0.
     #[getter]
-    fn alpha(slf: PyRef<'_, Self>) -> f64 {
-        match slf.as_super().act {
+    fn alpha(slf: &Bound<'_, Self>) -> f64 {
+        match slf.as_super().get().act {
             Activation::LeakyRelu(a) => a,
             _ => f64::NAN,
         }
@@ -192,7 +202,7 @@ impl PyLeakyReLU {
 }
 
 /// f(x) = x for x > 0, alpha * (exp(x) - 1) otherwise.
-#[pyclass(extends = PyActivation, name = "ELU", module = "mlpfast")]
+#[pyclass(frozen, extends = PyActivation, name = "ELU", module = "mlpfast")]
 pub struct PyELU;
 
 #[pymethods]
@@ -208,8 +218,8 @@ impl PyELU {
 
     /// The scale of the negative side.
     #[getter]
-    fn alpha(slf: PyRef<'_, Self>) -> f64 {
-        match slf.as_super().act {
+    fn alpha(slf: &Bound<'_, Self>) -> f64 {
+        match slf.as_super().get().act {
             Activation::Elu(a) => a,
             _ => f64::NAN,
         }

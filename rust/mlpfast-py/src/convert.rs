@@ -60,6 +60,37 @@ impl DType {
     }
 }
 
+/// One value per dtype: a model, or a layer's storage, in the dtype it computes in. The
+/// dtype is chosen once, when the value is built; [`by_dtype!`] runs generic code on either
+/// arm.
+pub enum ByDType<A, B> {
+    /// The float32 value.
+    F32(A),
+    /// The float64 value.
+    F64(B),
+}
+
+impl<A, B> ByDType<A, B> {
+    /// Which dtype this is.
+    pub fn dtype(&self) -> DType {
+        match self {
+            ByDType::F32(_) => DType::F32,
+            ByDType::F64(_) => DType::F64,
+        }
+    }
+}
+
+/// Runs a generic expression on whichever arm a [`ByDType`] holds.
+macro_rules! by_dtype {
+    ($value:expr, $v:ident => $body:expr) => {
+        match $value {
+            $crate::convert::ByDType::F32($v) => $body,
+            $crate::convert::ByDType::F64($v) => $body,
+        }
+    };
+}
+pub(crate) use by_dtype;
+
 impl FromPyObject<'_, '_> for DType {
     type Error = PyErr;
 

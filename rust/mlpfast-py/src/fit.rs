@@ -1,27 +1,34 @@
-//! `MLP.fit`: its keyword arguments, the bridge from the core's training loop back to
-//! Python (signals, progress, callbacks), and the run itself.
+//! `MLP.fit`: its keyword arguments as a core `FitConfig`, the bridge from the core's training
+//! loop back to Python (signals, progress, callbacks), and the run itself.
+//!
+//! **What a fit does to the model.** It trains on a working copy of the parameters and
+//! publishes them into the model's layers at the end of every epoch, before the callbacks
+//! run, and when it ends (also by an error or Ctrl-C). So while a fit runs, the model —
+//! `layers[i].weight`, `predict`, `score`, `mlpfast.save`, pickle, from a callback or from
+//! another thread — shows the last completed epoch; writes into the weights meanwhile do not
+//! change the fit (the next publication overwrites them). The session (samples seen,
+//! history, learning rate) reads likewise as of the last completed epoch.
 //!
 //! Training runs on a worker thread with the GIL released; the calling thread, which Python
 //! delivers signals to, polls for them a few times a second and raises a stop flag that the
-//! loop checks after every step. After every epoch the worker briefly takes the GIL to call
-//! the progress printer (`verbose=True`) and the user's callbacks.
+//! loop checks between work items.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use mlpfast_core::train::{self, EpochReport, FitConfig, Monitor, Schedule, Stopping};
-use mlpfast_core::{MatRef, OptimState, Optimizer, pool};
+use mlpfast_core::config::{OptimizerKind, Schedule};
+use mlpfast_core::train::{self, EpochReport, Monitor};
+use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
-use crate::convert::{self, DType, Elem};
+use crate::convert::{self, Elem};
 use crate::error::{IntoPyResult, to_py};
-use crate::layers::Typed;
-use crate::model::{MutGuard, PyMLP, metric_name, owned_targets, with_targets};
+use crate::model::{Model, PyMLP, history_dict, metric_name, owned_targets, with_targets};
 
 /// How often the main thread looks for signals while a fit runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -33,112 +40,74 @@ thread_local! {
     static OUTER_STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
 }
 
-/// `fit`'s numeric and named settings, as given.
-pub(crate) struct Args<'a> {
+/// `fit`'s settings as Python passes them (names and raw numbers).
+pub(crate) struct FitKwargs {
     pub epochs: i64,
     pub batch_size: i64,
-    pub optimizer: &'a str,
+    pub optimizer: String,
     pub lr: f64,
     pub momentum: f64,
     pub nesterov: bool,
     pub weight_decay: f64,
     pub lr_decay: f64,
     pub shuffle: bool,
+    pub seed: Option<u64>,
     pub betas: (f64, f64),
     pub eps: f64,
-    pub schedule: &'a str,
+    pub schedule: String,
     pub power_t: f64,
     pub tol: f64,
     pub n_iter_no_change: Option<i64>,
+    pub resume: bool,
     pub l2_per_sample: bool,
 }
 
-/// `fit`'s settings, checked.
-pub(crate) struct Checked {
-    cfg: FitConfig,
-    optimizer: Optimizer,
+impl FitKwargs {
+    /// The core's configuration, checked by the core's one validation.
+    pub(crate) fn config(&self) -> PyResult<FitConfig> {
+        let cfg = FitConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer: OptimizerKind::from_name(&self.optimizer).py()?,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            betas: self.betas,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            l2_per_sample: self.l2_per_sample,
+            lr_decay: self.lr_decay,
+            schedule: Schedule::from_name(&self.schedule).py()?,
+            power_t: self.power_t,
+            shuffle: self.shuffle,
+            seed: self.seed,
+            tol: self.tol,
+            n_iter_no_change: self.n_iter_no_change,
+            restore_best: true,
+            resume: self.resume,
+        };
+        cfg.validate().py()?;
+        Ok(cfg)
+    }
 }
 
-impl Args<'_> {
-    /// Checks every setting, before any work: a refused call changes nothing.
-    pub(crate) fn check(self) -> PyResult<Checked> {
-        if self.epochs < 0 {
-            return Err(PyValueError::new_err(format!(
-                "epochs: expected an integer >= 0, got {}",
-                self.epochs
+/// The keyword arguments `fit` accepts besides its public ones (for the estimators).
+pub(crate) fn private_flag(extra: Option<&Bound<'_, PyDict>>, name: &str) -> PyResult<bool> {
+    let Some(extra) = extra else {
+        return Ok(false);
+    };
+    for key in extra.keys() {
+        let key: String = key.extract()?;
+        if key != name {
+            return Err(PyTypeError::new_err(format!(
+                "fit() got an unexpected keyword argument '{key}'"
             )));
         }
-        if self.batch_size < 1 {
-            return Err(PyValueError::new_err(format!(
-                "batch_size: expected an integer >= 1, got {}",
-                self.batch_size
-            )));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(PyValueError::new_err(format!(
-                "momentum: expected a number in [0, 1), got {}",
-                self.momentum
-            )));
-        }
-        let optimizer = match self.optimizer {
-            "sgd" => Optimizer::Sgd {
-                momentum: self.momentum,
-                nesterov: self.nesterov,
-            },
-            "adam" => Optimizer::Adam {
-                beta1: self.betas.0,
-                beta2: self.betas.1,
-                eps: self.eps,
-            },
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "optimizer: expected one of {}, got {other:?}",
-                    mlpfast_core::optim::OPTIMIZER_NAMES
-                )));
-            }
-        };
-        optimizer.validate().py()?;
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "lr: expected a positive finite number, got {}",
-                self.lr
-            )));
-        }
-        let schedule = match self.schedule {
-            "constant" => Schedule::Constant,
-            "invscaling" => Schedule::InvScaling {
-                power_t: self.power_t,
-            },
-            "adaptive" => Schedule::Adaptive,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "schedule: expected one of constant, invscaling, adaptive, got {other:?}"
-                )));
-            }
-        };
-        let stopping = match self.n_iter_no_change {
-            None => None,
-            Some(n) if n < 1 => {
-                return Err(PyValueError::new_err(format!(
-                    "n_iter_no_change: expected an integer >= 1 or None, got {n}"
-                )));
-            }
-            Some(n) => Some(Stopping {
-                tol: self.tol,
-                n_iter_no_change: n as usize,
-                restore_best: true,
-            }),
-        };
-        let mut cfg = FitConfig::new(self.epochs as usize, self.batch_size as usize, self.lr);
-        cfg.weight_decay = self.weight_decay;
-        cfg.lr_decay = self.lr_decay;
-        cfg.shuffle = self.shuffle;
-        cfg.l2_per_sample = self.l2_per_sample;
-        cfg.schedule = schedule;
-        cfg.stopping = stopping;
-        cfg.validate().py()?;
-        Ok(Checked { cfg, optimizer })
     }
+    Ok(match extra.get_item(name)? {
+        Some(v) => v.is_truthy()?,
+        None => false,
+    })
 }
 
 /// The `callbacks` argument as a list of callables.
@@ -171,44 +140,46 @@ pub(crate) fn callbacks(obj: Option<Bound<'_, PyAny>>) -> PyResult<Vec<Py<PyAny>
 }
 
 /// Hears the core's training loop on the worker thread.
-struct PyMonitor<'a> {
+struct PyMonitor<'a, T> {
+    model: &'a Model<T>,
+    /// The Python MLP, for the callbacks' `info["model"]`.
+    obj: Py<PyMLP>,
     metric: &'static str,
-    /// Epochs completed, so that an interrupted fit still counts the samples it trained on.
-    epochs_done: usize,
     /// `mlpfast._progress.Progress` when verbose, then the user's callbacks.
     listeners: Vec<Py<PyAny>>,
     stop: Arc<AtomicBool>,
     error: &'a Mutex<Option<PyErr>>,
 }
 
-impl PyMonitor<'_> {
+impl<T> PyMonitor<'_, T> {
     fn fail(&self, e: PyErr) -> bool {
         *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
         self.stop.store(true, Ordering::Relaxed);
         false
     }
 
-    /// The epoch's figures as the dict listeners receive.
+    /// The epoch's figures as the listeners receive them.
     fn info<'py>(&self, py: Python<'py>, r: &EpochReport) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let rate = r.samples as f64 * r.epoch as f64 / r.elapsed.max(1e-9);
         d.set_item("epoch", r.epoch)?;
         d.set_item("epochs", r.epochs)?;
-        d.set_item("loss", r.loss)?;
-        if let (Some(vl), Some(vm)) = (r.val_loss, r.val_metric) {
+        d.set_item("loss", r.record.loss)?;
+        if let (Some(vl), Some(vm)) = (r.record.val_loss, r.record.val_metric) {
             d.set_item("val_loss", vl)?;
             d.set_item(self.metric, vm)?;
         }
-        d.set_item("lr", r.lr)?;
+        d.set_item("lr", r.record.lr)?;
         d.set_item("elapsed", r.elapsed)?;
         d.set_item("samples_per_second", rate)?;
         let remaining = r.elapsed / r.epoch as f64 * (r.epochs - r.epoch) as f64;
         d.set_item("remaining", remaining)?;
+        d.set_item("model", self.obj.bind(py))?;
         Ok(d)
     }
 }
 
-impl Monitor for PyMonitor<'_> {
+impl<T: Elem> Monitor<T> for PyMonitor<'_, T> {
     fn after_step(&mut self) -> bool {
         !self.stop.load(Ordering::Relaxed)
     }
@@ -217,11 +188,15 @@ impl Monitor for PyMonitor<'_> {
         Some(Arc::clone(&self.stop))
     }
 
-    fn epoch_trained(&mut self, epoch: usize) {
-        self.epochs_done = epoch;
-    }
-
-    fn after_epoch(&mut self, r: &EpochReport) -> bool {
+    fn after_epoch(
+        &mut self,
+        r: &EpochReport,
+        params: &[ParamsMut<'_, T>],
+        session: &Session<T>,
+    ) -> bool {
+        // The epoch's weights and figures go into the model before anyone looks.
+        self.model.publish(params);
+        *self.model.session() = session.snapshot();
         if !self.listeners.is_empty() {
             let outer = OUTER_STOP.with(|o| o.replace(Some(Arc::clone(&self.stop))));
             let heard = Python::attach(|py| -> PyResult<bool> {
@@ -249,122 +224,39 @@ impl Monitor for PyMonitor<'_> {
     }
 }
 
-/// Runs `fit` on `model` and returns the history dict.
+/// Marks a model as training for as long as it lives.
+struct Training<'a>(&'a AtomicBool);
+
+impl Drop for Training<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Runs `fit` on `slf`'s model and returns this fit's history dict.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn fit<'py>(
-    model: &mut PyMLP,
+pub(crate) fn fit<'py, T: Elem>(
+    slf: &Bound<'py, PyMLP>,
+    model: &Model<T>,
     x: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
-    seed: Option<u64>,
     validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    mut args: Checked,
+    cfg: FitConfig,
     verbose: bool,
     callbacks: Vec<Py<PyAny>>,
-    continue_optimizer: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let py = x.py();
-    let metric = metric_name(model.spec.loss());
-    let mut listeners = Vec::new();
-    let progress = if verbose {
-        let progress = py
-            .import("mlpfast._progress")?
-            .getattr("Progress")?
-            .call1((args.cfg.epochs, metric))?;
-        listeners.push(progress.clone().unbind());
-        Some(progress)
-    } else {
-        None
-    };
-    listeners.extend(callbacks);
-    // The model's generator moves on only once training has run, so a refused call leaves
-    // the model exactly as it was.
-    let drawn = seed.is_none();
-    args.cfg.seed = seed.unwrap_or_else(|| model.rng.clone().next_u64());
-    args.cfg.samples_seen = model.samples_seen;
-    let has_validation = validation.is_some();
-    let history = match model.dtype {
-        DType::F32 => fit_typed::<f32>(
-            model,
-            x,
-            y,
-            validation,
-            &args,
-            listeners,
-            continue_optimizer,
-        ),
-        DType::F64 => fit_typed::<f64>(
-            model,
-            x,
-            y,
-            validation,
-            &args,
-            listeners,
-            continue_optimizer,
-        ),
-    };
-    // The progress bar ends with training, also when it stopped early or failed.
-    if let Some(p) = progress {
-        p.call_method0("close")?;
+    let me = slf.get();
+    let spec = &me.spec;
+    let (d, k, loss) = (spec.inputs(), spec.outputs(), spec.loss());
+    let metric = metric_name(loss);
+    if model.training.swap(true, Ordering::AcqRel) {
+        return Err(PyRuntimeError::new_err(
+            "fit: this model is training already (in another thread, or this is its own \
+             callback); wait for that fit to end",
+        ));
     }
-    let history = history?;
-    if drawn {
-        model.rng.next_u64();
-    }
-    model.next_lr = Some(history.next_lr);
-    model.stopped_early = history.stopped_early;
-    let out = PyDict::new(py);
-    out.set_item("loss", PyList::new(py, &history.loss)?)?;
-    if has_validation {
-        out.set_item("val_loss", PyList::new(py, &history.val_loss)?)?;
-        out.set_item(metric, PyList::new(py, &history.val_metric)?)?;
-    }
-    Ok(out)
-}
-
-/// The optimizer state to train with: the last fit's when asked to continue it and it was
-/// made for the same optimizer, fresh otherwise.
-fn take_optim<T: Elem>(
-    model: &mut PyMLP,
-    kind: Optimizer,
-    sizes: &[(usize, usize)],
-    continue_optimizer: bool,
-) -> OptimState<T> {
-    let kept = model.optim.take().and_then(|t| match t {
-        Typed::F32(s) => (Box::new(s) as Box<dyn std::any::Any>)
-            .downcast::<OptimState<T>>()
-            .ok(),
-        Typed::F64(s) => (Box::new(s) as Box<dyn std::any::Any>)
-            .downcast::<OptimState<T>>()
-            .ok(),
-    });
-    match kept {
-        Some(state) if continue_optimizer && state.kind() == kind => *state,
-        _ => OptimState::new(kind, sizes),
-    }
-}
-
-fn keep_optim<T: Elem>(model: &mut PyMLP, state: OptimState<T>) {
-    let any: Box<dyn std::any::Any> = Box::new(state);
-    model.optim = match any.downcast::<OptimState<f32>>() {
-        Ok(s) => Some(Typed::F32(*s)),
-        Err(any) => any
-            .downcast::<OptimState<f64>>()
-            .ok()
-            .map(|s| Typed::F64(*s)),
-    };
-}
-
-fn fit_typed<'py, T: Elem>(
-    model: &mut PyMLP,
-    x: &Bound<'py, PyAny>,
-    y: &Bound<'py, PyAny>,
-    validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    args: &Checked,
-    listeners: Vec<Py<PyAny>>,
-    continue_optimizer: bool,
-) -> PyResult<train::History> {
-    let py = x.py();
-    let (d, k, loss) = (model.spec.inputs(), model.spec.outputs(), model.spec.loss());
+    let _training = Training(&model.training);
     let xa = convert::matrix::<T>(x, "X", Some(d))?;
     let n = xa.shape()[0];
     let targets = owned_targets::<T>(loss, y, "y", n, k)?;
@@ -377,29 +269,39 @@ fn fit_typed<'py, T: Elem>(
         }
         None => None,
     };
+    let mut listeners = Vec::new();
+    let progress = if verbose {
+        let progress = py
+            .import("mlpfast._progress")?
+            .getattr("Progress")?
+            .call1((cfg.epochs.max(0), metric))?;
+        listeners.push(progress.clone().unbind());
+        Some(progress)
+    } else {
+        None
+    };
+    listeners.extend(callbacks);
     let xr = xa.readonly();
     let xm = MatRef::new(xr.as_slice()?, n, d);
-    let mut guards = model.mut_guards(py)?;
-    let mut params = guards
-        .iter_mut()
-        .map(MutGuard::params::<T>)
-        .collect::<PyResult<Vec<_>>>()?;
-    let sizes: Vec<(usize, usize)> = params
-        .iter()
-        .map(|p| (p.weight.len(), p.bias.len()))
-        .collect();
-    let mut optim = take_optim::<T>(model, args.optimizer, &sizes, continue_optimizer);
+
+    // The working copy, and the session taken out of the model (which keeps a snapshot).
+    let mut work = py.detach(|| model.copy_params());
+    let mut session = {
+        let mut held = model.session();
+        let snapshot = held.snapshot();
+        std::mem::replace(&mut *held, snapshot)
+    };
+    let before = session.history().epochs.len();
     let stop = Arc::new(AtomicBool::new(false));
     let error = Mutex::new(None);
     let mut monitor = PyMonitor {
-        metric: metric_name(loss),
-        epochs_done: 0,
+        model,
+        obj: slf.clone().unbind(),
+        metric,
         listeners,
         stop: Arc::clone(&stop),
         error: &error,
     };
-    let spec = &model.spec;
-    let cfg = &args.cfg;
     let outer = OUTER_STOP.with(|o| o.borrow().clone());
     let poll = || {
         if outer.as_ref().is_some_and(|o| o.load(Ordering::Relaxed)) {
@@ -415,30 +317,105 @@ fn fit_typed<'py, T: Elem>(
                 let xvr = xva.readonly();
                 let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
                 with_targets!(tv, vt => py.detach(|| pool::run_polling(
-                    || train::fit(spec, &mut params, xm, &t, Some((xvm, vt)), cfg, &mut optim, &mut monitor),
+                    || {
+                        let mut params = mutable(&mut work);
+                        let v = Some((xvm, vt));
+                        train::fit(spec, &mut params, xm, &t, v, &cfg, &mut session, &mut monitor)
+                    },
                     poll,
                     SIGNAL_POLL,
                 )))
             }
             None => py.detach(|| pool::run_polling(
-                || train::fit(spec, &mut params, xm, &t, None, cfg, &mut optim, &mut monitor),
+                || {
+                    let mut params = mutable(&mut work);
+                    train::fit(spec, &mut params, xm, &t, None, &cfg, &mut session, &mut monitor)
+                },
                 poll,
                 SIGNAL_POLL,
             )),
         }
     });
-    drop(params);
-    drop(guards);
-    keep_optim(model, optim);
-    model.samples_seen = match &result {
-        Ok(history) => history.samples_seen,
-        // Interrupted: the completed epochs still trained on their samples.
-        Err(_) => model.samples_seen + (monitor.epochs_done * n) as u64,
-    };
+    // The weights as training left them (a refused fit left them as they were), and the
+    // session back in the model.
+    py.detach(|| model.publish(&mutable(&mut work)));
+    let history = history_dict(
+        py,
+        session.history(),
+        before,
+        metric,
+        (false, val.is_some()),
+    )?;
+    *model.session() = session;
+    // The progress bar ends with training, also when it stopped early or failed.
+    if let Some(p) = progress {
+        p.call_method0("close")?;
+    }
     // A signal (or a failing callback) seen at an epoch boundary ends training "normally" as
     // far as the core knows; it is still the caller's exception.
     if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
-    result.map_err(to_py)
+    result.map_err(to_py)?;
+    Ok(history)
+}
+
+/// The working copy as the core's mutable parameter views.
+fn mutable<T>(work: &mut [(Vec<T>, Vec<T>)]) -> Vec<ParamsMut<'_, T>> {
+    work.iter_mut()
+        .map(|(w, b)| ParamsMut { weight: w, bias: b })
+        .collect()
+}
+
+/// Checks fit settings given as a dict of `fit`'s keyword arguments (those it holds; the
+/// rest keep their defaults), without fitting: the estimators call it before they build a
+/// network. Raises the ValueError `fit` would raise, with its `arg` attribute.
+#[pyfunction]
+pub(crate) fn _check_fit_settings(settings: &Bound<'_, PyDict>) -> PyResult<()> {
+    let d = FitConfig::default();
+    let mut k = FitKwargs {
+        epochs: d.epochs,
+        batch_size: d.batch_size,
+        optimizer: "sgd".into(),
+        lr: d.lr,
+        momentum: d.momentum,
+        nesterov: d.nesterov,
+        weight_decay: d.weight_decay,
+        lr_decay: d.lr_decay,
+        shuffle: d.shuffle,
+        seed: d.seed,
+        betas: d.betas,
+        eps: d.eps,
+        schedule: "constant".into(),
+        power_t: d.power_t,
+        tol: d.tol,
+        n_iter_no_change: d.n_iter_no_change,
+        resume: d.resume,
+        l2_per_sample: d.l2_per_sample,
+    };
+    for (key, value) in settings.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "epochs" => k.epochs = value.extract()?,
+            "batch_size" => k.batch_size = value.extract()?,
+            "optimizer" => k.optimizer = value.extract()?,
+            "lr" => k.lr = value.extract()?,
+            "momentum" => k.momentum = value.extract()?,
+            "nesterov" => k.nesterov = value.extract()?,
+            "weight_decay" => k.weight_decay = value.extract()?,
+            "lr_decay" => k.lr_decay = value.extract()?,
+            "betas" => k.betas = value.extract()?,
+            "eps" => k.eps = value.extract()?,
+            "schedule" => k.schedule = value.extract()?,
+            "power_t" => k.power_t = value.extract()?,
+            "tol" => k.tol = value.extract()?,
+            "n_iter_no_change" => k.n_iter_no_change = value.extract()?,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "_check_fit_settings: unexpected setting {other:?}"
+                )));
+            }
+        }
+    }
+    k.config().map(|_| ())
 }

@@ -1,310 +1,308 @@
 //! The parameter layers, `Linear` and `Maxout`, as Python classes.
 //!
-//! Each layer holds its core counterpart in the layer's dtype and, after `forward`, a
-//! reference to the (converted) input, which `backward` differentiates at, as in the lecture's
-//! gate API. `weight` and `bias` are live views of the layer's memory; assigning to them
-//! copies the new values in after checking the shape.
+//! A layer's storage is a [`LayerCell`]: the core layer in its dtype behind a lock, shared
+//! (through an `Arc`) by the Python object and by the `MLP` that holds it, so that the model
+//! and `model.layers[i]` are one layer. `forward` keeps a copy of its input, and `backward`
+//! differentiates at exactly that, as the lecture's gates do. `weight` and `bias` are live
+//! numpy views of the storage (its buffers never move); assigning to them copies the new
+//! values in after checking them.
+//!
+//! **Locks and the GIL.** Every lock here is taken with the GIL released and let go before
+//! the GIL is taken again, so a thread holding a lock never waits for the GIL, and readers
+//! (predictions in several threads) and a fit publishing its weights never deadlock.
 
-use std::any::Any;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mlpfast_core::error::fmt_shape;
-use mlpfast_core::{Init, Linear, MatRef, Maxout, Rng};
+use mlpfast_core::{Error, Init, Linear, MatRef, Maxout, ParamsRef, Rng};
 use numpy::ndarray::IxDyn;
-use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{self, DType, Elem, Kinds};
-use crate::error::IntoPyResult;
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::error::{IntoPyResult, guarded};
 
-/// A value in one of the two dtypes.
-pub enum Typed<A, B> {
-    /// The float32 value.
-    F32(A),
-    /// The float64 value.
-    F64(B),
+/// A core parameter layer of either kind.
+pub(crate) enum CoreLayer<T> {
+    Linear(Linear<T>),
+    Maxout(Maxout<T>),
 }
 
-impl<A: 'static, B: 'static> Typed<A, B> {
-    /// The value, for a downcast to the concrete type a generic caller expects.
-    pub fn as_any(&self) -> &dyn Any {
+impl<T: Elem> CoreLayer<T> {
+    fn weight(&self) -> &[T] {
         match self {
-            Typed::F32(a) => a,
-            Typed::F64(b) => b,
+            CoreLayer::Linear(l) => &l.weight,
+            CoreLayer::Maxout(l) => &l.weight,
         }
     }
 
-    /// The value, mutably, for a downcast.
-    pub fn as_any_mut(&mut self) -> &mut dyn Any {
+    fn bias(&self) -> &[T] {
         match self {
-            Typed::F32(a) => a,
-            Typed::F64(b) => b,
+            CoreLayer::Linear(l) => &l.bias,
+            CoreLayer::Maxout(l) => &l.bias,
         }
     }
 
-    /// Which dtype this is.
-    pub fn dtype(&self) -> DType {
-        match self {
-            Typed::F32(_) => DType::F32,
-            Typed::F64(_) => DType::F64,
-        }
-    }
-}
-
-/// Runs a generic expression on whichever dtype a [`Typed`] holds.
-macro_rules! typed {
-    ($value:expr, $v:ident => $body:expr) => {
-        match $value {
-            $crate::layers::Typed::F32($v) => $body,
-            $crate::layers::Typed::F64($v) => $body,
-        }
-    };
-}
-pub(crate) use typed;
-
-/// What the binding needs of a core parameter layer.
-pub trait ParamLayer<T>: Send + 'static {
-    /// Input features.
-    fn inputs(&self) -> usize;
-    /// Output features.
-    fn outputs(&self) -> usize;
-    /// Shape of the weight array.
-    fn weight_shape(&self) -> Vec<usize>;
-    /// Shape of the bias array.
-    fn bias_shape(&self) -> Vec<usize>;
-    /// Weights and biases.
-    fn params(&self) -> (&[T], &[T]);
-    /// Weights and biases, mutably.
-    fn params_mut(&mut self) -> (&mut [T], &mut [T]);
-    /// Gradients of weights and biases.
-    fn grads(&self) -> (&[T], &[T]);
-    /// Forward pass; returns what backward needs beyond the input (maxout's winners).
-    fn forward(&self, x: MatRef<'_, T>, out: &mut [T]) -> mlpfast_core::Result<Vec<u8>>;
-    /// Backward pass, filling the gradients and `dx`.
-    fn backward(
-        &mut self,
-        x: MatRef<'_, T>,
-        dy: MatRef<'_, T>,
-        extra: &[u8],
-        dx: &mut [T],
-    ) -> mlpfast_core::Result<()>;
-}
-
-impl<T: Elem> ParamLayer<T> for Linear<T> {
-    fn inputs(&self) -> usize {
-        self.inputs
-    }
-    fn outputs(&self) -> usize {
-        self.outputs
-    }
-    fn weight_shape(&self) -> Vec<usize> {
-        vec![self.inputs, self.outputs]
-    }
-    fn bias_shape(&self) -> Vec<usize> {
-        vec![self.outputs]
-    }
-    fn params(&self) -> (&[T], &[T]) {
-        (&self.weight, &self.bias)
-    }
     fn params_mut(&mut self) -> (&mut [T], &mut [T]) {
-        (&mut self.weight, &mut self.bias)
-    }
-    fn grads(&self) -> (&[T], &[T]) {
-        (&self.grad_weight, &self.grad_bias)
-    }
-    fn forward(&self, x: MatRef<'_, T>, out: &mut [T]) -> mlpfast_core::Result<Vec<u8>> {
-        Linear::forward(self, x, out).map(|()| Vec::new())
-    }
-    fn backward(
-        &mut self,
-        x: MatRef<'_, T>,
-        dy: MatRef<'_, T>,
-        _: &[u8],
-        dx: &mut [T],
-    ) -> mlpfast_core::Result<()> {
-        Linear::backward(self, x, dy, Some(dx))
-    }
-}
-
-impl<T: Elem> ParamLayer<T> for Maxout<T> {
-    fn inputs(&self) -> usize {
-        self.inputs
-    }
-    fn outputs(&self) -> usize {
-        self.outputs
-    }
-    fn weight_shape(&self) -> Vec<usize> {
-        vec![self.pieces, self.inputs, self.outputs]
-    }
-    fn bias_shape(&self) -> Vec<usize> {
-        vec![self.pieces, self.outputs]
-    }
-    fn params(&self) -> (&[T], &[T]) {
-        (&self.weight, &self.bias)
-    }
-    fn params_mut(&mut self) -> (&mut [T], &mut [T]) {
-        (&mut self.weight, &mut self.bias)
-    }
-    fn grads(&self) -> (&[T], &[T]) {
-        (&self.grad_weight, &self.grad_bias)
-    }
-    fn forward(&self, x: MatRef<'_, T>, out: &mut [T]) -> mlpfast_core::Result<Vec<u8>> {
-        Maxout::forward(self, x, out)
-    }
-    fn backward(
-        &mut self,
-        x: MatRef<'_, T>,
-        dy: MatRef<'_, T>,
-        winners: &[u8],
-        dx: &mut [T],
-    ) -> mlpfast_core::Result<()> {
-        Maxout::backward(self, x, dy, winners, Some(dx))
-    }
-}
-
-/// A core layer plus what its last forward pass left for backward.
-pub struct Slot<L, T> {
-    /// The core layer.
-    pub layer: L,
-    input: Option<Py<PyArray2<T>>>,
-    extra: Vec<u8>,
-}
-
-impl<T: Elem, L: ParamLayer<T>> Slot<L, T> {
-    /// A slot with nothing cached yet.
-    pub fn new(layer: L) -> Self {
-        Slot {
-            layer,
-            input: None,
-            extra: Vec::new(),
+        match self {
+            CoreLayer::Linear(l) => (&mut l.weight, &mut l.bias),
+            CoreLayer::Maxout(l) => (&mut l.weight, &mut l.bias),
         }
     }
 
-    /// `forward(x)`: converts x once, runs the core layer, keeps x for backward.
-    pub fn forward<'py>(&mut self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<T>>> {
-        let py = x.py();
-        let xa = convert::matrix::<T>(x, "x", Some(self.layer.inputs()))?;
-        let ro = xa.readonly();
-        let xs = ro.as_slice()?;
-        convert::check_finite(xs, "x")?;
-        let rows = xa.shape()[0];
-        let mut out = vec![T::ZERO; rows * self.layer.outputs()];
-        let extra = self
-            .layer
-            .forward(MatRef::new(xs, rows, self.layer.inputs()), &mut out)
-            .py()?;
-        drop(ro);
-        self.input = Some(xa.unbind());
-        self.extra = extra;
-        Ok(convert::new_array(py, (rows, self.layer.outputs()), out))
-    }
-
-    /// Rows of the input of the last forward, if any.
-    pub fn cached_rows(&self, py: Python<'_>) -> Option<usize> {
-        self.input.as_ref().map(|x| x.bind(py).shape()[0])
-    }
-
-    /// `backward(dout)`: gradient at the input of the last forward; fills the layer's grads.
-    pub fn backward<'py>(&mut self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<T>>> {
-        let py = dout.py();
-        let Some(input) = &self.input else {
-            return Err(PyValueError::new_err(
-                "backward: called before forward (nothing to differentiate at)",
-            ));
-        };
-        let x = input.bind(py).readonly();
-        let xs = x.as_slice()?;
-        let rows = x.shape()[0];
-        let (n_in, n_out) = (self.layer.inputs(), self.layer.outputs());
-        let dy = convert::matrix::<T>(dout, "dout", None)?;
-        if dy.shape() != [rows, n_out] {
-            return Err(PyValueError::new_err(format!(
-                "dout: expected shape {} (the shape of forward's output), got {}",
-                fmt_shape(&[rows, n_out]),
-                fmt_shape(dy.shape())
-            )));
+    fn grads(&self) -> (&[T], &[T]) {
+        match self {
+            CoreLayer::Linear(l) => (&l.grad_weight, &l.grad_bias),
+            CoreLayer::Maxout(l) => (&l.grad_weight, &l.grad_bias),
         }
-        let dro = dy.readonly();
-        let ds = dro.as_slice()?;
-        convert::check_finite(ds, "dout")?;
-        let mut dx = vec![T::ZERO; rows * n_in];
-        self.layer
-            .backward(
-                MatRef::new(xs, rows, n_in),
-                MatRef::new(ds, rows, n_out),
-                &self.extra,
-                &mut dx,
-            )
-            .py()?;
-        Ok(convert::new_array(py, (rows, n_in), dx))
+    }
+}
+
+/// What `forward` left for `backward`: a copy of its input, and maxout's winners.
+struct Cache<T> {
+    input: Vec<T>,
+    rows: usize,
+    winners: Vec<u8>,
+}
+
+/// A layer and its cache, as the lock guards them.
+pub(crate) struct CellState<T> {
+    pub(crate) layer: CoreLayer<T>,
+    cache: Option<Cache<T>>,
+}
+
+impl<T: Elem> CellState<T> {
+    /// The parameters, for the core's network code.
+    pub(crate) fn params(&self) -> ParamsRef<'_, T> {
+        ParamsRef {
+            weight: self.layer.weight(),
+            bias: self.layer.bias(),
+        }
     }
 
-    /// A live view of the weights (`which` = 0) or biases (1), owned by `owner`.
-    pub fn param_view<'py>(&self, which: usize, owner: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
-        let (w, b) = self.layer.params();
-        let (data, shape) = match which {
-            0 => (w, self.layer.weight_shape()),
-            _ => (b, self.layer.bias_shape()),
+    /// The parameters, mutably.
+    pub(crate) fn params_mut(&mut self) -> (&mut [T], &mut [T]) {
+        self.layer.params_mut()
+    }
+}
+
+/// A parameter buffer's address, fixed for the cell's life (its `Vec` is never resized).
+struct Fixed<T>(*const T);
+
+// SAFETY: only the address crosses threads; reads and writes through it happen under the
+// cell's lock, or are numpy views' (see `LayerCell::view`).
+unsafe impl<T> Send for Fixed<T> {}
+unsafe impl<T> Sync for Fixed<T> {}
+
+/// A parameter layer's storage, shared by its Python object and the model holding it.
+pub(crate) struct LayerCell<T> {
+    inputs: usize,
+    outputs: usize,
+    pieces: Option<usize>,
+    state: RwLock<CellState<T>>,
+    weight: Fixed<T>,
+    bias: Fixed<T>,
+}
+
+impl<T: Elem> LayerCell<T> {
+    /// A cell for `layer`.
+    pub(crate) fn new(layer: CoreLayer<T>) -> Arc<Self> {
+        let (inputs, outputs, pieces) = match &layer {
+            CoreLayer::Linear(l) => (l.inputs, l.outputs, None),
+            CoreLayer::Maxout(l) => (l.inputs, l.outputs, Some(l.pieces)),
         };
-        // SAFETY: the slices live in the layer inside `owner`, whose vectors keep their
-        // length (and so their allocation) for the layer's whole life: assignments copy into
-        // them.
+        let (weight, bias) = (Fixed(layer.weight().as_ptr()), Fixed(layer.bias().as_ptr()));
+        Arc::new(LayerCell {
+            inputs,
+            outputs,
+            pieces,
+            state: RwLock::new(CellState { layer, cache: None }),
+            weight,
+            bias,
+        })
+    }
+
+    /// The lock, to read (take it with the GIL released; see the module's notes).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, CellState<T>> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lock, to write (take it with the GIL released).
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, CellState<T>> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shape(&self, which: Part) -> Vec<usize> {
+        match (which, self.pieces) {
+            (Part::Weight, None) => vec![self.inputs, self.outputs],
+            (Part::Weight, Some(p)) => vec![p, self.inputs, self.outputs],
+            (Part::Bias, None) => vec![self.outputs],
+            (Part::Bias, Some(p)) => vec![p, self.outputs],
+        }
+    }
+
+    /// A live, writeable numpy view of the weights or biases, keeping `owner` alive.
+    fn view<'py>(&self, which: Part, owner: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+        let shape = self.shape(which);
+        let len: usize = shape.iter().product();
+        let ptr = match which {
+            Part::Weight => self.weight.0,
+            Part::Bias => self.bias.0,
+        };
+        // SAFETY: the buffer lives in this cell, which `owner` keeps alive through its Arc,
+        // and is never reallocated; numpy views of it read and write without the lock, as
+        // views of a numpy array's own memory do.
+        let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+        // SAFETY: as above.
         unsafe { convert::view(data, IxDyn(&shape), owner) }.into_any()
     }
 
-    /// Copies `value` into the weights (`which` = 0) or biases (1), after checking it.
-    pub fn set_param(&mut self, which: usize, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (arg, shape) = match which {
-            0 => ("weight", self.layer.weight_shape()),
-            _ => ("bias", self.layer.bias_shape()),
+    /// `forward(x)` on `rows` rows: the output; keeps a copy of x for backward.
+    fn forward(&self, x: Vec<T>, rows: usize) -> mlpfast_core::Result<Vec<T>> {
+        let mut state = self.write();
+        let mut out = vec![T::ZERO; rows * self.outputs];
+        let xm = MatRef::new(&x, rows, self.inputs);
+        let winners = match &state.layer {
+            CoreLayer::Linear(l) => {
+                l.forward(xm, &mut out)?;
+                Vec::new()
+            }
+            CoreLayer::Maxout(l) => l.forward(xm, &mut out)?,
         };
-        let arr = convert::as_numeric(value, arg, Kinds::Numeric)?;
-        if arr.shape() != shape.as_slice() {
-            return Err(PyValueError::new_err(format!(
-                "{arg}: expected shape {}, got {}",
-                fmt_shape(&shape),
-                fmt_shape(arr.shape())
-            )));
-        }
-        let a = convert::contiguous::<T, IxDyn>(&arr, arg)?;
-        // Copied out first: `value` may be a view of this very parameter.
-        let new: Vec<T> = a.readonly().as_slice()?.to_vec();
-        convert::check_finite(&new, arg)?;
-        let (w, b) = self.layer.params_mut();
-        match which {
-            0 => w.copy_from_slice(&new),
-            _ => b.copy_from_slice(&new),
-        }
-        Ok(())
+        state.cache = Some(Cache {
+            input: x,
+            rows,
+            winners,
+        });
+        Ok(out)
     }
 
-    /// A copy of the weight (`which` = 0) or bias (1) gradient.
-    pub fn grad<'py>(&self, py: Python<'py>, which: usize) -> Bound<'py, PyAny> {
-        let (gw, gb) = self.layer.grads();
-        let (data, shape) = match which {
-            0 => (gw, self.layer.weight_shape()),
-            _ => (gb, self.layer.bias_shape()),
+    /// `backward(dout)`: dx at the input of the last forward; fills the gradients.
+    fn backward(&self, dout: &[T], shape: &[usize]) -> mlpfast_core::Result<Vec<T>> {
+        let mut state = self.write();
+        let CellState { layer, cache } = &mut *state;
+        let Some(cache) = cache else {
+            return Err(Error::State(
+                "backward: called before forward (nothing to differentiate at)".into(),
+            ));
         };
-        convert::new_array(py, IxDyn(&shape), data.to_vec()).into_any()
+        if shape != [cache.rows, self.outputs] {
+            return Err(Error::shape(
+                "dout",
+                format!(
+                    "{} (the shape of forward's output)",
+                    fmt_shape(&[cache.rows, self.outputs])
+                ),
+                fmt_shape(shape),
+            ));
+        }
+        let x = MatRef::new(&cache.input, cache.rows, self.inputs);
+        let dy = MatRef::new(dout, cache.rows, self.outputs);
+        let mut dx = vec![T::ZERO; cache.rows * self.inputs];
+        match layer {
+            CoreLayer::Linear(l) => l.backward(x, dy, Some(&mut dx))?,
+            CoreLayer::Maxout(l) => l.backward(x, dy, &cache.winners, Some(&mut dx))?,
+        }
+        Ok(dx)
+    }
+
+    /// Rows of the input of the last forward, if any.
+    pub(crate) fn cached_rows(&self) -> Option<usize> {
+        self.read().cache.as_ref().map(|c| c.rows)
+    }
+
+    /// A copy of the weight or bias gradient.
+    fn grad(&self, which: Part) -> Vec<T> {
+        let state = self.read();
+        let (gw, gb) = state.layer.grads();
+        match which {
+            Part::Weight => gw.to_vec(),
+            Part::Bias => gb.to_vec(),
+        }
+    }
+
+    /// Copies `values` into the weights or biases.
+    fn set(&self, which: Part, values: &[T]) {
+        let mut state = self.write();
+        let (w, b) = state.layer.params_mut();
+        match which {
+            Part::Weight => w.copy_from_slice(values),
+            Part::Bias => b.copy_from_slice(values),
+        }
     }
 }
 
-/// The two dtypes' slots of one kind of parameter layer.
-pub type SlotPair<L32, L64> = Typed<Slot<L32, f32>, Slot<L64, f64>>;
+/// Which parameter of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Weight,
+    Bias,
+}
 
-impl<L32: ParamLayer<f32>, L64: ParamLayer<f64>> SlotPair<L32, L64> {
-    /// The slot for a core layer of either dtype (L is L32 or L64).
-    pub fn from_layer<L: 'static>(layer: L) -> Self {
-        let mut cell = Some(layer);
-        let any: &mut dyn Any = &mut cell;
-        if let Some(l) = any.downcast_mut::<Option<L32>>().and_then(Option::take) {
-            return Typed::F32(Slot::new(l));
-        }
-        match any.downcast_mut::<Option<L64>>().and_then(Option::take) {
-            Some(l) => Typed::F64(Slot::new(l)),
-            None => unreachable!("a layer of another type than the pair's"),
-        }
+/// A layer's storage in its dtype.
+pub(crate) type AnyCell = ByDType<Arc<LayerCell<f32>>, Arc<LayerCell<f64>>>;
+
+/// `forward` of `cell` on `x` (any array-like, converted to the cell's dtype; errors name
+/// `arg`), with the GIL released for the work.
+pub(crate) fn cell_forward<'py, T: Elem>(
+    cell: &LayerCell<T>,
+    x: &Bound<'py, PyAny>,
+    arg: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = x.py();
+    let xa = convert::matrix::<T>(x, arg, Some(cell.inputs))?;
+    let rows = xa.shape()[0];
+    // A copy: backward differentiates at what forward saw, whatever the caller does to x.
+    let xs = xa.readonly().as_slice()?.to_vec();
+    convert::check_finite(&xs, arg)?;
+    let out = py.detach(|| cell.forward(xs, rows)).py()?;
+    Ok(convert::new_array(py, (rows, cell.outputs), out).into_any())
+}
+
+/// `backward` of `cell` for `dout`, with the GIL released for the work.
+pub(crate) fn cell_backward<'py, T: Elem>(
+    cell: &LayerCell<T>,
+    dout: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = dout.py();
+    let dy = convert::matrix::<T>(dout, "dout", None)?;
+    let shape = dy.shape().to_vec();
+    let ds = dy.readonly().as_slice()?.to_vec();
+    convert::check_finite(&ds, "dout")?;
+    let dx = py.detach(|| cell.backward(&ds, &shape)).py()?;
+    Ok(convert::new_array(py, (shape[0], cell.inputs), dx).into_any())
+}
+
+fn set_param<T: Elem>(cell: &LayerCell<T>, which: Part, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let arg = match which {
+        Part::Weight => "weight",
+        Part::Bias => "bias",
+    };
+    let shape = cell.shape(which);
+    let arr = convert::as_numeric(value, arg, Kinds::Numeric)?;
+    if arr.shape() != shape.as_slice() {
+        return Err(PyValueError::new_err(format!(
+            "{arg}: expected shape {}, got {}",
+            fmt_shape(&shape),
+            fmt_shape(arr.shape())
+        )));
     }
+    let a = convert::contiguous::<T, IxDyn>(&arr, arg)?;
+    // Copied out first: `value` may be a view of this very parameter.
+    let new: Vec<T> = a.readonly().as_slice()?.to_vec();
+    convert::check_finite(&new, arg)?;
+    value.py().detach(|| cell.set(which, &new));
+    Ok(())
+}
+
+fn grad_array<'py, T: Elem>(
+    py: Python<'py>,
+    cell: &LayerCell<T>,
+    which: Part,
+) -> Bound<'py, PyAny> {
+    let g = py.detach(|| cell.grad(which));
+    convert::new_array(py, IxDyn(&cell.shape(which)), g).into_any()
 }
 
 fn seeded(seed: Option<u64>) -> Rng {
@@ -328,63 +326,63 @@ macro_rules! param_layer_methods {
             /// Input features.
             #[getter]
             fn in_features(&self) -> usize {
-                typed!(&self.slot, s => ParamLayer::inputs(&s.layer))
+                by_dtype!(&self.cell, c => c.inputs)
             }
 
             /// Output features.
             #[getter]
             fn out_features(&self) -> usize {
-                typed!(&self.slot, s => ParamLayer::outputs(&s.layer))
+                by_dtype!(&self.cell, c => c.outputs)
             }
 
             /// "float32" or "float64".
             #[getter]
             fn dtype(&self) -> &'static str {
-                self.slot.dtype().name()
+                self.cell.dtype().name()
             }
 
             /// The weights: a live view of the layer's memory; assigning copies in.
             #[getter]
             fn get_weight<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
-                typed!(&slf.borrow().slot, s => s.param_view(0, slf.clone().into_any()))
+                by_dtype!(&slf.get().cell, c => c.view(Part::Weight, slf.clone().into_any()))
             }
 
             #[setter]
-            fn set_weight(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-                typed!(&mut self.slot, s => s.set_param(0, value))
+            fn set_weight(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+                guarded(|| by_dtype!(&self.cell, c => set_param(c, Part::Weight, value)))
             }
 
             /// The biases: a live view of the layer's memory; assigning copies in.
             #[getter]
             fn get_bias<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
-                typed!(&slf.borrow().slot, s => s.param_view(1, slf.clone().into_any()))
+                by_dtype!(&slf.get().cell, c => c.view(Part::Bias, slf.clone().into_any()))
             }
 
             #[setter]
-            fn set_bias(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-                typed!(&mut self.slot, s => s.set_param(1, value))
+            fn set_bias(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+                guarded(|| by_dtype!(&self.cell, c => set_param(c, Part::Bias, value)))
             }
 
             /// dL/dweight from the last backward (a copy).
             #[getter]
             fn grad_weight<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-                typed!(&self.slot, s => s.grad(py, 0))
+                by_dtype!(&self.cell, c => grad_array(py, c, Part::Weight))
             }
 
             /// dL/dbias from the last backward (a copy).
             #[getter]
             fn grad_bias<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-                typed!(&self.slot, s => s.grad(py, 1))
+                by_dtype!(&self.cell, c => grad_array(py, c, Part::Bias))
             }
 
-            /// The layer's output for x (N, in_features); keeps x for backward.
-            fn forward<'py>(&mut self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                typed!(&mut self.slot, s => s.forward(x).map(Bound::into_any))
+            /// The layer's output for x (N, in_features); keeps a copy of x for backward.
+            fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                guarded(|| by_dtype!(&self.cell, c => cell_forward(c, x, "x")))
             }
 
             /// dx for the upstream gradient dout (N, out_features); fills grad_weight, grad_bias.
-            fn backward<'py>(&mut self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                typed!(&mut self.slot, s => s.backward(dout).map(Bound::into_any))
+            fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                guarded(|| by_dtype!(&self.cell, c => cell_backward(c, dout)))
             }
 
             $($extra)*
@@ -393,10 +391,10 @@ macro_rules! param_layer_methods {
 }
 
 /// Fully-connected layer: `y = x @ weight + bias`, weight (in_features, out_features).
-#[pyclass(name = "Linear", module = "mlpfast")]
+#[pyclass(frozen, name = "Linear", module = "mlpfast")]
 pub struct PyLinear {
-    /// The layer in its dtype.
-    pub slot: SlotPair<Linear<f32>, Linear<f64>>,
+    /// The layer's storage in its dtype.
+    pub(crate) cell: AnyCell,
 }
 
 param_layer_methods!(PyLinear, {
@@ -414,21 +412,22 @@ param_layer_methods!(PyLinear, {
         check_features("in_features", in_features)?;
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
-        let slot = match dtype {
-            DType::F32 => SlotPair::from_layer(Linear::<f32>::new(
-                in_features,
-                out_features,
+        let (i, o) = (in_features, out_features);
+        let cell = match dtype {
+            DType::F32 => ByDType::F32(LayerCell::new(CoreLayer::Linear(Linear::new(
+                i,
+                o,
                 Init::Glorot,
                 &mut rng,
-            )),
-            DType::F64 => SlotPair::from_layer(Linear::<f64>::new(
-                in_features,
-                out_features,
+            )))),
+            DType::F64 => ByDType::F64(LayerCell::new(CoreLayer::Linear(Linear::new(
+                i,
+                o,
                 Init::Glorot,
                 &mut rng,
-            )),
+            )))),
         };
-        Ok(PyLinear { slot })
+        Ok(PyLinear { cell })
     }
 
     fn __repr__(&self) -> String {
@@ -442,10 +441,10 @@ param_layer_methods!(PyLinear, {
 });
 
 /// Maxout layer: `y = max_p (x @ weight[p] + bias[p])`, weight (pieces, in, out).
-#[pyclass(name = "Maxout", module = "mlpfast")]
+#[pyclass(frozen, name = "Maxout", module = "mlpfast")]
 pub struct PyMaxout {
-    /// The layer in its dtype.
-    pub slot: SlotPair<Maxout<f32>, Maxout<f64>>,
+    /// The layer's storage in its dtype.
+    pub(crate) cell: AnyCell,
 }
 
 param_layer_methods!(PyMaxout, {
@@ -464,21 +463,22 @@ param_layer_methods!(PyMaxout, {
         check_features("in_features", in_features)?;
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
-        let slot = match dtype {
-            DType::F32 => SlotPair::from_layer(
-                Maxout::<f32>::new(in_features, out_features, pieces, &mut rng).py()?,
-            ),
-            DType::F64 => SlotPair::from_layer(
-                Maxout::<f64>::new(in_features, out_features, pieces, &mut rng).py()?,
-            ),
+        let (i, o) = (in_features, out_features);
+        let cell = match dtype {
+            DType::F32 => ByDType::F32(LayerCell::new(CoreLayer::Maxout(
+                Maxout::new(i, o, pieces, &mut rng).py()?,
+            ))),
+            DType::F64 => ByDType::F64(LayerCell::new(CoreLayer::Maxout(
+                Maxout::new(i, o, pieces, &mut rng).py()?,
+            ))),
         };
-        Ok(PyMaxout { slot })
+        Ok(PyMaxout { cell })
     }
 
     /// Number of affine pieces.
     #[getter]
     fn pieces(&self) -> usize {
-        typed!(&self.slot, s => s.layer.pieces)
+        by_dtype!(&self.cell, c => c.pieces.unwrap_or(1))
     }
 
     fn __repr__(&self) -> String {

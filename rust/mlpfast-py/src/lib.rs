@@ -63,6 +63,15 @@ pub extern "C" fn mlpfast_set_num_threads(n: c_int) {
     let _ = threads::set_num_threads(n);
 }
 
+/// The hidden activations `MLP` accepts, maxout included.
+fn activation_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = mlpfast_core::activation::ACTIVATION_NAMES
+        .split(", ")
+        .collect();
+    names.push("maxout");
+    names
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -83,5 +92,15 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_info, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::_check_fit_settings, m)?)?;
+    // The vocabulary the Python side (model files, estimators) takes from here.
+    m.add("ACTIVATIONS", activation_names())?;
+    m.add(
+        "LOSSES",
+        mlpfast_core::loss::LOSS_NAMES
+            .split(", ")
+            .collect::<Vec<_>>(),
+    )?;
+    m.add("MAXOUT_PIECES", mlpfast_core::maxout::MAXOUT_PIECES)?;
     Ok(())
 }

@@ -1,17 +1,19 @@
 //! `MLP`: a stack of layer objects that can also hand a whole training run to Rust.
 //!
-//! The layers in `MLP.layers` are ordinary `Linear` / `Maxout` / activation objects and they
-//! are the model's parameters. `forward`, `backward` and `loss` chain their gate methods,
-//! as the lecture does by hand. `fit`, `predict` and `score` borrow the layers' parameter
-//! memory and run the core's fused network code on it with the GIL released; fit checks
-//! for Ctrl-C a few times a second between steps.
+//! The model is one typed value, a [`Model`] in the dtype chosen at construction: the
+//! parameter layers' storage (shared with the `Linear` / `Maxout` objects in `MLP.layers`, so
+//! `model.layers[0].weight` is the model's first weight) and the training [`Session`].
+//! `forward`, `backward` and `loss` chain the layers' gate methods, as the lecture does by
+//! hand; `fit`, `predict` and `score` run the core's fused network code on the layers'
+//! storage with the GIL released (see `fit` for what a running fit shows of the model).
 
-use std::any::Any;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use mlpfast_core::metrics;
+use mlpfast_core::network::l2_term;
 use mlpfast_core::{
-    Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, OptimState, ParamsMut, ParamsRef, Rng,
-    Spec,
+    Activation, Block, Hidden, History, Linear, Loss, MatRef, Maxout, Params, ParamsRef, Rng,
+    Session, Spec, metrics,
 };
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -19,10 +21,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::activations::PyActivation;
-use crate::convert::{self, DType, Elem, Kinds};
-use crate::error::IntoPyResult;
-use crate::fit;
-use crate::layers::{ParamLayer, PyLinear, PyMaxout, Slot, SlotPair, Typed, typed};
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::error::{IntoPyResult, guarded};
+use crate::fit::{self, FitKwargs};
+use crate::layers::{
+    AnyCell, CoreLayer, LayerCell, PyLinear, PyMaxout, cell_backward, cell_forward,
+};
 use crate::losses;
 
 /// One entry of `MLP.layers`.
@@ -32,51 +36,128 @@ enum LayerObj {
     Act(Py<PyActivation>),
 }
 
-/// A parameter layer's slot of dtype `T`, found by downcast (the MLP built it in its dtype).
-fn slot_ref<T: Elem, L: ParamLayer<T>>(any: &dyn Any) -> PyResult<&Slot<L, T>> {
-    any.downcast_ref::<Slot<L, T>>()
-        .ok_or_else(|| PyTypeError::new_err("layer dtype differs from the model's"))
+/// A model in its dtype: the parameter layers' storage, and the training session.
+pub(crate) struct Model<T> {
+    cells: Vec<Arc<LayerCell<T>>>,
+    session: Mutex<Session<T>>,
+    /// A fit is running.
+    pub(crate) training: AtomicBool,
 }
 
-fn slot_mut<T: Elem, L: ParamLayer<T>>(any: &mut dyn Any) -> PyResult<&mut Slot<L, T>> {
-    any.downcast_mut::<Slot<L, T>>()
-        .ok_or_else(|| PyTypeError::new_err("layer dtype differs from the model's"))
-}
+impl<T: Elem> Model<T> {
+    /// Every layer's parameters, read-locked in order, for one consistent read (take them
+    /// with the GIL released).
+    fn read_all(&self) -> Vec<std::sync::RwLockReadGuard<'_, crate::layers::CellState<T>>> {
+        self.cells.iter().map(|c| c.read()).collect()
+    }
 
-/// Shared borrows of the parameter layers, for inference.
-enum RefGuard<'py> {
-    Linear(PyRef<'py, PyLinear>),
-    Maxout(PyRef<'py, PyMaxout>),
-}
+    /// A copy of every layer's weights and biases.
+    pub(crate) fn copy_params(&self) -> Vec<(Vec<T>, Vec<T>)> {
+        self.read_all()
+            .iter()
+            .map(|s| {
+                let p = s.params();
+                (p.weight.to_vec(), p.bias.to_vec())
+            })
+            .collect()
+    }
 
-impl RefGuard<'_> {
-    fn params<T: Elem>(&self) -> PyResult<ParamsRef<'_, T>> {
-        let (weight, bias) = match self {
-            RefGuard::Linear(g) => slot_ref::<T, Linear<T>>(g.slot.as_any())?.layer.params(),
-            RefGuard::Maxout(g) => slot_ref::<T, Maxout<T>>(g.slot.as_any())?.layer.params(),
-        };
-        Ok(ParamsRef { weight, bias })
+    /// Copies `params` into the layers, all layers write-locked in order so that no reader
+    /// sees a mix of two epochs (take it with the GIL released).
+    pub(crate) fn publish(&self, params: &[impl Params<T>]) {
+        let mut held: Vec<_> = self.cells.iter().map(|c| c.write()).collect();
+        for (state, p) in held.iter_mut().zip(params) {
+            let (w, b) = state.params_mut();
+            w.copy_from_slice(p.weight());
+            b.copy_from_slice(p.bias());
+        }
+    }
+
+    /// The session (while a fit runs: as of its last completed epoch).
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session<T>> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
+    fn scores(&self, spec: &Spec, x: &Bound<'_, PyAny>) -> PyResult<(usize, Vec<T>)> {
+        let py = x.py();
+        let xa = convert::matrix::<T>(x, "X", Some(spec.inputs()))?;
+        let rows = xa.shape()[0];
+        let ro = xa.readonly();
+        let xs = ro.as_slice()?;
+        let xm = MatRef::new(xs, rows, spec.inputs());
+        let mut out = vec![T::ZERO; rows * spec.outputs()];
+        py.detach(|| {
+            let held = self.read_all();
+            let params: Vec<ParamsRef<'_, T>> = held.iter().map(|s| s.params()).collect();
+            spec.predict_scores(&params, xm, &mut out)
+        })
+        .py()?;
+        Ok((rows, out))
     }
 }
 
-/// Exclusive borrows of the parameter layers, for training.
-pub(crate) enum MutGuard<'py> {
-    Linear(PyRefMut<'py, PyLinear>),
-    Maxout(PyRefMut<'py, PyMaxout>),
-}
+/// The Python objects of a model's layers, and its parameter layers' storage.
+type Built<T> = (Vec<LayerObj>, Vec<Arc<LayerCell<T>>>);
 
-impl MutGuard<'_> {
-    pub(crate) fn params<T: Elem>(&mut self) -> PyResult<ParamsMut<'_, T>> {
-        let (weight, bias) = match self {
-            MutGuard::Linear(g) => slot_mut::<T, Linear<T>>(g.slot.as_any_mut())?
-                .layer
-                .params_mut(),
-            MutGuard::Maxout(g) => slot_mut::<T, Maxout<T>>(g.slot.as_any_mut())?
-                .layer
-                .params_mut(),
-        };
-        Ok(ParamsMut { weight, bias })
+/// Builds the layers of `spec` in dtype `T` from `rng`: the Python objects and the storage.
+fn build<T: Elem>(
+    py: Python<'_>,
+    spec: &Spec,
+    rng: &mut Rng,
+    wrap: fn(Arc<LayerCell<T>>) -> AnyCell,
+) -> PyResult<Built<T>> {
+    let params = spec.init_params::<T>(None, rng);
+    let last = spec.blocks().len() - 1;
+    let (mut objs, mut cells) = (Vec::new(), Vec::new());
+    for (i, (block, (weight, bias))) in spec.blocks().iter().zip(params).enumerate() {
+        let (grad_weight, grad_bias) = (vec![T::ZERO; weight.len()], vec![T::ZERO; bias.len()]);
+        match *block {
+            Block::Dense {
+                inputs,
+                outputs,
+                act,
+            } => {
+                let cell = LayerCell::new(CoreLayer::Linear(Linear {
+                    inputs,
+                    outputs,
+                    weight,
+                    bias,
+                    grad_weight,
+                    grad_bias,
+                }));
+                let obj = PyLinear {
+                    cell: wrap(Arc::clone(&cell)),
+                };
+                objs.push(LayerObj::Linear(Py::new(py, obj)?));
+                cells.push(cell);
+                if i < last {
+                    objs.push(LayerObj::Act(PyActivation::instance(py, act)?));
+                }
+            }
+            Block::Maxout {
+                inputs,
+                outputs,
+                pieces,
+            } => {
+                let cell = LayerCell::new(CoreLayer::Maxout(Maxout {
+                    inputs,
+                    outputs,
+                    pieces,
+                    weight,
+                    bias,
+                    grad_weight,
+                    grad_bias,
+                }));
+                let obj = PyMaxout {
+                    cell: wrap(Arc::clone(&cell)),
+                };
+                objs.push(LayerObj::Maxout(Py::new(py, obj)?));
+                cells.push(cell);
+            }
+        }
     }
+    Ok((objs, cells))
 }
 
 /// Targets converted for the core: class indices or a value matrix.
@@ -126,191 +207,6 @@ macro_rules! with_targets_impl {
 }
 pub(crate) use with_targets_impl as with_targets;
 
-/// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
-#[pyclass(name = "MLP", module = "mlpfast")]
-pub struct PyMLP {
-    pub(crate) spec: Spec,
-    pub(crate) dtype: DType,
-    sizes: Vec<usize>,
-    activation: String,
-    layers: Vec<LayerObj>,
-    pub(crate) rng: Rng,
-    /// Optimizer state of the last fit, for a fit that continues it.
-    pub(crate) optim: Option<Typed<OptimState<f32>, OptimState<f64>>>,
-    /// Samples trained on, over all fits.
-    pub(crate) samples_seen: u64,
-    /// The learning rate the next epoch of the last fit would have used.
-    pub(crate) next_lr: Option<f64>,
-    /// Whether the stopping rule ended the last fit.
-    pub(crate) stopped_early: bool,
-}
-
-impl PyMLP {
-    fn build<T: Elem>(py: Python<'_>, spec: &Spec, rng: &mut Rng) -> PyResult<Vec<LayerObj>> {
-        let params = spec.init_params::<T>(None, rng);
-        let last = spec.blocks().len() - 1;
-        let mut layers = Vec::new();
-        for (i, (block, (weight, bias))) in spec.blocks().iter().zip(params).enumerate() {
-            match *block {
-                Block::Dense {
-                    inputs,
-                    outputs,
-                    act,
-                } => {
-                    let layer = Linear {
-                        inputs,
-                        outputs,
-                        grad_weight: vec![T::ZERO; weight.len()],
-                        grad_bias: vec![T::ZERO; bias.len()],
-                        weight,
-                        bias,
-                    };
-                    let slot = SlotPair::from_layer(layer);
-                    layers.push(LayerObj::Linear(Py::new(py, PyLinear { slot })?));
-                    if i < last {
-                        layers.push(LayerObj::Act(PyActivation::instance(py, act)?));
-                    }
-                }
-                Block::Maxout {
-                    inputs,
-                    outputs,
-                    pieces,
-                } => {
-                    let layer = Maxout {
-                        inputs,
-                        outputs,
-                        pieces,
-                        grad_weight: vec![T::ZERO; weight.len()],
-                        grad_bias: vec![T::ZERO; bias.len()],
-                        weight,
-                        bias,
-                    };
-                    let slot = SlotPair::from_layer(layer);
-                    layers.push(LayerObj::Maxout(Py::new(py, PyMaxout { slot })?));
-                }
-            }
-        }
-        Ok(layers)
-    }
-
-    fn ref_guards<'py>(&self, py: Python<'py>) -> Vec<RefGuard<'py>> {
-        self.layers
-            .iter()
-            .filter_map(|l| match l {
-                LayerObj::Linear(p) => Some(RefGuard::Linear(p.bind(py).borrow())),
-                LayerObj::Maxout(p) => Some(RefGuard::Maxout(p.bind(py).borrow())),
-                LayerObj::Act(_) => None,
-            })
-            .collect()
-    }
-
-    pub(crate) fn mut_guards<'py>(&self, py: Python<'py>) -> PyResult<Vec<MutGuard<'py>>> {
-        self.layers
-            .iter()
-            .filter_map(|l| match l {
-                LayerObj::Linear(p) => Some(p.bind(py).try_borrow_mut().map(MutGuard::Linear)),
-                LayerObj::Maxout(p) => Some(p.bind(py).try_borrow_mut().map(MutGuard::Maxout)),
-                LayerObj::Act(_) => None,
-            })
-            .map(|g| g.map_err(PyErr::from))
-            .collect()
-    }
-
-    /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
-    fn scores<'py, T: Elem>(&self, x: &Bound<'py, PyAny>) -> PyResult<(usize, Vec<T>)> {
-        let py = x.py();
-        let xa = convert::matrix::<T>(x, "X", Some(self.spec.inputs()))?;
-        let rows = xa.shape()[0];
-        let ro = xa.readonly();
-        let xs = ro.as_slice()?;
-        let guards = self.ref_guards(py);
-        let params = guards
-            .iter()
-            .map(RefGuard::params::<T>)
-            .collect::<PyResult<Vec<_>>>()?;
-        let mut out = vec![T::ZERO; rows * self.spec.outputs()];
-        let spec = &self.spec;
-        let xm = MatRef::new(xs, rows, spec.inputs());
-        py.detach(|| spec.predict_scores(&params, xm, &mut out))
-            .py()?;
-        Ok((rows, out))
-    }
-
-    fn predict_typed<'py, T: Elem>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = x.py();
-        let (rows, scores) = self.scores::<T>(x)?;
-        let k = self.spec.outputs();
-        Ok(match self.spec.loss() {
-            Loss::Mse | Loss::HalfSquared => convert::new_array(py, (rows, k), scores).into_any(),
-            Loss::Bce => {
-                let labels: Vec<i64> = scores.iter().map(|&z| i64::from(z > T::ZERO)).collect();
-                if k == 1 {
-                    numpy::PyArray1::from_vec(py, labels).into_any()
-                } else {
-                    let arr =
-                        numpy::ndarray::Array2::from_shape_vec((rows, k), labels).expect("shape");
-                    numpy::PyArray2::from_owned_array(py, arr).into_any()
-                }
-            }
-            Loss::Softmax | Loss::Svm { .. } => {
-                let labels: Vec<i64> = scores
-                    .chunks_exact(k)
-                    .map(|r| metrics::argmax(r) as i64)
-                    .collect();
-                numpy::PyArray1::from_vec(py, labels).into_any()
-            }
-        })
-    }
-
-    fn predict_proba_typed<'py, T: Elem>(
-        &self,
-        x: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = x.py();
-        let k = self.spec.outputs();
-        match self.spec.loss() {
-            Loss::Softmax => {
-                let (rows, mut scores) = self.scores::<T>(x)?;
-                mlpfast_core::loss::softmax_rows(&mut scores, k);
-                Ok(convert::new_array(py, (rows, k), scores).into_any())
-            }
-            Loss::Bce => {
-                let (rows, mut scores) = self.scores::<T>(x)?;
-                Activation::Sigmoid.forward_inplace(&mut scores);
-                if k == 1 {
-                    let both: Vec<T> = scores.iter().flat_map(|&p| [T::ONE - p, p]).collect();
-                    Ok(convert::new_array(py, (rows, 2), both).into_any())
-                } else {
-                    Ok(convert::new_array(py, (rows, k), scores).into_any())
-                }
-            }
-            other => Err(PyValueError::new_err(format!(
-                "predict_proba: expected a model with loss 'softmax' or 'bce', this one has loss '{}'",
-                other.name()
-            ))),
-        }
-    }
-
-    fn score_typed<T: Elem>(&self, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let (rows, scores) = self.scores::<T>(x)?;
-        let k = self.spec.outputs();
-        let owned = owned_targets::<T>(self.spec.loss(), y, "y", rows, k)?;
-        let s = MatRef::new(&scores, rows, k);
-        Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t)))
-    }
-}
-
-/// `obj` as a finite (N, cols) matrix of `T` (errors name `arg`).
-fn checked_matrix<'py, T: Elem>(
-    obj: &Bound<'py, PyAny>,
-    arg: &str,
-    cols: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let m = convert::matrix::<T>(obj, arg, Some(cols))?;
-    convert::check_finite(m.readonly().as_slice()?, arg)?;
-    Ok(m.into_any())
-}
-
 /// The history key of the validation metric.
 pub(crate) fn metric_name(loss: Loss) -> &'static str {
     if matches!(loss, Loss::Mse | Loss::HalfSquared) {
@@ -318,6 +214,29 @@ pub(crate) fn metric_name(loss: Loss) -> &'static str {
     } else {
         "val_accuracy"
     }
+}
+
+/// Epochs `from..` of `history` as a dict of lists: `loss`; `lr` when `with_lr`; and, when
+/// `with_validation`, `val_loss` and the metric (of the epochs that had validation data).
+pub(crate) fn history_dict<'py>(
+    py: Python<'py>,
+    history: &History,
+    from: usize,
+    metric: &str,
+    (with_lr, with_validation): (bool, bool),
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("loss", PyList::new(py, history.losses(from))?)?;
+    if with_lr {
+        let lrs: Vec<f64> = history.epochs[from..].iter().map(|e| e.lr).collect();
+        out.set_item("lr", PyList::new(py, lrs)?)?;
+    }
+    if with_validation {
+        let (val_loss, val_metric) = history.validation(from);
+        out.set_item("val_loss", PyList::new(py, val_loss)?)?;
+        out.set_item(metric, PyList::new(py, val_metric)?)?;
+    }
+    Ok(out)
 }
 
 fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
@@ -340,6 +259,122 @@ fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     Ok(raw.into_iter().map(|s| s as usize).collect())
 }
 
+/// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
+#[pyclass(frozen, name = "MLP", module = "mlpfast")]
+pub struct PyMLP {
+    pub(crate) spec: Spec,
+    sizes: Vec<usize>,
+    activation: String,
+    layers: Vec<LayerObj>,
+    pub(crate) model: ByDType<Model<f32>, Model<f64>>,
+}
+
+impl PyMLP {
+    fn param_objects<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerObj::Linear(p) => Some(p.bind(py).clone().into_any()),
+                LayerObj::Maxout(p) => Some(p.bind(py).clone().into_any()),
+                LayerObj::Act(_) => None,
+            })
+            .collect()
+    }
+
+    /// The scores of the gate chain's forward, through every layer object.
+    fn forward_chain<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let mut h = x.clone();
+        let mut first = true;
+        for layer in &self.layers {
+            // The first parameter layer converts and checks X, so that errors name it.
+            let arg = if first { "X" } else { "x" };
+            h = match layer {
+                LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
+                LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
+                LayerObj::Act(p) => p.bind(py).get().forward(&h)?,
+            };
+            first = false;
+        }
+        Ok(h)
+    }
+
+    fn backward_chain<'py>(&self, dscores: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = dscores.py();
+        let k = self.spec.outputs();
+        let rows = match self.layers.last() {
+            Some(LayerObj::Linear(p)) => {
+                by_dtype!(&p.get().cell, c => py.detach(|| c.cached_rows()))
+            }
+            _ => None,
+        };
+        let Some(rows) = rows else {
+            return Err(PyValueError::new_err(
+                "backward: called before forward (nothing to differentiate at)",
+            ));
+        };
+        let shape = convert::as_numeric(dscores, "dscores", Kinds::Numeric)?
+            .shape()
+            .to_vec();
+        if shape != [rows, k] {
+            return Err(PyValueError::new_err(format!(
+                "dscores: expected shape ({rows}, {k}) (the shape of forward's output), got {}",
+                mlpfast_core::error::fmt_shape(&shape)
+            )));
+        }
+        let mut d = dscores.clone();
+        for layer in self.layers.iter().rev() {
+            d = match layer {
+                LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
+                LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
+                LayerObj::Act(p) => p.bind(py).get().backward(&d)?,
+            };
+        }
+        Ok(d)
+    }
+
+    fn loss_chain<'py>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        weight_decay: f64,
+    ) -> PyResult<(f64, Bound<'py, PyList>)> {
+        let py = x.py();
+        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return Err(PyValueError::new_err(format!(
+                "weight_decay: expected a finite number >= 0, got {weight_decay}"
+            )));
+        }
+        let scores = self.forward_chain(x)?;
+        let (mut value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
+        self.backward_chain(&dscores)?;
+        let grads = PyList::empty(py);
+        for layer in self.param_objects(py) {
+            let (gw, gb) = (layer.getattr("grad_weight")?, layer.getattr("grad_bias")?);
+            if weight_decay > 0.0 {
+                value += add_l2(&layer, &gw, weight_decay)?;
+            }
+            grads.append((gw, gb))?;
+        }
+        Ok((value, grads))
+    }
+}
+
+/// Adds the L2 term's gradient into `grad` (a fresh array) and returns its value.
+fn add_l2(layer: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, lambda: f64) -> PyResult<f64> {
+    fn typed<T: Elem>(w: &Bound<'_, PyAny>, g: &Bound<'_, PyAny>, lambda: f64) -> PyResult<f64> {
+        let w = w.cast::<numpy::PyArrayDyn<T>>()?.readonly();
+        let g = g.cast::<numpy::PyArrayDyn<T>>()?;
+        let mut g = g.readwrite();
+        Ok(l2_term(w.as_slice()?, Some(g.as_slice_mut()?), lambda))
+    }
+    let w = layer.getattr("weight")?;
+    match DType::of_input(&w) {
+        DType::F32 => typed::<f32>(&w, grad, lambda),
+        DType::F64 => typed::<f64>(&w, grad, lambda),
+    }
+}
+
 #[pymethods]
 impl PyMLP {
     #[new]
@@ -357,7 +392,7 @@ impl PyMLP {
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
         let hidden = match activation {
-            "maxout" => Hidden::Maxout(2),
+            "maxout" => Hidden::Maxout(mlpfast_core::maxout::MAXOUT_PIECES),
             name => Hidden::Activation(Activation::from_name(name).map_err(|_| {
                 PyValueError::new_err(format!(
                     "activation: expected one of {}, maxout, got {name:?}",
@@ -368,21 +403,22 @@ impl PyMLP {
         let loss = Loss::from_name(loss).py()?;
         let spec = Spec::new(&sizes, hidden, loss).py()?;
         let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
-        let layers = match dtype {
-            DType::F32 => Self::build::<f32>(py, &spec, &mut rng)?,
-            DType::F64 => Self::build::<f64>(py, &spec, &mut rng)?,
+        let (layers, model) = match dtype {
+            DType::F32 => {
+                let (objs, cells) = build::<f32>(py, &spec, &mut rng, ByDType::F32)?;
+                (objs, ByDType::F32(Model::new(cells, rng)))
+            }
+            DType::F64 => {
+                let (objs, cells) = build::<f64>(py, &spec, &mut rng, ByDType::F64)?;
+                (objs, ByDType::F64(Model::new(cells, rng)))
+            }
         };
         Ok(PyMLP {
             spec,
-            dtype,
             sizes,
             activation: activation.to_owned(),
             layers,
-            rng,
-            optim: None,
-            samples_seen: 0,
-            next_lr: None,
-            stopped_early: false,
+            model,
         })
     }
 
@@ -397,6 +433,12 @@ impl PyMLP {
                 LayerObj::Act(p) => p.clone_ref(py).into_any(),
             }),
         )
+    }
+
+    /// The parameter layers (`Linear`, `Maxout`), input side first.
+    #[getter]
+    fn param_layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.param_objects(py))
     }
 
     /// [inputs, hidden..., outputs].
@@ -420,105 +462,49 @@ impl PyMLP {
     /// "float32" or "float64".
     #[getter]
     fn dtype(&self) -> &'static str {
-        self.dtype.name()
+        self.model.dtype().name()
     }
 
     /// Scores for X (N, inputs), through every layer's forward (each keeps what backward needs).
     #[pyo3(name = "forward")]
     #[allow(non_snake_case)]
     fn forward_py<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = X.py();
-        // Converted and checked here, so that errors name X; the first layer then takes the
-        // converted array as it is.
-        let mut h = match self.dtype {
-            DType::F32 => checked_matrix::<f32>(X, "X", self.spec.inputs())?,
-            DType::F64 => checked_matrix::<f64>(X, "X", self.spec.inputs())?,
-        };
-        for layer in &self.layers {
-            h = match layer {
-                LayerObj::Linear(p) => {
-                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.forward(&h)?.into_any())
-                }
-                LayerObj::Maxout(p) => {
-                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.forward(&h)?.into_any())
-                }
-                LayerObj::Act(p) => p.bind(py).borrow_mut().forward(&h)?,
-            };
-        }
-        Ok(h)
+        guarded(|| self.forward_chain(X))
     }
 
     /// dX for dscores, through every layer's backward in reverse, filling every grad_*.
     #[pyo3(name = "backward")]
     fn backward_py<'py>(&self, dscores: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = dscores.py();
-        let k = self.spec.outputs();
-        let rows = match self.layers.last() {
-            Some(LayerObj::Linear(p)) => typed!(&p.bind(py).borrow().slot, s => s.cached_rows(py)),
-            _ => None,
-        };
-        let Some(rows) = rows else {
-            return Err(PyValueError::new_err(
-                "backward: called before forward (nothing to differentiate at)",
-            ));
-        };
-        let mut d = match self.dtype {
-            DType::F32 => checked_matrix::<f32>(dscores, "dscores", k)?,
-            DType::F64 => checked_matrix::<f64>(dscores, "dscores", k)?,
-        };
-        let got: Vec<usize> = d
-            .extract::<Bound<'_, numpy::PyUntypedArray>>()?
-            .shape()
-            .to_vec();
-        if got[0] != rows {
-            return Err(PyValueError::new_err(format!(
-                "dscores: expected shape ({rows}, {k}) (the shape of forward's output), got {}",
-                mlpfast_core::error::fmt_shape(&got)
-            )));
-        }
-        for layer in self.layers.iter().rev() {
-            d = match layer {
-                LayerObj::Linear(p) => {
-                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.backward(&d)?.into_any())
-                }
-                LayerObj::Maxout(p) => {
-                    typed!(&mut p.bind(py).borrow_mut().slot, s => s.backward(&d)?.into_any())
-                }
-                LayerObj::Act(p) => p.bind(py).borrow().backward(&d)?,
-            };
-        }
-        Ok(d)
+        guarded(|| self.backward_chain(dscores))
     }
 
-    /// (loss, grads): the mean data loss on (X, y) and [(grad_weight, grad_bias), ...] for
-    /// every parameter layer, by forward, loss and backward through the layers.
+    /// (loss, grads): the mean data loss on (X, y), plus ½λ‖W‖² over the weights when
+    /// weight_decay λ > 0, and [(grad_weight, grad_bias), ...] for every parameter layer (λW
+    /// added to the weights'), by forward, loss and backward through the layers.
+    #[pyo3(signature = (X, y, *, weight_decay = 0.0))]
     #[allow(non_snake_case)]
     fn loss<'py>(
         &self,
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
+        weight_decay: f64,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
-        let py = X.py();
-        let scores = self.forward_py(X)?;
-        let (value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
-        self.backward_py(&dscores)?;
-        let grads = PyList::empty(py);
-        for layer in &self.layers {
-            let pair = match layer {
-                LayerObj::Linear(p) => {
-                    typed!(&p.bind(py).borrow().slot, s => (s.grad(py, 0), s.grad(py, 1)))
-                }
-                LayerObj::Maxout(p) => {
-                    typed!(&p.bind(py).borrow().slot, s => (s.grad(py, 0), s.grad(py, 1)))
-                }
-                LayerObj::Act(_) => continue,
-            };
-            grads.append(pair)?;
-        }
-        Ok((value, grads))
+        guarded(|| self.loss_chain(X, y, weight_decay))
     }
 
-    /// Trains in one call into Rust; returns the per-epoch history.
+    /// ½λ‖W‖² over the weights (not the biases): the L2 term weight_decay λ adds.
+    fn l2_penalty(&self, py: Python<'_>, weight_decay: f64) -> PyResult<f64> {
+        guarded(|| {
+            by_dtype!(&self.model, m => Ok(py.detach(|| {
+                m.read_all()
+                    .iter()
+                    .map(|s| l2_term(s.params().weight, None, weight_decay))
+                    .sum()
+            })))
+        })
+    }
+
+    /// Trains in one call into Rust; returns this fit's per-epoch history.
     ///
     /// optimizer "sgd" (momentum, nesterov, as PyTorch) or "adam" (betas, eps); weight_decay
     /// adds ½λ‖W‖² over the weights; lr is multiplied by lr_decay after every epoch, and moved
@@ -527,17 +513,26 @@ impl PyMLP {
     /// training stops when the validation score (with validation_data, whose best weights are
     /// restored at the end) or the training loss has not improved by more than tol for more
     /// than that many epochs. callbacks (a callable or a list) get a dict of each epoch's
-    /// figures; one returning False stops training. verbose prints a line per epoch.
-    #[pyo3(signature = (
-        X, y, *, epochs = 10, batch_size = 64, optimizer = "sgd", lr = 0.01, momentum = 0.0,
-        nesterov = false, weight_decay = 0.0, lr_decay = 1.0, shuffle = true, seed = None,
-        validation_data = None, verbose = false, betas = (0.9, 0.999), eps = 1e-8,
-        callbacks = None, schedule = "constant", power_t = 0.5, tol = 1e-4,
-        n_iter_no_change = None, _l2_per_sample = false, _continue_optimizer = false
-    ))]
+    /// figures and the model; one returning False stops training. verbose prints a line per
+    /// epoch. resume continues the last fit's optimizer, learning rate and stopping rule, as
+    /// scikit-learn's partial_fit does.
+    #[pyo3(
+        signature = (
+            X, y, *, epochs = 10, batch_size = 64, optimizer = "sgd", lr = 0.01,
+            momentum = 0.0, nesterov = false, weight_decay = 0.0, lr_decay = 1.0,
+            shuffle = true, seed = None, validation_data = None, verbose = false,
+            betas = (0.9, 0.999), eps = 1e-8, callbacks = None, schedule = "constant",
+            power_t = 0.5, tol = 1e-4, n_iter_no_change = None, resume = false, **private
+        ),
+        text_signature = "($self, X, y, *, epochs=10, batch_size=64, optimizer='sgd', lr=0.01, \
+            momentum=0.0, nesterov=False, weight_decay=0.0, lr_decay=1.0, shuffle=True, \
+            seed=None, validation_data=None, verbose=False, betas=(0.9, 0.999), eps=1e-08, \
+            callbacks=None, schedule='constant', power_t=0.5, tol=0.0001, \
+            n_iter_no_change=None, resume=False)"
+    )]
     #[allow(non_snake_case, clippy::too_many_arguments)]
     fn fit<'py>(
-        &mut self,
+        slf: &Bound<'py, Self>,
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         epochs: i64,
@@ -559,67 +554,75 @@ impl PyMLP {
         power_t: f64,
         tol: f64,
         n_iter_no_change: Option<i64>,
-        _l2_per_sample: bool,
-        _continue_optimizer: bool,
+        resume: bool,
+        private: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let args = fit::Args {
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-            lr_decay,
-            shuffle,
-            betas,
-            eps,
-            schedule,
-            power_t,
-            tol,
-            n_iter_no_change,
-            l2_per_sample: _l2_per_sample,
-        }
-        .check()?;
-        let callbacks = fit::callbacks(callbacks)?;
-        fit::fit(
-            self,
-            X,
-            y,
-            seed,
-            validation_data,
-            args,
-            verbose,
-            callbacks,
-            _continue_optimizer,
-        )
+        guarded(|| {
+            let cfg = FitKwargs {
+                epochs,
+                batch_size,
+                optimizer: optimizer.to_owned(),
+                lr,
+                momentum,
+                nesterov,
+                weight_decay,
+                lr_decay,
+                shuffle,
+                seed,
+                betas,
+                eps,
+                schedule: schedule.to_owned(),
+                power_t,
+                tol,
+                n_iter_no_change,
+                resume,
+                // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').
+                l2_per_sample: fit::private_flag(private, "_l2_per_sample")?,
+            }
+            .config()?;
+            let callbacks = fit::callbacks(callbacks)?;
+            let me = slf.get();
+            by_dtype!(&me.model, m => fit::fit(
+                slf, m, X, y, validation_data, cfg, verbose, callbacks
+            ))
+        })
     }
 
     /// Samples trained on, over all fits so far.
     #[getter]
     fn samples_seen(&self) -> u64 {
-        self.samples_seen
+        by_dtype!(&self.model, m => m.session().samples_seen())
     }
 
     /// The learning rate the next epoch of the last fit would have used (None before a fit).
     #[getter]
     fn learning_rate(&self) -> Option<f64> {
-        self.next_lr
+        by_dtype!(&self.model, m => m.session().next_lr())
     }
 
     /// True when the stopping rule (n_iter_no_change) ended the last fit early.
     #[getter]
     fn stopped_early(&self) -> bool {
-        self.stopped_early
+        by_dtype!(&self.model, m => m.session().stopped_early())
+    }
+
+    /// Every epoch of every fit so far, as a dict of lists: loss, lr and, for the epochs that
+    /// had validation data, val_loss and val_accuracy (val_r2 for mse).
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let metric = metric_name(self.spec.loss());
+        by_dtype!(&self.model, m => {
+            let session = m.session();
+            let h = session.history();
+            let any_validation = h.epochs.iter().any(|e| e.val_loss.is_some());
+            history_dict(py, h, 0, metric, (true, any_validation))
+        })
     }
 
     /// Class indices (softmax, svm), 0/1 (bce), or raw outputs (mse).
     #[allow(non_snake_case)]
     fn predict<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        match self.dtype {
-            DType::F32 => self.predict_typed::<f32>(X),
-            DType::F64 => self.predict_typed::<f64>(X),
-        }
+        guarded(|| by_dtype!(&self.model, m => self.predict_typed(m, X)))
     }
 
     /// Raw scores (N, outputs) of the last layer, by the fused inference path: nothing is
@@ -628,34 +631,32 @@ impl PyMLP {
     fn decision_function<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = X.py();
         let k = self.spec.outputs();
-        Ok(match self.dtype {
-            DType::F32 => {
-                let (rows, s) = self.scores::<f32>(X)?;
-                convert::new_array(py, (rows, k), s).into_any()
-            }
-            DType::F64 => {
-                let (rows, s) = self.scores::<f64>(X)?;
-                convert::new_array(py, (rows, k), s).into_any()
-            }
+        guarded(|| {
+            by_dtype!(&self.model, m => {
+                let (rows, s) = m.scores(&self.spec, X)?;
+                Ok(convert::new_array(py, (rows, k), s).into_any())
+            })
         })
     }
 
     /// Class probabilities: softmax (N, C); bce with one output (N, 2) = [1 − p, p].
     #[allow(non_snake_case)]
     fn predict_proba<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        match self.dtype {
-            DType::F32 => self.predict_proba_typed::<f32>(X),
-            DType::F64 => self.predict_proba_typed::<f64>(X),
-        }
+        guarded(|| by_dtype!(&self.model, m => self.predict_proba_typed(m, X)))
     }
 
     /// Accuracy (classification) or R² averaged over outputs (mse).
     #[allow(non_snake_case)]
     fn score(&self, X: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
-        match self.dtype {
-            DType::F32 => self.score_typed::<f32>(X, y),
-            DType::F64 => self.score_typed::<f64>(X, y),
-        }
+        guarded(|| {
+            by_dtype!(&self.model, m => {
+                let (rows, scores) = m.scores(&self.spec, X)?;
+                let k = self.spec.outputs();
+                let owned = owned_targets(self.spec.loss(), y, "y", rows, k)?;
+                let s = MatRef::new(&scores, rows, k);
+                Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t)))
+            })
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -664,7 +665,79 @@ impl PyMLP {
             self.sizes,
             self.activation,
             self.spec.loss().name(),
-            self.dtype.name()
+            self.model.dtype().name()
         )
+    }
+}
+
+impl<T: Elem> Model<T> {
+    fn new(cells: Vec<Arc<LayerCell<T>>>, rng: Rng) -> Self {
+        Model {
+            cells,
+            session: Mutex::new(Session::new(rng)),
+            training: AtomicBool::new(false),
+        }
+    }
+}
+
+impl PyMLP {
+    fn predict_typed<'py, T: Elem>(
+        &self,
+        m: &Model<T>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let (rows, scores) = m.scores(&self.spec, x)?;
+        let k = self.spec.outputs();
+        Ok(match self.spec.loss() {
+            Loss::Mse | Loss::HalfSquared => convert::new_array(py, (rows, k), scores).into_any(),
+            Loss::Bce => {
+                let labels: Vec<i64> = scores.iter().map(|&z| i64::from(z > T::ZERO)).collect();
+                if k == 1 {
+                    numpy::PyArray1::from_vec(py, labels).into_any()
+                } else {
+                    let arr = numpy::ndarray::Array2::from_shape_vec((rows, k), labels)
+                        .expect("one label per score");
+                    PyArray2::from_owned_array(py, arr).into_any()
+                }
+            }
+            Loss::Softmax | Loss::Svm { .. } => {
+                let labels: Vec<i64> = scores
+                    .chunks_exact(k)
+                    .map(|r| metrics::argmax(r) as i64)
+                    .collect();
+                numpy::PyArray1::from_vec(py, labels).into_any()
+            }
+        })
+    }
+
+    fn predict_proba_typed<'py, T: Elem>(
+        &self,
+        m: &Model<T>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let k = self.spec.outputs();
+        match self.spec.loss() {
+            Loss::Softmax => {
+                let (rows, mut scores) = m.scores(&self.spec, x)?;
+                mlpfast_core::loss::softmax_rows(&mut scores, k);
+                Ok(convert::new_array(py, (rows, k), scores).into_any())
+            }
+            Loss::Bce => {
+                let (rows, mut scores) = m.scores(&self.spec, x)?;
+                Activation::Sigmoid.forward_inplace(&mut scores);
+                if k == 1 {
+                    let both: Vec<T> = scores.iter().flat_map(|&p| [T::ONE - p, p]).collect();
+                    Ok(convert::new_array(py, (rows, 2), both).into_any())
+                } else {
+                    Ok(convert::new_array(py, (rows, k), scores).into_any())
+                }
+            }
+            other => Err(PyValueError::new_err(format!(
+                "predict_proba: expected a model with loss 'softmax' or 'bce', this one has loss '{}'",
+                other.name()
+            ))),
+        }
     }
 }

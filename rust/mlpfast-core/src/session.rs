@@ -1,0 +1,326 @@
+//! Everything training changes besides the parameters, kept from one fit to the next.
+//!
+//! A [`Session`] belongs to one model. It holds:
+//!
+//! - the random generator that draws a fit's shuffling seed when none is given;
+//! - the last fit's optimizer state (moments, step count, hyperparameters) and its learning
+//!   rate schedule ([`Rate`]: the starting rate, the schedule, and the rate the next epoch
+//!   would use), which a fit with `resume` continues;
+//! - the stopping rule's state ([`Watch`]: the best figure, the epochs without improvement,
+//!   and, with validation data, the best weights);
+//! - the samples trained on and the [`History`] of every epoch of every fit.
+//!
+//! A fit without `resume` starts the optimizer, the schedule and the stopping rule afresh;
+//! the samples seen and the history go on.
+
+use crate::config::{FitConfig, Schedule};
+use crate::float::Float;
+use crate::network::ParamsMut;
+use crate::optim::OptimState;
+use crate::rng::Rng;
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Mean training loss of the epoch (with the L2 term when weight decay is on).
+    pub loss: f64,
+    /// Mean validation loss, when validation data was given.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (R² for regression losses), when validation data was given.
+    pub val_metric: Option<f64>,
+    /// Learning rate of the epoch.
+    pub lr: f64,
+}
+
+/// Every epoch of every fit of a session, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// The epochs.
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl History {
+    /// The training losses of epochs `from..`.
+    pub fn losses(&self, from: usize) -> Vec<f64> {
+        self.epochs[from..].iter().map(|e| e.loss).collect()
+    }
+
+    /// The validation losses and metrics of those of epochs `from..` that had validation.
+    pub fn validation(&self, from: usize) -> (Vec<f64>, Vec<f64>) {
+        self.epochs[from..]
+            .iter()
+            .filter_map(|e| Some((e.val_loss?, e.val_metric?)))
+            .unzip()
+    }
+}
+
+/// The learning rate and how it moves, fixed when a fit starts afresh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    /// The starting rate.
+    lr0: f64,
+    lr_decay: f64,
+    schedule: Schedule,
+    power_t: f64,
+    /// Epochs run since the start.
+    epochs: u32,
+    /// The rate the next epoch uses.
+    pub(crate) now: f64,
+}
+
+impl Rate {
+    fn new(cfg: &FitConfig) -> Self {
+        Rate {
+            lr0: cfg.lr,
+            lr_decay: cfg.lr_decay,
+            schedule: cfg.schedule,
+            power_t: cfg.power_t,
+            epochs: 0,
+            now: cfg.lr,
+        }
+    }
+
+    /// After an epoch, `seen` the samples seen so far.
+    pub(crate) fn epoch_done(&mut self, seen: u64) {
+        self.epochs = self.epochs.saturating_add(1);
+        self.now *= self.lr_decay;
+        if self.schedule == Schedule::InvScaling {
+            let decay = self.lr_decay.powi(self.epochs.min(i32::MAX as u32) as i32);
+            self.now = self.lr0 * decay / ((seen + 1) as f64).powf(self.power_t);
+        }
+    }
+
+    /// When the stopping rule fires: true to stop; the adaptive schedule divides the rate
+    /// by 5 instead (while it is above 1e-6).
+    pub(crate) fn should_stop(&mut self) -> bool {
+        if self.schedule == Schedule::Adaptive && self.now > 1e-6 {
+            self.now /= 5.0;
+            false
+        } else {
+            true
+        }
+    }
+}
+
+/// The stopping rule's state, as scikit-learn keeps it: training stops when the watched
+/// figure has not improved by more than `tol` for more than `n_iter_no_change` epochs in a
+/// row. The figure is the validation score (higher is better) with validation data, the
+/// training loss otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Watch<T> {
+    on_validation: bool,
+    best: f64,
+    count: usize,
+    /// With validation data: the weights of the best score so far.
+    best_params: Vec<(Vec<T>, Vec<T>)>,
+}
+
+impl<T: Float> Watch<T> {
+    fn new(on_validation: bool) -> Self {
+        Watch {
+            on_validation,
+            best: if on_validation {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
+            count: 0,
+            best_params: Vec::new(),
+        }
+    }
+
+    /// Hears of an epoch's figures; true when the count went past `patience`.
+    pub(crate) fn no_improvement(
+        &mut self,
+        tol: f64,
+        patience: usize,
+        record: &EpochRecord,
+        keep_best: bool,
+        params: &[ParamsMut<'_, T>],
+    ) -> bool {
+        if self.on_validation {
+            let score = record.val_metric.unwrap_or(f64::NAN);
+            self.count = if score < self.best + tol {
+                self.count + 1
+            } else {
+                0
+            };
+            if score > self.best {
+                self.best = score;
+                if keep_best {
+                    self.best_params = params
+                        .iter()
+                        .map(|p| (p.weight.to_vec(), p.bias.to_vec()))
+                        .collect();
+                }
+            }
+        } else {
+            self.count = if record.loss > self.best - tol {
+                self.count + 1
+            } else {
+                0
+            };
+            self.best = self.best.min(record.loss);
+        }
+        self.count > patience
+    }
+
+    /// Starts the count over (the adaptive schedule lowered the rate instead of stopping).
+    pub(crate) fn reset_count(&mut self) {
+        self.count = 0;
+    }
+
+    /// Puts the best weights back, when some were kept.
+    pub(crate) fn restore_best(&self, params: &mut [ParamsMut<'_, T>]) {
+        if self.best_params.len() == params.len() {
+            for ((w, b), p) in self.best_params.iter().zip(params) {
+                p.weight.copy_from_slice(w);
+                p.bias.copy_from_slice(b);
+            }
+        }
+    }
+}
+
+/// What one fit needs of the session while it runs, taken out at its start.
+#[derive(Clone)]
+pub(crate) struct Run<T> {
+    pub(crate) optim: OptimState<T>,
+    pub(crate) rate: Rate,
+    pub(crate) watch: Watch<T>,
+    /// Continued from the session (rather than started afresh).
+    resumed: bool,
+}
+
+/// Everything training changes besides the parameters (see the module's notes).
+#[derive(Debug, Clone)]
+pub struct Session<T> {
+    rng: Rng,
+    optim: Option<OptimState<T>>,
+    rate: Option<Rate>,
+    watch: Option<Watch<T>>,
+    samples_seen: u64,
+    history: History,
+    stopped_early: bool,
+}
+
+impl<T: Float> Session<T> {
+    /// A session whose fits draw their shuffling seeds from `rng`.
+    pub fn new(rng: Rng) -> Self {
+        Session {
+            rng,
+            optim: None,
+            rate: None,
+            watch: None,
+            samples_seen: 0,
+            history: History::default(),
+            stopped_early: false,
+        }
+    }
+
+    /// Samples trained on, over all fits.
+    pub fn samples_seen(&self) -> u64 {
+        self.samples_seen
+    }
+
+    /// Every epoch of every fit so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The learning rate the next epoch of the last fit would have used.
+    pub fn next_lr(&self) -> Option<f64> {
+        self.rate.map(|r| r.now)
+    }
+
+    /// True when the stopping rule ended the last fit before its last epoch.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
+    }
+
+    /// The generator that draws shuffling seeds (also what a model's initialization uses).
+    pub fn rng_mut(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// A copy without the optimizer's buffers: what a reader of the session needs while a
+    /// fit runs on the session itself.
+    pub fn snapshot(&self) -> Self {
+        Session {
+            optim: None,
+            watch: None,
+            ..self.clone()
+        }
+    }
+
+    /// The seed a fit with `cfg` shuffles with, and the generator as it will be once that
+    /// fit has run (left unchanged until then: a refused fit changes nothing).
+    pub(crate) fn seed_for(&self, cfg: &FitConfig) -> (u64, Rng) {
+        let mut rng = self.rng.clone();
+        let seed = cfg.seed.unwrap_or_else(|| rng.next_u64());
+        (seed, rng)
+    }
+
+    /// Starts a fit: the optimizer, rate and stopping rule it continues (`cfg.resume`, when
+    /// the session has them and the optimizer state fits `params`) or starts afresh.
+    pub(crate) fn begin(
+        &mut self,
+        cfg: &FitConfig,
+        on_validation: bool,
+        params: &[ParamsMut<'_, T>],
+    ) -> Run<T> {
+        let resumed = cfg.resume
+            && self.optim.as_ref().is_some_and(|o| o.fits(params))
+            && self.rate.is_some();
+        if resumed {
+            Run {
+                optim: self.optim.take().expect("checked above"),
+                rate: self.rate.expect("checked above"),
+                watch: self
+                    .watch
+                    .take()
+                    .filter(|w| w.on_validation == on_validation)
+                    .unwrap_or_else(|| Watch::new(on_validation)),
+                resumed,
+            }
+        } else {
+            Run {
+                optim: OptimState::for_params(cfg.optimizer(), params),
+                rate: Rate::new(cfg),
+                watch: Watch::new(on_validation),
+                resumed,
+            }
+        }
+    }
+
+    /// Adds the validation figures to the last epoch of the history.
+    pub(crate) fn set_last_validation(&mut self, loss: f64, metric: f64) {
+        if let Some(last) = self.history.epochs.last_mut() {
+            last.val_loss = Some(loss);
+            last.val_metric = Some(metric);
+        }
+    }
+
+    /// Gives back, unchanged, what a refused fit took (`run` as [`Session::begin`] gave it).
+    pub(crate) fn cancel(&mut self, run: Run<T>) {
+        if run.resumed {
+            self.optim = Some(run.optim);
+            self.rate = Some(run.rate);
+            self.watch = Some(run.watch);
+        }
+    }
+
+    /// Records an epoch that trained on `n` samples.
+    pub(crate) fn epoch_done(&mut self, record: EpochRecord, n: usize) {
+        self.samples_seen += n as u64;
+        self.history.epochs.push(record);
+    }
+
+    /// Ends a fit: keeps what a later fit may resume, and the generator's new state.
+    pub(crate) fn end(&mut self, run: Run<T>, rng: Rng, stopped_early: bool) {
+        self.optim = Some(run.optim);
+        self.rate = Some(run.rate);
+        self.watch = Some(run.watch);
+        self.rng = rng;
+        self.stopped_early = stopped_early;
+    }
+}

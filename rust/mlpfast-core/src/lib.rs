@@ -11,7 +11,10 @@
 //! and an optimizer (SGD, momentum, Nesterov, Adam) steps every parameter. The crate offers
 //! both levels the Python package shows: stand-alone layers with `forward`/`backward`
 //! ([`Linear`], [`Maxout`], [`Activation`], [`Loss`]) and a whole training run in one call
-//! ([`train::fit`]) over a [`Spec`], with buffers allocated once per run.
+//! ([`train::fit`]) over a [`Spec`], with buffers allocated once per run. A run's settings
+//! are one [`FitConfig`] (checked in one place); what it changes besides the parameters —
+//! optimizer state, learning rate, stopping rule, samples seen, history — is its
+//! [`Session`]'s, kept from one fit to the next.
 //!
 //! Every kernel is generic over [`Float`] (f32, f64). Matrix products go through [`gemm`]
 //! (the module) to faer's kernel, one product per thread; a training step is cut into

@@ -1,8 +1,9 @@
 //! mlpfast's native module, `mlpfast._core`: registration only.
 //!
 //! The classes and functions live one concept per file (`layers`, `activations`, `losses`,
-//! `model`); `convert` turns numpy arrays into core views and back, and `error` maps core
-//! errors to Python exceptions. No numeric loop lives in this crate.
+//! `model`, `fit`); `convert` turns numpy arrays into core views and back and holds the one
+//! dtype enum (`ByDType`), and `error` maps core errors and panics to Python exceptions. No
+//! numeric loop lives in this crate.
 
 mod activations;
 mod convert;

@@ -1,65 +1,21 @@
-"""Safe model files: :func:`save` and :func:`load`, in the safetensors format.
+"""Safe model files: :func:`save` and :func:`load`.
 
-A file is::
-
-    8 bytes     N, the header's length, an unsigned little-endian integer
-    N bytes     the header: UTF-8 JSON, padded with spaces to a multiple of 8 bytes
-    the rest    the tensors' raw little-endian bytes, back to back
-
-The header maps every tensor's name (``layers.{i}.weight``, ``layers.{i}.bias`` for the i-th
-``Linear`` / ``Maxout`` layer) to ``{"dtype": "F32" | "F64", "shape": [...],
-"data_offsets": [begin, end]}`` (offsets into the bytes after the header), and
-``"__metadata__"`` to string values:
-
-* ``format`` = ``"mlpfast"`` and ``format_version`` = ``"1"``: the marker of mlpfast's files;
-* ``layer_sizes`` (JSON list), ``activation``, ``loss``, ``dtype`` and ``pieces`` (JSON list,
-  per parameter layer: the Maxout pieces, or null for a Linear layer): the architecture;
-* ``kind``: ``"MLP"``, or ``"estimator"`` for the scikit-learn estimators, whose files also
-  hold ``estimator`` (``"MLPClassifier"`` or ``"MLPRegressor"``), ``params`` (``get_params()``
-  as JSON) and ``fitted`` (the fitted attributes as JSON; arrays such as ``classes_`` with
-  their dtype, so that string, integer and boolean labels come back as they were).
-
-Any safetensors reader can read the tensors. Reading never executes code: the header is
-parsed as JSON, every field is checked, and only mlpfast's own classes are built. A
-truncated, corrupt or foreign file raises ``ValueError`` saying what is wrong.
+The format (safetensors, with mlpfast's metadata) is :mod:`mlpfast._modelfile`'s: the
+architecture and weights of a network, and for a scikit-learn estimator its parameters and
+fitted attributes (see :mod:`mlpfast.sklearn._files`). Reading never executes code: the
+header is parsed as JSON, every field is checked, and only mlpfast's own classes are built.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import struct
-import tempfile
 from typing import Any
 
-import numpy as np
-
-from mlpfast._core import ACTIVATIONS, LOSSES, MAXOUT_PIECES, MLP, Maxout
-from mlpfast._fields import fail, is_count, json_value
+from mlpfast import _modelfile
+from mlpfast._core import MLP
+from mlpfast._fields import fail
 
 __all__ = ["load", "save"]
-
-FORMAT = "mlpfast"
-FORMAT_VERSION = "1"
-_ST_DTYPES = {"float32": "F32", "float64": "F64"}
-_NP_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
-_MAX_HEADER = 100 * 1024 * 1024
-
-
-# --------------------------------------------------------------------------- writing
-def _architecture(model: MLP) -> dict[str, str]:
-    pieces = [lay.pieces if isinstance(lay, Maxout) else None for lay in model.param_layers]
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "MLP",
-        "layer_sizes": json.dumps(model.layer_sizes),
-        "activation": model.activation,
-        "loss": model.loss_name,
-        "dtype": model.dtype,
-        "pieces": json.dumps(pieces),
-    }
 
 
 def to_bytes(model: Any) -> bytes:
@@ -84,25 +40,7 @@ def to_bytes(model: Any) -> bytes:
             "save: expected an mlpfast.MLP or a fitted mlpfast.sklearn estimator, got "
             f"{type(model).__name__}"
         )
-    metadata = _architecture(mlp)
-    metadata.update(extra)
-    st_dtype = _ST_DTYPES[mlp.dtype]
-    header: dict[str, Any] = {"__metadata__": metadata}
-    buffers = []
-    offset = 0
-    for i, lay in enumerate(mlp.param_layers):
-        for name, arr in (("weight", lay.weight), ("bias", lay.bias)):
-            raw = np.ascontiguousarray(arr, dtype=_NP_DTYPES[st_dtype]).tobytes()
-            header[f"layers.{i}.{name}"] = {
-                "dtype": st_dtype,
-                "shape": list(arr.shape),
-                "data_offsets": [offset, offset + len(raw)],
-            }
-            buffers.append(raw)
-            offset += len(raw)
-    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return b"".join([struct.pack("<Q", len(text)), text, *buffers])
+    return _modelfile.encode(mlp, extra)
 
 
 def save(model: Any, path: str | os.PathLike) -> None:
@@ -123,136 +61,7 @@ def save(model: Any, path: str | os.PathLike) -> None:
     path : str or os.PathLike
         The file to write (replaced if it exists).
     """
-    data = to_bytes(model)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".mlpfast-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-# --------------------------------------------------------------------------- reading
-def _read_header(data: bytes, where: str) -> tuple[dict, memoryview]:
-    if len(data) < 8:
-        raise fail(where, f"truncated file: {len(data)} bytes, shorter than the 8-byte header")
-    (n,) = struct.unpack_from("<Q", data)
-    if n > _MAX_HEADER:
-        raise fail(where, f"not a safetensors file (header length {n} is implausible)")
-    if len(data) < 8 + n:
-        raise fail(
-            where, f"truncated file: the header needs {n} bytes, only {len(data) - 8} are there"
-        )
-    try:
-        header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise fail(where, f"corrupt header (not valid UTF-8 JSON: {exc})") from None
-    if not isinstance(header, dict):
-        raise fail(where, "corrupt header (not a JSON object)")
-    return header, memoryview(data)[8 + n :]
-
-
-def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.ndarray]:
-    spans = []
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict):
-            raise fail(where, f"corrupt header: tensor {name!r} is not described by an object")
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _NP_DTYPES:
-            raise fail(
-                where, f"tensor {name!r}: unsupported dtype {dtype!r} (expected 'F32' or 'F64')"
-            )
-        if not (isinstance(shape, list) and all(is_count(s) for s in shape)):
-            raise fail(where, f"tensor {name!r}: bad shape {shape!r}")
-        if not (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(is_count(o) for o in offsets)
-            and offsets[0] <= offsets[1] <= len(buf)
-        ):
-            raise fail(
-                where,
-                f"tensor {name!r}: data_offsets {offsets!r} out of range of the "
-                f"{len(buf)}-byte data section (truncated or corrupt file)",
-            )
-        begin, end = offsets
-        size = math.prod(shape) * _NP_DTYPES[dtype].itemsize
-        if end - begin != size:
-            raise fail(
-                where,
-                f"tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, its offsets "
-                f"span {end - begin}",
-            )
-        spans.append((begin, end, name))
-        # A copy: aligned, in native byte order, independent of the file's buffer.
-        raw = np.frombuffer(buf[begin:end], dtype=_NP_DTYPES[dtype])
-        tensors[name] = raw.astype(raw.dtype.newbyteorder("="), copy=True).reshape(shape)
-    at = 0
-    for begin, end, name in sorted(spans):
-        if begin != at:
-            raise fail(where, f"corrupt file: tensor {name!r} overlaps or leaves a gap")
-        at = end
-    if at != len(buf):
-        raise fail(where, f"corrupt file: {len(buf) - at} bytes after the last tensor")
-    return tensors
-
-
-def _expected_shapes(sizes: list[int], pieces: list) -> list[tuple[tuple, tuple]]:
-    shapes: list[tuple[tuple, tuple]] = []
-    for i, p in enumerate(pieces):
-        fan_in, fan_out = sizes[i], sizes[i + 1]
-        if p is None:
-            shapes.append(((fan_in, fan_out), (fan_out,)))
-        else:
-            shapes.append(((p, fan_in, fan_out), (p, fan_out)))
-    return shapes
-
-
-def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
-    sizes = json_value(meta, "layer_sizes", where)
-    pieces = json_value(meta, "pieces", where)
-    activation, loss, dtype = meta.get("activation"), meta.get("loss"), meta.get("dtype")
-    if not (
-        isinstance(sizes, list) and len(sizes) >= 2 and all(is_count(s) and s > 0 for s in sizes)
-    ):
-        raise fail(where, f"bad layer_sizes {sizes!r}")
-    if activation not in ACTIVATIONS:
-        raise fail(where, f"unknown activation {activation!r}")
-    if loss not in LOSSES:
-        raise fail(where, f"unknown loss {loss!r}")
-    if dtype not in _ST_DTYPES:
-        raise fail(where, f"unknown dtype {dtype!r}")
-    hidden_pieces = MAXOUT_PIECES if activation == "maxout" else None
-    want_pieces = [hidden_pieces] * (len(sizes) - 2) + [None]
-    if pieces != want_pieces:
-        raise fail(where, f"pieces {pieces!r} do not match the architecture ({want_pieces})")
-    shapes = _expected_shapes(sizes, pieces)
-    names = {f"layers.{i}.{k}" for i in range(len(shapes)) for k in ("weight", "bias")}
-    if set(tensors) != names:
-        missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
-        raise fail(
-            where, f"tensors do not match the architecture (missing {missing}, extra {extra})"
-        )
-    for i, (ws, bs) in enumerate(shapes):
-        for name, shape in ((f"layers.{i}.weight", ws), (f"layers.{i}.bias", bs)):
-            t = tensors[name]
-            if t.shape != shape:
-                raise fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
-            if t.dtype != _NP_DTYPES[_ST_DTYPES[dtype]]:
-                raise fail(where, f"tensor {name!r} is {t.dtype}, the model is {dtype}")
-    model = MLP(sizes, activation=activation, loss=loss, dtype=dtype)
-    for i, lay in enumerate(model.param_layers):
-        lay.weight = tensors[f"layers.{i}.weight"]
-        lay.bias = tensors[f"layers.{i}.bias"]
-    return model
+    _modelfile.write(path, to_bytes(model))
 
 
 def from_bytes(data: bytes, *, where: str = "<bytes>") -> Any:
@@ -270,20 +79,7 @@ def from_bytes(data: bytes, *, where: str = "<bytes>") -> Any:
     MLP, MLPClassifier or MLPRegressor
         The model.
     """
-    header, buf = _read_header(data, where)
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise fail(where, "not an mlpfast model file (no mlpfast metadata marker)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise fail(
-            where,
-            f"unsupported mlpfast format version {meta.get('format_version')!r} "
-            f"(this mlpfast reads {FORMAT_VERSION!r})",
-        )
-    if not all(isinstance(v, str) for v in meta.values()):
-        raise fail(where, "corrupt header: metadata values must be strings")
-    tensors = _read_tensors(header, buf, where)
-    model = _build_mlp(meta, tensors, where)
+    model, meta = _modelfile.decode(data, where)
     kind = meta.get("kind")
     if kind == "MLP":
         return model

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from mlpfast import _modelfile
 from mlpfast._core import MLP, _check_fit_settings
 from mlpfast._progress import Progress
 from mlpfast.sklearn._files import metadata
@@ -581,7 +582,7 @@ class _BaseMLP(BaseEstimator):
             y = column_or_1d(y, warn=True)
         return X, y
 
-    # ---- model files (mlpfast.io)
+    # ---- model files (see mlpfast.io and ._files)
     _FITTED = (
         "n_features_in_",
         "feature_names_in_",
@@ -661,9 +662,7 @@ class _BaseMLP(BaseEstimator):
         path : str or os.PathLike
             Where to write (an existing file is replaced).
         """
-        from mlpfast.io import save
-
-        save(self, path)
+        _modelfile.write(path, _modelfile.encode(*self._mlpfast_file_state()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

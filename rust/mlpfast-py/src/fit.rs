@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use mlpfast_core::config::{OptimizerKind, Schedule};
 use mlpfast_core::train::{self, EpochReport, Monitor};
-use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, pool};
+use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, Spec, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -28,7 +28,8 @@ use pyo3::types::PyDict;
 
 use crate::convert::{self, Elem};
 use crate::error::{IntoPyResult, to_py};
-use crate::model::{Model, PyMLP, history_dict, metric_name, owned_targets, with_targets};
+use crate::state::Model;
+use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
 
 /// How often the main thread looks for signals while a fit runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -143,7 +144,7 @@ pub(crate) fn callbacks(obj: Option<Bound<'_, PyAny>>) -> PyResult<Vec<Py<PyAny>
 struct PyMonitor<'a, T> {
     model: &'a Model<T>,
     /// The Python MLP, for the callbacks' `info["model"]`.
-    obj: Py<PyMLP>,
+    obj: Py<PyAny>,
     metric: &'static str,
     /// `mlpfast._progress.Progress` when verbose, then the user's callbacks.
     listeners: Vec<Py<PyAny>>,
@@ -233,10 +234,12 @@ impl Drop for Training<'_> {
     }
 }
 
-/// Runs `fit` on `slf`'s model and returns this fit's history dict.
+/// Runs `fit` on `model` (of architecture `spec`, the Python object `obj`) and returns this
+/// fit's history dict.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit<'py, T: Elem>(
-    slf: &Bound<'py, PyMLP>,
+    obj: &Bound<'py, PyAny>,
+    spec: &Spec,
     model: &Model<T>,
     x: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
@@ -246,8 +249,6 @@ pub(crate) fn fit<'py, T: Elem>(
     callbacks: Vec<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let py = x.py();
-    let me = slf.get();
-    let spec = &me.spec;
     let (d, k, loss) = (spec.inputs(), spec.outputs(), spec.loss());
     let metric = metric_name(loss);
     if model.training.swap(true, Ordering::AcqRel) {
@@ -296,7 +297,7 @@ pub(crate) fn fit<'py, T: Elem>(
     let error = Mutex::new(None);
     let mut monitor = PyMonitor {
         model,
-        obj: slf.clone().unbind(),
+        obj: obj.clone().unbind(),
         metric,
         listeners,
         stop: Arc::clone(&stop),

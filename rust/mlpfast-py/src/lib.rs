@@ -12,6 +12,8 @@ mod fit;
 mod layers;
 mod losses;
 mod model;
+mod state;
+mod targets;
 
 use std::ffi::c_int;
 

@@ -2,19 +2,15 @@
 //!
 //! The model is one typed value, a [`Model`] in the dtype chosen at construction: the
 //! parameter layers' storage (shared with the `Linear` / `Maxout` objects in `MLP.layers`, so
-//! `model.layers[0].weight` is the model's first weight) and the training [`Session`].
+//! `model.layers[0].weight` is the model's first weight) and the training session (see `state`).
 //! `forward`, `backward` and `loss` chain the layers' gate methods, as the lecture does by
 //! hand; `fit`, `predict` and `score` run the core's fused network code on the layers'
 //! storage with the GIL released (see `fit` for what a running fit shows of the model).
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use mlpfast_core::network::l2_term;
-use mlpfast_core::{
-    Activation, Block, Hidden, History, Linear, Loss, MatRef, Maxout, Params, ParamsRef, Rng,
-    Session, Spec, metrics,
-};
+use mlpfast_core::{Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, Rng, Spec, metrics};
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -28,73 +24,14 @@ use crate::layers::{
     AnyCell, CoreLayer, LayerCell, PyLinear, PyMaxout, cell_backward, cell_forward,
 };
 use crate::losses;
+use crate::state::Model;
+use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
 
 /// One entry of `MLP.layers`.
 enum LayerObj {
     Linear(Py<PyLinear>),
     Maxout(Py<PyMaxout>),
     Act(Py<PyActivation>),
-}
-
-/// A model in its dtype: the parameter layers' storage, and the training session.
-pub(crate) struct Model<T> {
-    cells: Vec<Arc<LayerCell<T>>>,
-    session: Mutex<Session<T>>,
-    /// A fit is running.
-    pub(crate) training: AtomicBool,
-}
-
-impl<T: Elem> Model<T> {
-    /// Every layer's parameters, read-locked in order, for one consistent read (take them
-    /// with the GIL released).
-    fn read_all(&self) -> Vec<std::sync::RwLockReadGuard<'_, crate::layers::CellState<T>>> {
-        self.cells.iter().map(|c| c.read()).collect()
-    }
-
-    /// A copy of every layer's weights and biases.
-    pub(crate) fn copy_params(&self) -> Vec<(Vec<T>, Vec<T>)> {
-        self.read_all()
-            .iter()
-            .map(|s| {
-                let p = s.params();
-                (p.weight.to_vec(), p.bias.to_vec())
-            })
-            .collect()
-    }
-
-    /// Copies `params` into the layers, all layers write-locked in order so that no reader
-    /// sees a mix of two epochs (take it with the GIL released).
-    pub(crate) fn publish(&self, params: &[impl Params<T>]) {
-        let mut held: Vec<_> = self.cells.iter().map(|c| c.write()).collect();
-        for (state, p) in held.iter_mut().zip(params) {
-            let (w, b) = state.params_mut();
-            w.copy_from_slice(p.weight());
-            b.copy_from_slice(p.bias());
-        }
-    }
-
-    /// The session (while a fit runs: as of its last completed epoch).
-    pub(crate) fn session(&self) -> MutexGuard<'_, Session<T>> {
-        self.session.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
-    fn scores(&self, spec: &Spec, x: &Bound<'_, PyAny>) -> PyResult<(usize, Vec<T>)> {
-        let py = x.py();
-        let xa = convert::matrix::<T>(x, "X", Some(spec.inputs()))?;
-        let rows = xa.shape()[0];
-        let ro = xa.readonly();
-        let xs = ro.as_slice()?;
-        let xm = MatRef::new(xs, rows, spec.inputs());
-        let mut out = vec![T::ZERO; rows * spec.outputs()];
-        py.detach(|| {
-            let held = self.read_all();
-            let params: Vec<ParamsRef<'_, T>> = held.iter().map(|s| s.params()).collect();
-            spec.predict_scores(&params, xm, &mut out)
-        })
-        .py()?;
-        Ok((rows, out))
-    }
 }
 
 /// The Python objects of a model's layers, and its parameter layers' storage.
@@ -158,85 +95,6 @@ fn build<T: Elem>(
         }
     }
     Ok((objs, cells))
-}
-
-/// Targets converted for the core: class indices or a value matrix.
-pub(crate) enum OwnedTargets<'py, T> {
-    Classes(Vec<u32>),
-    Values(Bound<'py, PyArray2<T>>),
-}
-
-pub(crate) fn owned_targets<'py, T: Elem>(
-    loss: Loss,
-    y: &Bound<'py, PyAny>,
-    arg: &str,
-    rows: usize,
-    outputs: usize,
-) -> PyResult<OwnedTargets<'py, T>> {
-    Ok(match loss {
-        Loss::Softmax | Loss::Svm { .. } => {
-            OwnedTargets::Classes(convert::labels(y, arg, rows, outputs)?)
-        }
-        Loss::Mse | Loss::HalfSquared => {
-            OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?)
-        }
-        Loss::Bce => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Labels)?),
-    })
-}
-
-/// Runs `$body` with `$t` a view of the owned targets.
-macro_rules! with_targets_impl {
-    ($owned:expr, $t:ident => $body:expr) => {{
-        match $owned {
-            $crate::model::OwnedTargets::Classes(c) => {
-                let $t = mlpfast_core::Targets::Classes(c);
-                $body
-            }
-            $crate::model::OwnedTargets::Values(v) => {
-                let ro = v.readonly();
-                let s = ro.as_slice()?;
-                let $t = mlpfast_core::Targets::Values(mlpfast_core::MatRef::new(
-                    s,
-                    v.shape()[0],
-                    v.shape()[1],
-                ));
-                $body
-            }
-        }
-    }};
-}
-pub(crate) use with_targets_impl as with_targets;
-
-/// The history key of the validation metric.
-pub(crate) fn metric_name(loss: Loss) -> &'static str {
-    if matches!(loss, Loss::Mse | Loss::HalfSquared) {
-        "val_r2"
-    } else {
-        "val_accuracy"
-    }
-}
-
-/// Epochs `from..` of `history` as a dict of lists: `loss`; `lr` when `with_lr`; and, when
-/// `with_validation`, `val_loss` and the metric (of the epochs that had validation data).
-pub(crate) fn history_dict<'py>(
-    py: Python<'py>,
-    history: &History,
-    from: usize,
-    metric: &str,
-    (with_lr, with_validation): (bool, bool),
-) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("loss", PyList::new(py, history.losses(from))?)?;
-    if with_lr {
-        let lrs: Vec<f64> = history.epochs[from..].iter().map(|e| e.lr).collect();
-        out.set_item("lr", PyList::new(py, lrs)?)?;
-    }
-    if with_validation {
-        let (val_loss, val_metric) = history.validation(from);
-        out.set_item("val_loss", PyList::new(py, val_loss)?)?;
-        out.set_item(metric, PyList::new(py, val_metric)?)?;
-    }
-    Ok(out)
 }
 
 fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
@@ -583,7 +441,7 @@ impl PyMLP {
             let callbacks = fit::callbacks(callbacks)?;
             let me = slf.get();
             by_dtype!(&me.model, m => fit::fit(
-                slf, m, X, y, validation_data, cfg, verbose, callbacks
+                slf.as_any(), &me.spec, m, X, y, validation_data, cfg, verbose, callbacks
             ))
         })
     }
@@ -667,16 +525,6 @@ impl PyMLP {
             self.spec.loss().name(),
             self.model.dtype().name()
         )
-    }
-}
-
-impl<T: Elem> Model<T> {
-    fn new(cells: Vec<Arc<LayerCell<T>>>, rng: Rng) -> Self {
-        Model {
-            cells,
-            session: Mutex::new(Session::new(rng)),
-            training: AtomicBool::new(false),
-        }
     }
 }
 

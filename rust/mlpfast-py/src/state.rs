@@ -1,0 +1,89 @@
+//! A model's state in its dtype: its parameter layers' storage and its training session.
+//!
+//! [`Model`] is what `MLP` holds in each arm of its dtype enum. Its layers' storage is shared
+//! with the `Linear` / `Maxout` objects (see `layers`); reading it takes every layer's lock in
+//! order, and a fit's publication takes them all for writing, so a reader never sees a mix of
+//! two epochs.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
+
+use mlpfast_core::{MatRef, Params, ParamsRef, Rng, Session, Spec};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use crate::convert::{self, Elem};
+use crate::error::IntoPyResult;
+use crate::layers::{CellState, LayerCell};
+
+/// A model in its dtype: the parameter layers' storage, and the training session.
+pub(crate) struct Model<T> {
+    cells: Vec<Arc<LayerCell<T>>>,
+    session: Mutex<Session<T>>,
+    /// A fit is running.
+    pub(crate) training: AtomicBool,
+}
+
+impl<T: Elem> Model<T> {
+    /// Every layer's parameters, read-locked in order, for one consistent read (take them
+    /// with the GIL released).
+    pub(crate) fn read_all(&self) -> Vec<RwLockReadGuard<'_, CellState<T>>> {
+        self.cells.iter().map(|c| c.read()).collect()
+    }
+
+    /// A copy of every layer's weights and biases.
+    pub(crate) fn copy_params(&self) -> Vec<(Vec<T>, Vec<T>)> {
+        self.read_all()
+            .iter()
+            .map(|s| {
+                let p = s.params();
+                (p.weight.to_vec(), p.bias.to_vec())
+            })
+            .collect()
+    }
+
+    /// Copies `params` into the layers, all layers write-locked in order so that no reader
+    /// sees a mix of two epochs (take it with the GIL released).
+    pub(crate) fn publish(&self, params: &[impl Params<T>]) {
+        let mut held: Vec<_> = self.cells.iter().map(|c| c.write()).collect();
+        for (state, p) in held.iter_mut().zip(params) {
+            let (w, b) = state.params_mut();
+            w.copy_from_slice(p.weight());
+            b.copy_from_slice(p.bias());
+        }
+    }
+
+    /// The session (while a fit runs: as of its last completed epoch).
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session<T>> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
+    pub(crate) fn scores(&self, spec: &Spec, x: &Bound<'_, PyAny>) -> PyResult<(usize, Vec<T>)> {
+        let py = x.py();
+        let xa = convert::matrix::<T>(x, "X", Some(spec.inputs()))?;
+        let rows = xa.shape()[0];
+        let ro = xa.readonly();
+        let xs = ro.as_slice()?;
+        let xm = MatRef::new(xs, rows, spec.inputs());
+        let mut out = vec![T::ZERO; rows * spec.outputs()];
+        py.detach(|| {
+            let held = self.read_all();
+            let params: Vec<ParamsRef<'_, T>> = held.iter().map(|s| s.params()).collect();
+            spec.predict_scores(&params, xm, &mut out)
+        })
+        .py()?;
+        Ok((rows, out))
+    }
+}
+
+impl<T: Elem> Model<T> {
+    /// A model of these layers, whose fits draw their seeds from `rng`.
+    pub(crate) fn new(cells: Vec<Arc<LayerCell<T>>>, rng: Rng) -> Self {
+        Model {
+            cells,
+            session: Mutex::new(Session::new(rng)),
+            training: AtomicBool::new(false),
+        }
+    }
+}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import numpy_reference as ref
 import pytest
 from sklearn.metrics import r2_score
 
 import mlpfast
+from mlpfast import _core
 
 ACT_CLASSES = {
     "identity": mlpfast.Identity,
@@ -244,6 +247,40 @@ def test_epochs_zero(rng):
     snap = weights(model)
     h = model.fit(X, y, epochs=0, validation_data=(X, y))
     assert h["loss"] == [] and h["val_loss"] == [] and h["val_accuracy"] == []
+    for (w0, b0), (w1, b1) in zip(snap, weights(model)):
+        np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+
+
+def test_fit_signature_states_the_core_defaults():
+    # help(MLP.fit) and the stub show the defaults the core's FitConfig applies, and no
+    # private keyword.
+    params = inspect.signature(mlpfast.MLP.fit).parameters
+    shown = {
+        name: p.default
+        for name, p in params.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and name not in ("validation_data", "verbose", "callbacks")
+    }
+    assert shown == _core._fit_defaults()
+    assert not any(name.startswith("_") for name in params)
+    assert "Ellipsis" not in str(inspect.signature(mlpfast.MLP.fit))
+
+
+def test_fit_keyword_errors_name_the_keyword(rng):
+    X, y = blobs(rng, n=20, d=4)
+    model = mlpfast.MLP([4, 6, 3], seed=0)
+    snap = weights(model)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate'"):
+        model.fit(X, y, learning_rate=0.1)
+    with pytest.raises(TypeError, match="argument 'epochs'"):
+        model.fit(X, y, epochs=2.5)
+    with pytest.raises(TypeError, match="argument 'betas'"):
+        model.fit(X, y, betas=0.9)
+    with pytest.raises(ValueError, match="argument 'seed'"):
+        model.fit(X, y, seed=-1)
+    with pytest.raises(ValueError, match="argument 'epochs'"):
+        model.fit(X, y, epochs=2**70)
     for (w0, b0), (w1, b1) in zip(snap, weights(model)):
         np.testing.assert_array_equal(w0, w1)
         np.testing.assert_array_equal(b0, b1)

@@ -22,6 +22,14 @@ pub enum OptimizerKind {
 pub const OPTIMIZER_NAMES: [&str; 2] = ["sgd", "adam"];
 
 impl OptimizerKind {
+    /// Its name in the Python API.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+
     /// The optimizer named `name`, or an error naming the `optimizer` argument.
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
@@ -54,6 +62,15 @@ pub enum Schedule {
 pub const SCHEDULE_NAMES: [&str; 3] = ["constant", "invscaling", "adaptive"];
 
 impl Schedule {
+    /// Its name in the Python API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::InvScaling => "invscaling",
+            Schedule::Adaptive => "adaptive",
+        }
+    }
+
     /// The schedule named `name`, or an error naming the `schedule` argument.
     pub fn from_name(name: &str) -> Result<Self> {
         match name {

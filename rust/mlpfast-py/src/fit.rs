@@ -22,7 +22,7 @@ use mlpfast_core::config::{OptimizerKind, Schedule};
 use mlpfast_core::train::{self, EpochReport, Monitor};
 use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, Spec, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -41,74 +41,65 @@ thread_local! {
     static OUTER_STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
 }
 
-/// `fit`'s settings as Python passes them (names and raw numbers).
-pub(crate) struct FitKwargs {
-    pub epochs: i64,
-    pub batch_size: i64,
-    pub optimizer: String,
-    pub lr: f64,
-    pub momentum: f64,
-    pub nesterov: bool,
-    pub weight_decay: f64,
-    pub lr_decay: f64,
-    pub shuffle: bool,
-    pub seed: Option<u64>,
-    pub betas: (f64, f64),
-    pub eps: f64,
-    pub schedule: String,
-    pub power_t: f64,
-    pub tol: f64,
-    pub n_iter_no_change: Option<i64>,
-    pub resume: bool,
-    pub l2_per_sample: bool,
-}
-
-impl FitKwargs {
-    /// The core's configuration, checked by the core's one validation.
-    pub(crate) fn config(&self) -> PyResult<FitConfig> {
-        let cfg = FitConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            optimizer: OptimizerKind::from_name(&self.optimizer).py()?,
-            lr: self.lr,
-            momentum: self.momentum,
-            nesterov: self.nesterov,
-            betas: self.betas,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
-            l2_per_sample: self.l2_per_sample,
-            lr_decay: self.lr_decay,
-            schedule: Schedule::from_name(&self.schedule).py()?,
-            power_t: self.power_t,
-            shuffle: self.shuffle,
-            seed: self.seed,
-            tol: self.tol,
-            n_iter_no_change: self.n_iter_no_change,
-            restore_best: true,
-            resume: self.resume,
-        };
-        cfg.validate().py()?;
-        Ok(cfg)
+/// `fit`'s settings from its keyword arguments: the defaults of [`FitConfig`], each given
+/// keyword set by [`set`], then the core's one validation. The estimators' private
+/// `_l2_per_sample` flag comes this way too, so `MLP.fit` does not show it.
+pub(crate) fn settings(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<FitConfig> {
+    let mut cfg = FitConfig::default();
+    if let Some(kwargs) = kwargs {
+        for (key, value) in kwargs.iter() {
+            set(&mut cfg, &key.extract::<String>()?, &value)?;
+        }
     }
+    cfg.validate().py()?;
+    Ok(cfg)
 }
 
-/// The keyword arguments `fit` accepts besides its public ones (for the estimators).
-pub(crate) fn private_flag(extra: Option<&Bound<'_, PyDict>>, name: &str) -> PyResult<bool> {
-    let Some(extra) = extra else {
-        return Ok(false);
-    };
-    for key in extra.keys() {
-        let key: String = key.extract()?;
-        if key != name {
+/// The binding's one list of fit settings: sets the one named `key` (a keyword of `fit`).
+/// A new setting is a field of [`FitConfig`] (with its default and its check in
+/// `FitConfig::validate`), one line here, and its place in `fit`'s text signature.
+fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // A value Python cannot convert names the argument: a TypeError for the wrong type, a
+    // ValueError for an int out of range (a negative seed, an epoch count past i64).
+    macro_rules! get {
+        ($ty:ty) => {
+            value.extract::<$ty>().map_err(|e| {
+                let msg = format!("fit() argument '{key}': {}", e.value(value.py()));
+                if e.is_instance_of::<PyTypeError>(value.py()) {
+                    PyTypeError::new_err(msg)
+                } else {
+                    PyValueError::new_err(msg)
+                }
+            })?
+        };
+    }
+    match key {
+        "epochs" => cfg.epochs = get!(i64),
+        "batch_size" => cfg.batch_size = get!(i64),
+        "optimizer" => cfg.optimizer = OptimizerKind::from_name(&get!(String)).py()?,
+        "lr" => cfg.lr = get!(f64),
+        "momentum" => cfg.momentum = get!(f64),
+        "nesterov" => cfg.nesterov = get!(bool),
+        "weight_decay" => cfg.weight_decay = get!(f64),
+        "lr_decay" => cfg.lr_decay = get!(f64),
+        "shuffle" => cfg.shuffle = get!(bool),
+        "seed" => cfg.seed = get!(Option<u64>),
+        "betas" => cfg.betas = get!((f64, f64)),
+        "eps" => cfg.eps = get!(f64),
+        "schedule" => cfg.schedule = Schedule::from_name(&get!(String)).py()?,
+        "power_t" => cfg.power_t = get!(f64),
+        "tol" => cfg.tol = get!(f64),
+        "n_iter_no_change" => cfg.n_iter_no_change = get!(Option<i64>),
+        "resume" => cfg.resume = get!(bool),
+        // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').
+        "_l2_per_sample" => cfg.l2_per_sample = value.is_truthy()?,
+        other => {
             return Err(PyTypeError::new_err(format!(
-                "fit() got an unexpected keyword argument '{key}'"
+                "fit() got an unexpected keyword argument '{other}'"
             )));
         }
     }
-    Ok(match extra.get_item(name)? {
-        Some(v) => v.is_truthy()?,
-        None => false,
-    })
+    Ok(())
 }
 
 /// The `callbacks` argument as a list of callables.
@@ -368,55 +359,36 @@ fn mutable<T>(work: &mut [(Vec<T>, Vec<T>)]) -> Vec<ParamsMut<'_, T>> {
         .collect()
 }
 
-/// Checks fit settings given as a dict of `fit`'s keyword arguments (those it holds; the
-/// rest keep their defaults), without fitting: the estimators call it before they build a
-/// network. Raises the ValueError `fit` would raise, with its `arg` attribute.
+/// `fit`'s defaults as a dict of its keyword arguments (those [`set`] takes, bar the private
+/// ones), for the test that `fit`'s text signature states them truly.
+#[pyfunction]
+pub(crate) fn _fit_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = FitConfig::default();
+    let out = PyDict::new(py);
+    out.set_item("epochs", d.epochs)?;
+    out.set_item("batch_size", d.batch_size)?;
+    out.set_item("optimizer", d.optimizer.name())?;
+    out.set_item("lr", d.lr)?;
+    out.set_item("momentum", d.momentum)?;
+    out.set_item("nesterov", d.nesterov)?;
+    out.set_item("weight_decay", d.weight_decay)?;
+    out.set_item("lr_decay", d.lr_decay)?;
+    out.set_item("shuffle", d.shuffle)?;
+    out.set_item("seed", d.seed)?;
+    out.set_item("betas", d.betas)?;
+    out.set_item("eps", d.eps)?;
+    out.set_item("schedule", d.schedule.name())?;
+    out.set_item("power_t", d.power_t)?;
+    out.set_item("tol", d.tol)?;
+    out.set_item("n_iter_no_change", d.n_iter_no_change)?;
+    out.set_item("resume", d.resume)?;
+    Ok(out)
+}
+
+/// Checks fit settings given as a dict of `fit`'s keyword arguments (the rest keep their
+/// defaults), without fitting: the estimators call it before they build a network. Raises
+/// the error `fit` would raise (a ValueError with its `arg` attribute).
 #[pyfunction]
 pub(crate) fn _check_fit_settings(settings: &Bound<'_, PyDict>) -> PyResult<()> {
-    let d = FitConfig::default();
-    let mut k = FitKwargs {
-        epochs: d.epochs,
-        batch_size: d.batch_size,
-        optimizer: "sgd".into(),
-        lr: d.lr,
-        momentum: d.momentum,
-        nesterov: d.nesterov,
-        weight_decay: d.weight_decay,
-        lr_decay: d.lr_decay,
-        shuffle: d.shuffle,
-        seed: d.seed,
-        betas: d.betas,
-        eps: d.eps,
-        schedule: "constant".into(),
-        power_t: d.power_t,
-        tol: d.tol,
-        n_iter_no_change: d.n_iter_no_change,
-        resume: d.resume,
-        l2_per_sample: d.l2_per_sample,
-    };
-    for (key, value) in settings.iter() {
-        let key: String = key.extract()?;
-        match key.as_str() {
-            "epochs" => k.epochs = value.extract()?,
-            "batch_size" => k.batch_size = value.extract()?,
-            "optimizer" => k.optimizer = value.extract()?,
-            "lr" => k.lr = value.extract()?,
-            "momentum" => k.momentum = value.extract()?,
-            "nesterov" => k.nesterov = value.extract()?,
-            "weight_decay" => k.weight_decay = value.extract()?,
-            "lr_decay" => k.lr_decay = value.extract()?,
-            "betas" => k.betas = value.extract()?,
-            "eps" => k.eps = value.extract()?,
-            "schedule" => k.schedule = value.extract()?,
-            "power_t" => k.power_t = value.extract()?,
-            "tol" => k.tol = value.extract()?,
-            "n_iter_no_change" => k.n_iter_no_change = value.extract()?,
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "_check_fit_settings: unexpected setting {other:?}"
-                )));
-            }
-        }
-    }
-    k.config().map(|_| ())
+    self::settings(Some(settings)).map(|_| ())
 }

@@ -96,6 +96,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_info, m)?)?;
     m.add_function(wrap_pyfunction!(fit::_check_fit_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::_fit_defaults, m)?)?;
     // The vocabulary the Python side (model files, estimators) takes from here.
     m.add("ACTIVATIONS", activation_names())?;
     m.add(

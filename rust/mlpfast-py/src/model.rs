@@ -19,7 +19,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::activations::PyActivation;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
 use crate::error::{IntoPyResult, guarded};
-use crate::fit::{self, FitKwargs};
+use crate::fit;
 use crate::layers::{
     AnyCell, CoreLayer, LayerCell, PyLinear, PyMaxout, cell_backward, cell_forward,
 };
@@ -376,68 +376,27 @@ impl PyMLP {
     /// scikit-learn's partial_fit does.
     #[pyo3(
         signature = (
-            X, y, *, epochs = 10, batch_size = 64, optimizer = "sgd", lr = 0.01,
-            momentum = 0.0, nesterov = false, weight_decay = 0.0, lr_decay = 1.0,
-            shuffle = true, seed = None, validation_data = None, verbose = false,
-            betas = (0.9, 0.999), eps = 1e-8, callbacks = None, schedule = "constant",
-            power_t = 0.5, tol = 1e-4, n_iter_no_change = None, resume = false, **private
+            X, y, *, validation_data = None, verbose = false, callbacks = None, **settings
         ),
+        // The settings' defaults are FitConfig's (tests/test_api.py compares them).
         text_signature = "($self, X, y, *, epochs=10, batch_size=64, optimizer='sgd', lr=0.01, \
             momentum=0.0, nesterov=False, weight_decay=0.0, lr_decay=1.0, shuffle=True, \
             seed=None, validation_data=None, verbose=False, betas=(0.9, 0.999), eps=1e-08, \
             callbacks=None, schedule='constant', power_t=0.5, tol=0.0001, \
             n_iter_no_change=None, resume=False)"
     )]
-    #[allow(non_snake_case, clippy::too_many_arguments)]
+    #[allow(non_snake_case)]
     fn fit<'py>(
         slf: &Bound<'py, Self>,
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
-        epochs: i64,
-        batch_size: i64,
-        optimizer: &str,
-        lr: f64,
-        momentum: f64,
-        nesterov: bool,
-        weight_decay: f64,
-        lr_decay: f64,
-        shuffle: bool,
-        seed: Option<u64>,
         validation_data: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
         verbose: bool,
-        betas: (f64, f64),
-        eps: f64,
         callbacks: Option<Bound<'py, PyAny>>,
-        schedule: &str,
-        power_t: f64,
-        tol: f64,
-        n_iter_no_change: Option<i64>,
-        resume: bool,
-        private: Option<&Bound<'py, PyDict>>,
+        settings: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         guarded(|| {
-            let cfg = FitKwargs {
-                epochs,
-                batch_size,
-                optimizer: optimizer.to_owned(),
-                lr,
-                momentum,
-                nesterov,
-                weight_decay,
-                lr_decay,
-                shuffle,
-                seed,
-                betas,
-                eps,
-                schedule: schedule.to_owned(),
-                power_t,
-                tol,
-                n_iter_no_change,
-                resume,
-                // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').
-                l2_per_sample: fit::private_flag(private, "_l2_per_sample")?,
-            }
-            .config()?;
+            let cfg = fit::settings(settings)?;
             let callbacks = fit::callbacks(callbacks)?;
             let me = slf.get();
             by_dtype!(&me.model, m => fit::fit(

@@ -35,26 +35,21 @@ _ACTIVATIONS = {
 _SOLVERS = ("sgd", "adam", "lbfgs")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 _DTYPES = ("float32", "float64")
-# The real-valued training settings, and the core's names of the settings it checks.
-_TRAINING = (
-    "alpha",
-    "learning_rate_init",
-    "momentum",
-    "beta_1",
-    "beta_2",
-    "epsilon",
-    "power_t",
-    "tol",
-)
-_CORE_NAMES = {
+# The real-valued training parameters, by the core fit keyword each one sets: their types
+# are checked here, their ranges by the core (MLP.fit's check), and they reach MLP.fit as
+# those keywords. A new one is a line here besides the estimators' signatures and docs.
+_REAL_SETTINGS = {
     "weight_decay": "alpha",
     "lr": "learning_rate_init",
     "momentum": "momentum",
-    "beta1": "beta_1",
-    "beta2": "beta_2",
     "eps": "epsilon",
     "power_t": "power_t",
     "tol": "tol",
+}
+# The parameters behind the other core keywords, to name them in the core's errors.
+_OTHER_SETTINGS = {
+    "beta1": "beta_1",
+    "beta2": "beta_2",
     "schedule": "learning_rate",
     "batch_size": "batch_size",
     "n_iter_no_change": "n_iter_no_change",
@@ -215,9 +210,13 @@ class _BaseMLP(BaseEstimator):
             "n_iter_no_change": None if nic == np.inf else int(nic),
         }
 
+    def _real_settings(self) -> dict[str, float]:
+        """The real-valued training parameters as MLP.fit's keywords."""
+        return {core: float(getattr(self, name)) for core, name in _REAL_SETTINGS.items()}
+
     def _check_training_settings(self) -> None:
         """The core's check of the training settings, its errors in scikit-learn's words."""
-        for name in _TRAINING:
+        for name in (*_REAL_SETTINGS.values(), "beta_1", "beta_2"):
             if not _is_real(getattr(self, name)):
                 raise _bad(name, "a float", getattr(self, name))
         if not isinstance(self.learning_rate, str):
@@ -226,14 +225,9 @@ class _BaseMLP(BaseEstimator):
                 "a str among " + ", ".join(map(repr, _SCHEDULES)),
                 self.learning_rate,
             )
-        settings = {
-            "weight_decay": float(self.alpha),
-            "lr": float(self.learning_rate_init),
-            "momentum": float(self.momentum),
+        settings: dict[str, Any] = {
+            **self._real_settings(),
             "betas": (float(self.beta_1), float(self.beta_2)),
-            "eps": float(self.epsilon),
-            "power_t": float(self.power_t),
-            "tol": float(self.tol),
             "schedule": self.learning_rate,
         }
         if _is_int(self.batch_size):
@@ -243,10 +237,9 @@ class _BaseMLP(BaseEstimator):
         try:
             _check_fit_settings(settings)
         except ValueError as exc:
-            arg = getattr(exc, "arg", None)
-            if arg not in _CORE_NAMES:
+            name = {**_REAL_SETTINGS, **_OTHER_SETTINGS}.get(getattr(exc, "arg", None))
+            if name is None:
                 raise
-            name = _CORE_NAMES[arg]
             raise _bad(name, exc.expected, getattr(self, name)) from None
 
     # ---- hooks the subclasses fill
@@ -390,10 +383,13 @@ class _BaseMLP(BaseEstimator):
         scale = self._loss_scale()
         listener = _EpochListener(self, scale, epochs, bool(self.verbose), callbacks)
         sgd = self.solver == "sgd"
-        momentum = float(self.momentum) if sgd else 0.0
+        reals = self._real_settings()
+        if not sgd:
+            reals["momentum"] = 0.0
         # The stopping rule watches the validation score, or MLP.fit's own training loss,
         # which is the reported loss_ divided by `scale`: tol goes on the same scale.
-        tol = float(self.tol) if self.early_stopping else float(self.tol) / scale
+        if not self.early_stopping:
+            reals["tol"] /= scale
         interrupted = False
         history = self._mlp.history
         before = (len(history["loss"]), len(history.get("val_loss", [])), self._mlp.samples_seen)
@@ -401,22 +397,17 @@ class _BaseMLP(BaseEstimator):
             self._mlp.fit(
                 X,
                 Y,
+                **reals,
                 epochs=epochs,
                 batch_size=batch_size,
                 optimizer=self.solver,
-                lr=float(self.learning_rate_init),
-                momentum=momentum,
-                nesterov=bool(self.nesterovs_momentum) and momentum > 0.0,
-                weight_decay=float(self.alpha),
+                nesterov=bool(self.nesterovs_momentum) and reals["momentum"] > 0.0,
                 shuffle=bool(self.shuffle),
                 seed=int(rs.randint(np.iinfo(np.int32).max)),
                 validation_data=validation,
                 betas=(float(self.beta_1), float(self.beta_2)),
-                eps=float(self.epsilon),
                 callbacks=listener,
                 schedule=self.learning_rate if sgd else "constant",
-                power_t=float(self.power_t),
-                tol=tol,
                 n_iter_no_change=settings["n_iter_no_change"],
                 # partial_fit continues the optimizer, its rate and the stopping rule.
                 resume=incremental,

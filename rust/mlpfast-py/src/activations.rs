@@ -15,7 +15,7 @@ use pyo3::PyClassInitializer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
 
 /// A copy of forward's input and its shape.
@@ -112,16 +112,10 @@ impl PyActivation {
                     "x: expected an array of at least one dimension, got a scalar",
                 ));
             }
-            let (kept, y) = match DType::of_input(&arr.clone().into_any()) {
-                DType::F32 => {
-                    let (k, y) = forward_typed::<f32>(self.act, &arr)?;
-                    (ByDType::F32(k), y)
-                }
-                DType::F64 => {
-                    let (k, y) = forward_typed::<f64>(self.act, &arr)?;
-                    (ByDType::F64(k), y)
-                }
-            };
+            let (kept, y) = for_dtype!(DType::of_input(&arr.clone().into_any()), T, Arm => {
+                let (k, y) = forward_typed::<T>(self.act, &arr)?;
+                (Arm(k), y)
+            });
             *self.kept() = Some(kept);
             Ok(y)
         })

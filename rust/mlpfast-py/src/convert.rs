@@ -61,8 +61,8 @@ impl DType {
 }
 
 /// One value per dtype: a model, or a layer's storage, in the dtype it computes in. The
-/// dtype is chosen once, when the value is built; [`by_dtype!`] runs generic code on either
-/// arm.
+/// dtype is chosen once, when the value is built ([`for_dtype!`]); [`by_dtype!`] runs generic
+/// code on either arm.
 pub enum ByDType<A, B> {
     /// The float32 value.
     F32(A),
@@ -90,6 +90,39 @@ macro_rules! by_dtype {
     };
 }
 pub(crate) use by_dtype;
+
+/// Runs generic code in a dtype chosen at run time: `$body` runs with `$t` the element type
+/// and, in the second form, `$wrap` the matching [`ByDType`] arm (a constructor), as in
+/// `for_dtype!(dtype, T => loss::<T>(..))` or `for_dtype!(dtype, T, Arm => Arm(..))`.
+macro_rules! for_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            $crate::convert::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::convert::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+        }
+    };
+    ($dtype:expr, $t:ident, $wrap:ident => $body:expr) => {
+        match $dtype {
+            $crate::convert::DType::F32 => {
+                type $t = f32;
+                use $crate::convert::ByDType::F32 as $wrap;
+                $body
+            }
+            $crate::convert::DType::F64 => {
+                type $t = f64;
+                use $crate::convert::ByDType::F64 as $wrap;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use for_dtype;
 
 impl FromPyObject<'_, '_> for DType {
     type Error = PyErr;

@@ -20,7 +20,7 @@ use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
 
 /// A core parameter layer of either kind.
@@ -413,20 +413,9 @@ param_layer_methods!(PyLinear, {
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
         let (i, o) = (in_features, out_features);
-        let cell = match dtype {
-            DType::F32 => ByDType::F32(LayerCell::new(CoreLayer::Linear(Linear::new(
-                i,
-                o,
-                Init::Glorot,
-                &mut rng,
-            )))),
-            DType::F64 => ByDType::F64(LayerCell::new(CoreLayer::Linear(Linear::new(
-                i,
-                o,
-                Init::Glorot,
-                &mut rng,
-            )))),
-        };
+        let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Linear(
+            Linear::<T>::new(i, o, Init::Glorot, &mut rng)
+        ))));
         Ok(PyLinear { cell })
     }
 
@@ -464,14 +453,9 @@ param_layer_methods!(PyMaxout, {
         check_features("out_features", out_features)?;
         let mut rng = seeded(seed);
         let (i, o) = (in_features, out_features);
-        let cell = match dtype {
-            DType::F32 => ByDType::F32(LayerCell::new(CoreLayer::Maxout(
-                Maxout::new(i, o, pieces, &mut rng).py()?,
-            ))),
-            DType::F64 => ByDType::F64(LayerCell::new(CoreLayer::Maxout(
-                Maxout::new(i, o, pieces, &mut rng).py()?,
-            ))),
-        };
+        let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Maxout(
+            Maxout::<T>::new(i, o, pieces, &mut rng).py()?
+        ))));
         Ok(PyMaxout { cell })
     }
 

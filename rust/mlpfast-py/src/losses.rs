@@ -10,7 +10,7 @@ use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{self, DType, Elem, Kinds};
+use crate::convert::{self, DType, Elem, Kinds, for_dtype};
 use crate::error::IntoPyResult;
 
 fn class_loss_typed<'py, T: Elem>(
@@ -41,10 +41,7 @@ fn class_loss<'py>(
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    match DType::of_input(scores) {
-        DType::F32 => class_loss_typed::<f32>(loss, scores, y),
-        DType::F64 => class_loss_typed::<f64>(loss, scores, y),
-    }
+    for_dtype!(DType::of_input(scores), T => class_loss_typed::<T>(loss, scores, y))
 }
 
 fn value_loss_typed<'py, T: Elem>(
@@ -100,10 +97,7 @@ fn value_loss<'py>(
     pred: (&Bound<'py, PyAny>, &str),
     target: (&Bound<'py, PyAny>, &str),
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    match DType::of_input(pred.0) {
-        DType::F32 => value_loss_typed::<f32>(loss, pred, target),
-        DType::F64 => value_loss_typed::<f64>(loss, pred, target),
-    }
+    for_dtype!(DType::of_input(pred.0), T => value_loss_typed::<T>(loss, pred, target))
 }
 
 /// Softmax cross-entropy: mean over rows of −log softmax(scores)[y]; returns (loss, dscores).

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::activations::PyActivation;
-use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype};
+use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
 use crate::fit;
 use crate::layers::{
@@ -227,10 +227,7 @@ fn add_l2(layer: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, lambda: f64) -> PyR
         Ok(l2_term(w.as_slice()?, Some(g.as_slice_mut()?), lambda))
     }
     let w = layer.getattr("weight")?;
-    match DType::of_input(&w) {
-        DType::F32 => typed::<f32>(&w, grad, lambda),
-        DType::F64 => typed::<f64>(&w, grad, lambda),
-    }
+    for_dtype!(DType::of_input(&w), T => typed::<T>(&w, grad, lambda))
 }
 
 #[pymethods]
@@ -261,16 +258,10 @@ impl PyMLP {
         let loss = Loss::from_name(loss).py()?;
         let spec = Spec::new(&sizes, hidden, loss).py()?;
         let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
-        let (layers, model) = match dtype {
-            DType::F32 => {
-                let (objs, cells) = build::<f32>(py, &spec, &mut rng, ByDType::F32)?;
-                (objs, ByDType::F32(Model::new(cells, rng)))
-            }
-            DType::F64 => {
-                let (objs, cells) = build::<f64>(py, &spec, &mut rng, ByDType::F64)?;
-                (objs, ByDType::F64(Model::new(cells, rng)))
-            }
-        };
+        let (layers, model) = for_dtype!(dtype, T, Arm => {
+            let (objs, cells) = build::<T>(py, &spec, &mut rng, Arm)?;
+            (objs, Arm(Model::new(cells, rng)))
+        });
         Ok(PyMLP {
             spec,
             sizes,
@@ -400,7 +391,7 @@ impl PyMLP {
             let callbacks = fit::callbacks(callbacks)?;
             let me = slf.get();
             by_dtype!(&me.model, m => fit::fit(
-                slf.as_any(), &me.spec, m, X, y, validation_data, cfg, verbose, callbacks
+                &slf.clone().into_any(), &me.spec, m, X, y, validation_data, cfg, verbose, callbacks
             ))
         })
     }

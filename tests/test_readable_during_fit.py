@@ -1,15 +1,17 @@
 """The model during a fit: readable from callbacks and other threads, not writable into it.
 
-A fit trains on its own copy of the parameters and publishes it into the model at the end
-of every epoch, before the callbacks run. So reading the weights, predicting, saving and
-pickling work during a fit and show the last completed epoch; writes into the weights from
-elsewhere cannot change what the fit computes.
+A fit trains on its own copy of the parameters and publishes it into the model at epoch
+ends: at every one, before the callbacks run, when there are callbacks; otherwise at most
+every 10 ms. So reading the weights (read-only copies while the fit runs), predicting,
+saving and pickling work during a fit and show a completed epoch (in a callback, that
+epoch); writes into the weights from elsewhere cannot change what the fit computes.
 """
 
 from __future__ import annotations
 
 import pickle
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -85,6 +87,32 @@ def test_in_a_callback_the_model_is_the_epochs_model(tmp_path):
         assert epochs == e
 
 
+def test_during_a_fit_weights_are_read_only_copies_and_live_views_after():
+    X, y = data()
+    m = model()
+    old_view = m.layers[0].weight
+    during = []
+
+    def callback(info):
+        lay = info["model"].layers[0]
+        w, b = lay.weight, lay.bias
+        for arr in (w, b):
+            with pytest.raises(ValueError, match="read-only"):
+                arr[...] = 0.0
+        # A copy of the epoch: the model's own view of the same memory agrees with it.
+        np.testing.assert_array_equal(w, old_view)
+        during.append(w)
+
+    train(m, X, y, callbacks=callback)
+    np.testing.assert_array_equal(during[-1], weights(after(EPOCHS))[0])
+    assert not np.shares_memory(during[0], during[-1])
+    # After the fit the layer gives live, writeable views again.
+    view = m.layers[0].weight
+    assert view.flags.writeable and np.shares_memory(view, old_view)
+    view[0, 0] = 7.0
+    assert m.layers[0].weight[0, 0] == 7.0 and old_view[0, 0] == 7.0
+
+
 def test_another_thread_reads_and_predicts_during_a_fit():
     X, y = data(n=3000)
     m = mlpfast.MLP([10, 256, 256, 3], seed=1)
@@ -113,6 +141,54 @@ def test_another_thread_reads_and_predicts_during_a_fit():
         thread.join()
     assert errors == []
     assert reads[0] > 0
+
+
+def test_without_callbacks_other_threads_see_completed_epochs_at_most_every_10ms():
+    X, y = data(n=256)
+    epochs = 400
+
+    def wide():  # epochs of about a millisecond: many per publication
+        return mlpfast.MLP([10, 256, 256, 3], seed=1)
+
+    def fit(m, **kw):
+        m.fit(X, y, epochs=epochs, batch_size=64, lr=1e-2, seed=5, **kw)
+
+    # Every epoch's first-layer weight, from a callback (the weights do not depend on how
+    # often they are published).
+    per_epoch = []
+    fit(wide(), callbacks=lambda info: per_epoch.append(info["model"].layers[0].weight.tobytes()))
+    assert len(set(per_epoch)) == epochs
+
+    m = wide()
+    start = m.layers[0].weight.tobytes()
+    seen, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            w = m.layers[0].weight.tobytes()
+            if w != (seen[-1] if seen else start):
+                seen.append(w)
+            time.sleep(2e-4)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    began = time.perf_counter()
+    try:
+        fit(m)
+    finally:
+        elapsed = time.perf_counter() - began
+        done.set()
+        thread.join()
+    # Each state another thread saw is a completed epoch's, in order, and they were
+    # published at most every 10 ms (and once at the end).
+    index = {w: e for e, w in enumerate(per_epoch)}
+    assert all(w in index for w in seen)
+    order = [index[w] for w in seen]
+    assert order == sorted(order)
+    assert m.layers[0].weight.tobytes() == per_epoch[-1]
+    assert len(seen) <= elapsed / 0.010 + 2
+    if elapsed > 0.1:
+        assert len(seen) >= 2  # a long fit is visible before it ends
 
 
 def test_writes_into_an_old_view_during_a_fit_do_not_change_it():

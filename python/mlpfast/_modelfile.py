@@ -68,8 +68,9 @@ def encode(mlp: MLP, extra: dict[str, str]) -> bytes:
     header: dict[str, Any] = {"__metadata__": metadata}
     buffers = []
     offset = 0
-    for i, lay in enumerate(mlp.param_layers):
-        for name, arr in (("weight", lay.weight), ("bias", lay.bias)):
+    # One moment's weights, also while a fit publishes epochs.
+    for i, (weight, bias) in enumerate(mlp._params()):
+        for name, arr in (("weight", weight), ("bias", bias)):
             raw = np.ascontiguousarray(arr, dtype=_NP_DTYPES[st_dtype]).tobytes()
             header[f"layers.{i}.{name}"] = {
                 "dtype": st_dtype,

@@ -37,7 +37,7 @@ def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
 
 
 def _reduce_mlp(model: MLP):
-    params = [(np.array(lay.weight), np.array(lay.bias)) for lay in model.param_layers]
+    params = model._params()  # one moment's weights, also while a fit publishes epochs
     args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params)
     return _rebuild_mlp, args
 

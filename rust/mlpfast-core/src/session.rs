@@ -242,14 +242,37 @@ impl<T: Float> Session<T> {
         &mut self.rng
     }
 
-    /// A copy without the optimizer's buffers: what a reader of the session needs while a
-    /// fit runs on the session itself.
+    /// A copy without the optimizer's buffers and the best weights: what a reader of the
+    /// session needs while a fit runs on the session itself.
     pub fn snapshot(&self) -> Self {
         Session {
+            rng: self.rng.clone(),
             optim: None,
+            rate: self.rate,
             watch: None,
-            ..self.clone()
+            samples_seen: self.samples_seen,
+            history: self.history.clone(),
+            stopped_early: self.stopped_early,
         }
+    }
+
+    /// Brings `snapshot` (an earlier [`Session::snapshot`] of this session) up to date. It
+    /// copies the last epoch it has again (validation figures may have joined it) and the
+    /// epochs it lacks, so that refreshing after every epoch costs a record, not a history.
+    pub fn refresh(&self, snapshot: &mut Self) {
+        let epochs = &self.history.epochs;
+        let keep = snapshot
+            .history
+            .epochs
+            .len()
+            .min(epochs.len())
+            .saturating_sub(1);
+        snapshot.history.epochs.truncate(keep);
+        snapshot.history.epochs.extend_from_slice(&epochs[keep..]);
+        snapshot.rng = self.rng.clone();
+        snapshot.rate = self.rate;
+        snapshot.samples_seen = self.samples_seen;
+        snapshot.stopped_early = self.stopped_early;
     }
 
     /// The seed a fit with `cfg` shuffles with, and the generator as it will be once that
@@ -322,5 +345,39 @@ impl<T: Float> Session<T> {
         self.watch = Some(run.watch);
         self.rng = rng;
         self.stopped_early = stopped_early;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(loss: f64) -> EpochRecord {
+        EpochRecord {
+            loss,
+            val_loss: None,
+            val_metric: None,
+            lr: 0.1,
+        }
+    }
+
+    #[test]
+    fn a_refreshed_snapshot_reads_as_the_session() {
+        let mut session = Session::<f64>::new(Rng::new(3));
+        session.epoch_done(record(1.0), 10);
+        let mut snap = session.snapshot();
+        for loss in [0.9, 0.8] {
+            session.epoch_done(record(loss), 10);
+            session.set_last_validation(loss + 0.05, 0.5);
+            session.refresh(&mut snap);
+            assert_eq!(snap.history(), session.history());
+            assert_eq!(snap.samples_seen(), session.samples_seen());
+        }
+        // Validation figures that join the last epoch after a refresh reach the snapshot.
+        session.set_last_validation(0.7, 0.75);
+        session.refresh(&mut snap);
+        assert_eq!(snap.history(), session.history());
+        assert_eq!(snap.history().epochs.len(), 3);
+        assert!(snap.optim.is_none() && snap.watch.is_none());
     }
 }

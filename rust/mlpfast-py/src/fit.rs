@@ -2,12 +2,15 @@
 //! loop back to Python (signals, progress, callbacks), and the run itself.
 //!
 //! **What a fit does to the model.** It trains on a working copy of the parameters and
-//! publishes them into the model's layers at the end of every epoch, before the callbacks
-//! run, and when it ends (also by an error or Ctrl-C). So while a fit runs, the model —
-//! `layers[i].weight`, `predict`, `score`, `mlpfast.save`, pickle, from a callback or from
-//! another thread — shows the last completed epoch; writes into the weights meanwhile do not
+//! publishes them into the model's layers at epoch ends — at every one when there are
+//! callbacks, before they run; otherwise at the first one 10 ms after the last — and when it
+//! ends (also by an error or Ctrl-C). So while a fit runs, the model — `layers[i].weight`,
+//! `predict`, `score`, `mlpfast.save`, pickle — shows, in a callback, the epoch just
+//! completed, and from another thread a completed epoch at most about 10 ms older than the
+//! last. Meanwhile `weight` and `bias` are read-only copies taken under the layers' locks
+//! (a view could show a publication half done); writes through views taken before do not
 //! change the fit (the next publication overwrites them). The session (samples seen,
-//! history, learning rate) reads likewise as of the last completed epoch.
+//! history) is published with the weights.
 //!
 //! Training runs on a worker thread with the GIL released; the calling thread, which Python
 //! delivers signals to, polls for them a few times a second and raises a stop flag that the
@@ -16,7 +19,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlpfast_core::config::{OptimizerKind, Schedule};
 use mlpfast_core::train::{self, EpochReport, Monitor};
@@ -33,6 +36,10 @@ use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
 
 /// How often the main thread looks for signals while a fit runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// How stale the model may be, for readers in other threads, while a fit without callbacks
+/// runs: it receives the working copy at the first epoch end this long after the last.
+const PUBLISH_EVERY: Duration = Duration::from_millis(10);
 
 thread_local! {
     /// The interrupt flag of the fit whose callbacks this thread is running, if any: a fit
@@ -141,6 +148,8 @@ struct PyMonitor<'a, T> {
     listeners: Vec<Py<PyAny>>,
     stop: Arc<AtomicBool>,
     error: &'a Mutex<Option<PyErr>>,
+    /// When the model last received the working copy.
+    published: Instant,
 }
 
 impl<T> PyMonitor<'_, T> {
@@ -186,9 +195,14 @@ impl<T: Elem> Monitor<T> for PyMonitor<'_, T> {
         params: &[ParamsMut<'_, T>],
         session: &Session<T>,
     ) -> bool {
-        // The epoch's weights and figures go into the model before anyone looks.
-        self.model.publish(params);
-        *self.model.session() = session.snapshot();
+        // The epoch's weights and figures go into the model before the callbacks look; for
+        // readers in other threads, at most every PUBLISH_EVERY (a copy of every parameter
+        // after each of many one-step epochs would cost a few percent of the fit).
+        if !self.listeners.is_empty() || self.published.elapsed() >= PUBLISH_EVERY {
+            self.model.publish(params);
+            session.refresh(&mut self.model.session());
+            self.published = Instant::now();
+        }
         if !self.listeners.is_empty() {
             let outer = OUTER_STOP.with(|o| o.replace(Some(Arc::clone(&self.stop))));
             let heard = Python::attach(|py| -> PyResult<bool> {
@@ -216,15 +230,6 @@ impl<T: Elem> Monitor<T> for PyMonitor<'_, T> {
     }
 }
 
-/// Marks a model as training for as long as it lives.
-struct Training<'a>(&'a AtomicBool);
-
-impl Drop for Training<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
 /// Runs `fit` on `model` (of architecture `spec`, the Python object `obj`) and returns this
 /// fit's history dict.
 #[allow(clippy::too_many_arguments)]
@@ -242,13 +247,12 @@ pub(crate) fn fit<'py, T: Elem>(
     let py = x.py();
     let (d, k, loss) = (spec.inputs(), spec.outputs(), spec.loss());
     let metric = metric_name(loss);
-    if model.training.swap(true, Ordering::AcqRel) {
+    let Some(_training) = model.begin_fit() else {
         return Err(PyRuntimeError::new_err(
             "fit: this model is training already (in another thread, or this is its own \
              callback); wait for that fit to end",
         ));
-    }
-    let _training = Training(&model.training);
+    };
     let xa = convert::matrix::<T>(x, "X", Some(d))?;
     let n = xa.shape()[0];
     let targets = owned_targets::<T>(loss, y, "y", n, k)?;
@@ -293,6 +297,7 @@ pub(crate) fn fit<'py, T: Elem>(
         listeners,
         stop: Arc::clone(&stop),
         error: &error,
+        published: Instant::now(),
     };
     let outer = OUTER_STOP.with(|o| o.borrow().clone());
     let poll = || {

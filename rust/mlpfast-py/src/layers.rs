@@ -4,13 +4,15 @@
 //! (through an `Arc`) by the Python object and by the `MLP` that holds it, so that the model
 //! and `model.layers[i]` are one layer. `forward` keeps a copy of its input, and `backward`
 //! differentiates at exactly that, as the lecture's gates do. `weight` and `bias` are live
-//! numpy views of the storage (its buffers never move); assigning to them copies the new
-//! values in after checking them.
+//! numpy views of the storage (its buffers never move) — except while the model holding the
+//! layer is being fitted, when they are read-only copies of the last published epoch, taken
+//! under the lock; assigning to them copies the new values in after checking them.
 //!
 //! **Locks and the GIL.** Every lock here is taken with the GIL released and let go before
 //! the GIL is taken again, so a thread holding a lock never waits for the GIL, and readers
 //! (predictions in several threads) and a fit publishing its weights never deadlock.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mlpfast_core::error::fmt_shape;
@@ -103,6 +105,8 @@ pub(crate) struct LayerCell<T> {
     state: RwLock<CellState<T>>,
     weight: Fixed<T>,
     bias: Fixed<T>,
+    /// The model holding this layer is being fitted: `weight` and `bias` give copies.
+    in_fit: AtomicBool,
 }
 
 impl<T: Elem> LayerCell<T> {
@@ -120,7 +124,13 @@ impl<T: Elem> LayerCell<T> {
             state: RwLock::new(CellState { layer, cache: None }),
             weight,
             bias,
+            in_fit: AtomicBool::new(false),
         })
+    }
+
+    /// Set while a fit of the model holding this layer runs.
+    pub(crate) fn set_in_fit(&self, on: bool) {
+        self.in_fit.store(on, Ordering::Release);
     }
 
     /// The lock, to read (take it with the GIL released; see the module's notes).
@@ -133,13 +143,38 @@ impl<T: Elem> LayerCell<T> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn shape(&self, which: Part) -> Vec<usize> {
+    pub(crate) fn shape(&self, which: Part) -> Vec<usize> {
         match (which, self.pieces) {
             (Part::Weight, None) => vec![self.inputs, self.outputs],
             (Part::Weight, Some(p)) => vec![p, self.inputs, self.outputs],
             (Part::Bias, None) => vec![self.outputs],
             (Part::Bias, Some(p)) => vec![p, self.outputs],
         }
+    }
+
+    /// What `layer.weight` / `layer.bias` give: a live, writeable view of the parameters;
+    /// while the model is being fitted, a read-only copy of the published epoch instead,
+    /// taken under the lock (a view could show a publication half done, and writes into
+    /// it would not reach the fit).
+    fn param_array<'py>(
+        &self,
+        which: Part,
+        owner: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !self.in_fit.load(Ordering::Acquire) {
+            return Ok(self.view(which, owner));
+        }
+        let py = owner.py();
+        let data = py.detach(|| {
+            let state = self.read();
+            match which {
+                Part::Weight => state.layer.weight().to_vec(),
+                Part::Bias => state.layer.bias().to_vec(),
+            }
+        });
+        let arr = convert::new_array(py, IxDyn(&self.shape(which)), data).into_any();
+        arr.getattr("flags")?.setattr("writeable", false)?;
+        Ok(arr)
     }
 
     /// A live, writeable numpy view of the weights or biases, keeping `owner` alive.
@@ -341,10 +376,12 @@ macro_rules! param_layer_methods {
                 self.cell.dtype().name()
             }
 
-            /// The weights: a live view of the layer's memory; assigning copies in.
+            /// The weights: a live view of the layer's memory (during a fit of its model, a
+            /// read-only copy of the last published epoch); assigning copies in.
             #[getter]
-            fn get_weight<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
-                by_dtype!(&slf.get().cell, c => c.view(Part::Weight, slf.clone().into_any()))
+            fn get_weight<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                let owner = slf.clone().into_any();
+                guarded(|| by_dtype!(&slf.get().cell, c => c.param_array(Part::Weight, owner)))
             }
 
             #[setter]
@@ -352,10 +389,12 @@ macro_rules! param_layer_methods {
                 guarded(|| by_dtype!(&self.cell, c => set_param(c, Part::Weight, value)))
             }
 
-            /// The biases: a live view of the layer's memory; assigning copies in.
+            /// The biases: a live view of the layer's memory (during a fit of its model, a
+            /// read-only copy of the last published epoch); assigning copies in.
             #[getter]
-            fn get_bias<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
-                by_dtype!(&slf.get().cell, c => c.view(Part::Bias, slf.clone().into_any()))
+            fn get_bias<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                let owner = slf.clone().into_any();
+                guarded(|| by_dtype!(&slf.get().cell, c => c.param_array(Part::Bias, owner)))
             }
 
             #[setter]

@@ -1,9 +1,11 @@
 //! mlpfast's native module, `mlpfast._core`: registration only.
 //!
 //! The classes and functions live one concept per file (`layers`, `activations`, `losses`,
-//! `model`, `fit`); `convert` turns numpy arrays into core views and back and holds the one
-//! dtype enum (`ByDType`), and `error` maps core errors and panics to Python exceptions. No
-//! numeric loop lives in this crate.
+//! `model`, `fit`); `state` holds a model's shared storage and training session, `targets`
+//! turns labels and targets into the core's form; `convert` turns numpy arrays into core
+//! views and back and holds the one dtype enum (`ByDType`, with `for_dtype!` and
+//! `by_dtype!`), and `error` maps core errors and panics to Python exceptions. No numeric
+//! loop lives in this crate.
 
 mod activations;
 mod convert;

@@ -290,6 +290,12 @@ impl PyMLP {
         PyList::new(py, self.param_objects(py))
     }
 
+    /// Every parameter layer's (weight, bias) as new arrays read at one moment: during a fit,
+    /// one published epoch (what save and pickle write).
+    fn _params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        guarded(|| by_dtype!(&self.model, m => m.param_arrays(py)))
+    }
+
     /// [inputs, hidden..., outputs].
     #[getter]
     fn layer_sizes(&self) -> Vec<usize> {

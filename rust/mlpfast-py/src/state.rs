@@ -3,25 +3,41 @@
 //! [`Model`] is what `MLP` holds in each arm of its dtype enum. Its layers' storage is shared
 //! with the `Linear` / `Maxout` objects (see `layers`); reading it takes every layer's lock in
 //! order, and a fit's publication takes them all for writing, so a reader never sees a mix of
-//! two epochs.
+//! two epochs. While a fit runs ([`Model::begin_fit`]), the layers hand out copies instead of
+//! live views, for the same reason.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
 
 use mlpfast_core::{MatRef, Params, ParamsRef, Rng, Session, Spec};
+use numpy::ndarray::IxDyn;
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::convert::{self, Elem};
 use crate::error::IntoPyResult;
-use crate::layers::{CellState, LayerCell};
+use crate::layers::{CellState, LayerCell, Part};
 
 /// A model in its dtype: the parameter layers' storage, and the training session.
 pub(crate) struct Model<T> {
     cells: Vec<Arc<LayerCell<T>>>,
     session: Mutex<Session<T>>,
     /// A fit is running.
-    pub(crate) training: AtomicBool,
+    training: AtomicBool,
+}
+
+/// A running fit's hold on its model: while it lives, a second fit is refused and the
+/// layers hand out copies of the published epoch (see `layers`).
+pub(crate) struct FitGuard<'a, T: Elem>(&'a Model<T>);
+
+impl<T: Elem> Drop for FitGuard<'_, T> {
+    fn drop(&mut self) {
+        for cell in &self.0.cells {
+            cell.set_in_fit(false);
+        }
+        self.0.training.store(false, Ordering::Release);
+    }
 }
 
 impl<T: Elem> Model<T> {
@@ -29,6 +45,30 @@ impl<T: Elem> Model<T> {
     /// with the GIL released).
     pub(crate) fn read_all(&self) -> Vec<RwLockReadGuard<'_, CellState<T>>> {
         self.cells.iter().map(|c| c.read()).collect()
+    }
+
+    /// Marks the model as training, or `None` when a fit is running already.
+    pub(crate) fn begin_fit(&self) -> Option<FitGuard<'_, T>> {
+        if self.training.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        for cell in &self.cells {
+            cell.set_in_fit(true);
+        }
+        Some(FitGuard(self))
+    }
+
+    /// Every layer's (weight, bias) as new arrays, read at one moment (during a fit: one
+    /// published epoch), for save and pickle.
+    pub(crate) fn param_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let copies = py.detach(|| self.copy_params());
+        let pairs = self.cells.iter().zip(copies).map(|(cell, (w, b))| {
+            (
+                convert::new_array(py, IxDyn(&cell.shape(Part::Weight)), w),
+                convert::new_array(py, IxDyn(&cell.shape(Part::Bias)), b),
+            )
+        });
+        PyList::new(py, pairs)
     }
 
     /// A copy of every layer's weights and biases.

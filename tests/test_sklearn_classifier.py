@@ -495,6 +495,18 @@ def test_sgd_momentum_one_is_refused(rng):
         MLPClassifier(solver="sgd", momentum=1.0).fit(X, y)
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_momentum_one_is_accepted_where_unused(rng, solver):
+    # As scikit-learn: momentum in [0, 1] is valid for every solver; only sgd uses it.
+    X, y = blobs(rng, n=20)
+    ours = quiet_fit(MLPClassifier(solver=solver, momentum=1.0, max_iter=5, random_state=0), X, y)
+    ref = quiet_fit(MLPClassifier(solver=solver, momentum=0.5, max_iter=5, random_state=0), X, y)
+    for a, b in zip(ours.coefs_, ref.coefs_):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="'momentum' parameter"):
+        MLPClassifier(solver=solver, momentum=1.5).fit(X, y)
+
+
 def test_defaults_are_sklearns():
     ours = MLPClassifier().get_params()
     theirs = SkMLPClassifier().get_params()

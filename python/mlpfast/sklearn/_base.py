@@ -230,6 +230,11 @@ class _BaseMLP(BaseEstimator):
             "betas": (float(self.beta_1), float(self.beta_2)),
             "schedule": self.learning_rate,
         }
+        if self.solver != "sgd":
+            # adam and lbfgs ignore momentum: only scikit-learn's own range [0, 1] applies
+            # (sgd needs momentum < 1, the core's rule).
+            _check_real(self, "momentum", 0.0, 1.0)
+            settings["momentum"] = 0.0
         if _is_int(self.batch_size):
             settings["batch_size"] = int(self.batch_size)
         if _is_int(self.n_iter_no_change):

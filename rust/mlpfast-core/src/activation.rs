@@ -41,8 +41,13 @@ pub const ACTIVATION_NAMES: &str = "identity, sigmoid, tanh, relu, leaky_relu, e
 
 #[inline(always)]
 fn sigmoid<T: Float>(v: T) -> T {
-    // e^-|v| never overflows; the two branches are the same function.
-    let e = (-v.abs()).exp();
+    sigmoid_given(v, (-v.abs()).exp())
+}
+
+/// σ(v) from `e = e^-|v|`, which never overflows (the two branches are the same function);
+/// for callers that need `e` as well, such as the binary cross-entropy.
+#[inline(always)]
+pub(crate) fn sigmoid_given<T: Float>(v: T, e: T) -> T {
     let r = T::ONE / (T::ONE + e);
     if v >= T::ZERO { r } else { e * r }
 }

@@ -16,6 +16,7 @@
 //! is the mean over all N·K elements; the gradient is that of the mean. Softmax subtracts the
 //! row maximum before exponentiating, so no score overflows.
 
+use crate::activation::sigmoid_given;
 use crate::error::{Error, Result, fmt_shape};
 use crate::float::{Float, all_finite};
 use crate::matrix::MatRef;
@@ -335,9 +336,7 @@ fn bce_row<T: Float>(z: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 
         let e = (-z.abs()).exp();
         loss += (z.max(T::ZERO) - z * t + e.ln_1p()).to_f64();
         if let Some(g) = g.as_deref_mut() {
-            let r = T::ONE / (T::ONE + e);
-            let sigma = if z >= T::ZERO { r } else { e * r };
-            g[j] = (sigma - t) * scale;
+            g[j] = (sigmoid_given(z, e) - t) * scale;
         }
     }
     loss

@@ -35,7 +35,9 @@ fn main() {
     let y: Vec<u32> = (0..samples)
         .map(|_| rng.below(sizes[sizes.len() - 1]) as u32)
         .collect();
-    let mut params = spec.init_params::<f32>(None, &mut rng);
+    let mut params = spec
+        .init_params::<f32>(None, &mut rng)
+        .expect("the shapes fit in memory");
     let cfg = FitConfig {
         epochs: epochs as i64,
         batch_size: batch as i64,

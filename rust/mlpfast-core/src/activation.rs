@@ -159,6 +159,22 @@ impl Activation {
         Ok(())
     }
 
+    /// Checks that alpha is finite in `T`, the dtype the function computes in (1e39 is a
+    /// finite float64 but an infinite float32, which would turn outputs into ±inf or NaN).
+    pub fn validate_for<T: Float>(self) -> Result<()> {
+        if let Activation::LeakyRelu(a) | Activation::Elu(a) = self {
+            if !T::from_f64(a).is_finite() {
+                let expected = format!(
+                    "a number representable in {} (at most {})",
+                    T::NAME,
+                    crate::error::fmt_num(&T::MAX_F64)
+                );
+                return Err(Error::value("alpha", expected, crate::error::fmt_num(&a)));
+            }
+        }
+        Ok(())
+    }
+
     /// y = f(x), elementwise.
     pub fn forward<T: Float>(self, x: &[T], y: &mut [T]) {
         y.copy_from_slice(x);

@@ -5,7 +5,8 @@
 //! as given, and [`FitConfig::validate`] is the only check of them: `MLP.fit` and the
 //! scikit-learn estimators both come through it, before any work is done.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, fmt_num};
+use crate::float::Float;
 use crate::optim::Optimizer;
 
 /// Which optimizer a fit uses (its hyperparameters are [`FitConfig`]'s).
@@ -217,6 +218,54 @@ impl FitConfig {
         Ok(())
     }
 
+    /// [`FitConfig::validate`], and that what the updates compute with is representable in
+    /// the model's dtype `T`: a learning rate finite in float64 may be infinite, or zero, in
+    /// float32, and would fill the weights with NaN (or never move them) without a word.
+    pub fn validate_for<T: Float>(&self) -> Result<()> {
+        self.validate()?;
+        let range = |low: &str| {
+            format!(
+                "{low} representable in {} (at most {})",
+                T::NAME,
+                fmt_num(&T::MAX_F64)
+            )
+        };
+        let in_t = |v: f64| T::from_f64(v).to_f64();
+        if !in_t(self.lr).is_finite() || in_t(self.lr) == 0.0 {
+            return Err(Error::value(
+                "lr",
+                range("a positive number"),
+                fmt_num(&self.lr),
+            ));
+        }
+        if !in_t(self.weight_decay).is_finite() {
+            let wd = fmt_num(&self.weight_decay);
+            return Err(Error::value("weight_decay", range("a number"), wd));
+        }
+        if self.optimizer == OptimizerKind::Adam && in_t(self.eps) == 0.0 {
+            let expected = format!(
+                "a number > 0 in {} (at least {})",
+                T::NAME,
+                fmt_num(&T::MIN_POSITIVE_F64)
+            );
+            return Err(Error::value("eps", expected, fmt_num(&self.eps)));
+        }
+        // lr_decay > 1 raises the rate every epoch: its last epoch's must be representable.
+        let (epochs, _) = self.counts();
+        if self.lr_decay > 1.0 && epochs > 1 {
+            let exponent = i32::try_from(epochs - 1).unwrap_or(i32::MAX);
+            let last = self.lr * self.lr_decay.powi(exponent);
+            if !in_t(last).is_finite() {
+                return Err(Error::value(
+                    "lr_decay",
+                    range(&format!("a factor that keeps lr × lr_decay^{exponent}")),
+                    fmt_num(&self.lr_decay),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The optimizer with its hyperparameters.
     pub fn optimizer(&self) -> Optimizer {
         match self.optimizer {
@@ -280,6 +329,42 @@ mod tests {
             ..FitConfig::default()
         };
         assert!(adam.validate().is_ok());
+    }
+
+    #[test]
+    fn settings_must_be_representable_in_the_models_dtype() {
+        type Spoil = fn(&mut FitConfig);
+        let bad: [(&str, Spoil); 5] = [
+            ("lr", |c| c.lr = 1e39),
+            ("lr", |c| c.lr = 1e-50),
+            ("weight_decay", |c| c.weight_decay = 1e39),
+            ("eps", |c| {
+                c.optimizer = OptimizerKind::Adam;
+                c.eps = 1e-46;
+            }),
+            ("lr_decay", |c| {
+                c.epochs = 3;
+                c.lr = 1.0;
+                c.lr_decay = 1e20;
+            }),
+        ];
+        for (arg, spoil) in bad {
+            let mut c = FitConfig::default();
+            spoil(&mut c);
+            // Valid in float64, refused for a float32 model, naming the setting and the range.
+            assert!(c.validate_for::<f64>().is_ok(), "{arg}");
+            let e = c.validate_for::<f32>().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{arg}: expected")), "{e}");
+            assert!(e.contains("float32"), "{e}");
+        }
+        // Two epochs of lr_decay = 1e20 keep lr = 1e20 within float32.
+        let two = FitConfig {
+            epochs: 2,
+            lr: 1.0,
+            lr_decay: 1e20,
+            ..FitConfig::default()
+        };
+        assert!(two.validate_for::<f32>().is_ok());
     }
 
     #[test]

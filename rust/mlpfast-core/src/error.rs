@@ -28,6 +28,30 @@ pub enum Error {
         /// What was received.
         actual: String,
     },
+    /// The allocator refused a buffer (the size is valid, the machine lacks the memory).
+    #[error("{what}: cannot allocate {bytes} bytes")]
+    Memory {
+        /// What the buffer was for, e.g. "weights".
+        what: String,
+        /// Its size.
+        bytes: usize,
+    },
+    /// Training diverged: a loss or a parameter became infinite or NaN.
+    #[error(
+        "training diverged at epoch {epoch} (step {step} of the fit): {what}; the model keeps \
+         the weights of the last step before it. Try a smaller learning rate (lr={}).",
+        fmt_num(.lr)
+    )]
+    Diverged {
+        /// The epoch (from 1) of the failing step.
+        epoch: usize,
+        /// The failing step, counted from 1 over the fit.
+        step: usize,
+        /// What became non-finite, e.g. "the training loss is inf".
+        what: String,
+        /// The learning rate of that step.
+        lr: f64,
+    },
     /// A call came in the wrong order (backward before forward).
     #[error("{0}")]
     State(String),
@@ -56,6 +80,16 @@ impl Error {
             expected: expected.into(),
             actual: actual.to_string(),
         }
+    }
+}
+
+/// Formats a number as Python prints it, near enough: `0.01`, `10`, `1e39`, `1e-46`.
+pub fn fmt_num(v: &f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) || !a.is_finite() {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 

@@ -11,6 +11,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 /// GEMM call site, `gemm::matmul`, stay generic.)
 pub trait Float:
     faer::traits::ComplexField
+    + crate::alloc::Zeroed
     + Copy
     + Send
     + Sync
@@ -36,6 +37,10 @@ pub trait Float:
     const ONE: Self;
     /// The type's name as numpy spells it ("float32", "float64").
     const NAME: &'static str;
+    /// The largest finite value, as an f64.
+    const MAX_F64: f64;
+    /// The smallest positive (subnormal) value, as an f64.
+    const MIN_POSITIVE_F64: f64;
 
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(v: f64) -> Self;
@@ -70,6 +75,8 @@ macro_rules! impl_float {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NAME: &'static str = $name;
+            const MAX_F64: f64 = <$t>::MAX as f64;
+            const MIN_POSITIVE_F64: f64 = <$t>::from_bits(1) as f64;
 
             #[inline(always)]
             fn from_f64(v: f64) -> Self {

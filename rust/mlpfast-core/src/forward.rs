@@ -15,8 +15,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::alloc;
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Float, all_finite};
 use crate::linear::{affine_forward, check_buffer};
 use crate::matrix::MatRef;
 use crate::maxout::maxout_forward;
@@ -87,29 +88,30 @@ pub(crate) struct RawActs<T> {
 
 impl<T: Float> Acts<T> {
     /// Buffers for up to `capacity` rows of `spec`.
-    pub(crate) fn new(spec: &Spec, capacity: usize) -> Self {
+    pub(crate) fn new(spec: &Spec, capacity: usize) -> Result<Self> {
         let blocks = spec.blocks();
-        Acts {
+        let per_block = |len: fn(&Block) -> usize, what| -> Result<Vec<_>> {
+            blocks
+                .iter()
+                .map(|b| alloc::zeros2(capacity, len(b), what))
+                .collect()
+        };
+        fn maxout(b: &Block, n: usize) -> usize {
+            if matches!(b, Block::Maxout { .. }) {
+                n
+            } else {
+                0
+            }
+        }
+        Ok(Acts {
             capacity,
-            acts: blocks
-                .iter()
-                .map(|b| vec![T::ZERO; capacity * b.outputs()])
-                .collect(),
-            pieces: blocks
-                .iter()
-                .map(|b| match b {
-                    Block::Maxout { .. } => vec![T::ZERO; capacity * b.bias_len()],
-                    Block::Dense { .. } => Vec::new(),
-                })
-                .collect(),
+            acts: per_block(Block::outputs, "activations")?,
+            pieces: per_block(|b| maxout(b, b.bias_len()), "maxout pieces")?,
             winners: blocks
                 .iter()
-                .map(|b| match b {
-                    Block::Maxout { outputs, .. } => vec![0u8; capacity * outputs],
-                    Block::Dense { .. } => Vec::new(),
-                })
-                .collect(),
-        }
+                .map(|b| alloc::zeros2(capacity, maxout(b, b.outputs()), "maxout winners"))
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Rows the buffers hold.
@@ -246,9 +248,11 @@ impl Spec {
         // One set of buffers per thread that may run at once: an item takes a free one.
         let threads = team.map_or(1, |t| t.helpers() + 1);
         let bufs: Vec<Mutex<Acts<T>>> = (0..threads.min(chunks))
-            .map(|_| Mutex::new(Acts::new(self, PREDICT_CHUNK.min(n))))
-            .collect();
+            .map(|_| Acts::new(self, PREDICT_CHUNK.min(n)).map(Mutex::new))
+            .collect::<Result<_>>()?;
         let finite = AtomicBool::new(true);
+        // Scores that are NaN or infinite would make every prediction class 0, silently.
+        let finite_out = AtomicBool::new(true);
         let rows = |i: usize| ((i + 1) * PREDICT_CHUNK).min(n) - i * PREDICT_CHUNK;
         let dst = PerItem::new(out);
         let chunk = |i: usize| {
@@ -268,6 +272,9 @@ impl Spec {
             // SAFETY: the team runs each index once; chunk i alone owns these rows.
             let out = unsafe { dst.chunk(i, PREDICT_CHUNK * k) };
             out.copy_from_slice(held.scores(self, rows(i)).data());
+            if !all_finite(out) {
+                finite_out.store(false, Ordering::Relaxed);
+            }
         };
         let done = match team {
             Some(team) => team.run(chunks, true, &|i| rows(i) as f64, &chunk),
@@ -281,6 +288,13 @@ impl Spec {
         }
         if !finite.load(Ordering::Relaxed) {
             return Err(non_finite("X"));
+        }
+        if !finite_out.load(Ordering::Relaxed) {
+            return Err(Error::State(
+                "the network's outputs for X are NaN or infinite: its weights hold NaN or \
+                 infinity, or X is too large for them"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -24,6 +24,7 @@
 //! concurrent calls share, `team` one call's threads, and `pace` when a fit's helpers pay.
 
 pub mod activation;
+pub mod alloc;
 pub mod config;
 pub mod error;
 pub mod float;

@@ -13,6 +13,7 @@
 //! serve the stand-alone [`Linear`] layer and the fused network path alike.
 
 use crate::activation::Activation;
+use crate::alloc;
 use crate::error::{Error, Result, fmt_shape};
 use crate::float::Float;
 use crate::gemm::matmul;
@@ -113,18 +114,20 @@ pub struct Linear<T> {
 }
 
 impl<T: Float> Linear<T> {
-    /// A layer with weights drawn by `init` and zero biases.
-    pub fn new(inputs: usize, outputs: usize, init: Init, rng: &mut Rng) -> Self {
-        let mut weight = vec![T::ZERO; inputs * outputs];
+    /// A layer with weights drawn by `init` and zero biases; an error (naming `in_features`)
+    /// when the sizes' product overflows or the memory cannot be had.
+    pub fn new(inputs: usize, outputs: usize, init: Init, rng: &mut Rng) -> Result<Self> {
+        let n = alloc::check_dims(&[inputs, outputs], "in_features × out_features")?;
+        let mut weight = alloc::zeros(n, "weights")?;
         init.fill(&mut weight, inputs, outputs, rng);
-        Linear {
+        Ok(Linear {
             inputs,
             outputs,
             weight,
-            bias: vec![T::ZERO; outputs],
-            grad_weight: vec![T::ZERO; inputs * outputs],
-            grad_bias: vec![T::ZERO; outputs],
-        }
+            bias: alloc::zeros(outputs, "biases")?,
+            grad_weight: alloc::zeros(n, "weight gradients")?,
+            grad_bias: alloc::zeros(outputs, "bias gradients")?,
+        })
     }
 
     /// `out = x · W + b`; x is (N, in), out is (N, out) row-major.
@@ -167,7 +170,7 @@ mod tests {
     /// The lecture's neuron: w = [2, -3], b = -3, x = [-1, -2] gives w·x + b = 1.
     #[test]
     fn lecture_neuron_forward_and_backward() {
-        let mut layer = Linear::<f64>::new(2, 1, Init::Glorot, &mut Rng::new(0));
+        let mut layer = Linear::<f64>::new(2, 1, Init::Glorot, &mut Rng::new(0)).unwrap();
         layer.weight = vec![2.0, -3.0];
         layer.bias = vec![-3.0];
         let x = [-1.0, -2.0];
@@ -192,7 +195,7 @@ mod tests {
 
     #[test]
     fn wrong_shapes_are_errors_not_panics() {
-        let mut layer = Linear::<f32>::new(3, 2, Init::He, &mut Rng::new(0));
+        let mut layer = Linear::<f32>::new(3, 2, Init::He, &mut Rng::new(0)).unwrap();
         let x = [0.0f32; 4];
         let mut out = [0.0f32; 4];
         let err = layer.forward(MatRef::new(&x, 2, 2), &mut out).unwrap_err();

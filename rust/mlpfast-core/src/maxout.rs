@@ -17,6 +17,7 @@
 //! The winners are kept as one byte per output, so k ≤ 255.
 
 use crate::activation::Activation;
+use crate::alloc;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::gemm::matmul;
@@ -120,7 +121,11 @@ impl<T: Float> Maxout<T> {
     /// A layer of `pieces` affine maps (He-initialized, zero biases); `pieces` in 1..=255.
     pub fn new(inputs: usize, outputs: usize, pieces: usize, rng: &mut Rng) -> Result<Self> {
         check_pieces(pieces)?;
-        let mut weight = vec![T::ZERO; pieces * inputs * outputs];
+        let n = alloc::check_dims(
+            &[pieces, inputs, outputs],
+            "pieces × in_features × out_features",
+        )?;
+        let mut weight = alloc::zeros(n, "weights")?;
         for w in weight.chunks_mut((inputs * outputs).max(1)) {
             Init::He.fill(w, inputs, outputs, rng);
         }
@@ -128,10 +133,10 @@ impl<T: Float> Maxout<T> {
             inputs,
             outputs,
             pieces,
-            grad_weight: vec![T::ZERO; weight.len()],
+            grad_weight: alloc::zeros(n, "weight gradients")?,
             weight,
-            bias: vec![T::ZERO; pieces * outputs],
-            grad_bias: vec![T::ZERO; pieces * outputs],
+            bias: alloc::zeros(pieces * outputs, "biases")?,
+            grad_bias: alloc::zeros(pieces * outputs, "bias gradients")?,
         })
     }
 
@@ -141,8 +146,8 @@ impl<T: Float> Maxout<T> {
         check_matrix("x", x, None, self.inputs)?;
         check_buffer("out", out, x.rows(), self.outputs)?;
         let n = x.rows() * self.outputs;
-        let mut z = vec![T::ZERO; self.pieces * n];
-        let mut argmax = vec![0u8; n];
+        let mut z = alloc::zeros2(self.pieces, n, "maxout pieces")?;
+        let mut argmax = alloc::zeros(n, "maxout winners")?;
         maxout_forward(
             x,
             &self.weight,
@@ -174,7 +179,7 @@ impl<T: Float> Maxout<T> {
         if let Some(dx) = &dx {
             check_buffer("dx", dx, x.rows(), self.inputs)?;
         }
-        let mut dz = vec![T::ZERO; x.rows() * self.outputs];
+        let mut dz = alloc::zeros(x.rows() * self.outputs, "maxout gradients")?;
         maxout_backward(
             x,
             &self.weight,

@@ -16,6 +16,7 @@
 //! for one call.
 
 use crate::activation::Activation;
+use crate::alloc;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linear::check_matrix;
@@ -192,6 +193,15 @@ impl Spec {
             }
         }
         let last = sizes.len() - 2;
+        let pieces = match hidden {
+            Hidden::Maxout(pieces) => pieces,
+            Hidden::Activation(_) => 1,
+        };
+        for w in sizes.windows(2) {
+            // The largest tensor of a block is its weights (pieces × in × out); the batch
+            // buffers are checked when they are sized.
+            alloc::check_dims(&[pieces, w[0], w[1]], "layer_sizes")?;
+        }
         let blocks = sizes
             .windows(2)
             .enumerate()
@@ -246,11 +256,11 @@ impl Spec {
         &self,
         init: Option<Init>,
         rng: &mut Rng,
-    ) -> Vec<(Vec<T>, Vec<T>)> {
+    ) -> Result<Vec<(Vec<T>, Vec<T>)>> {
         self.blocks
             .iter()
             .map(|b| {
-                let mut w = vec![T::ZERO; b.weight_len()];
+                let mut w = alloc::zeros(b.weight_len(), "weights")?;
                 let rule = init.unwrap_or(match b {
                     Block::Maxout { .. } => Init::He,
                     Block::Dense { act, .. } => act.init(),
@@ -258,7 +268,7 @@ impl Spec {
                 for piece in w.chunks_mut((b.inputs() * b.outputs()).max(1)) {
                     rule.fill(piece, b.inputs(), b.outputs(), rng);
                 }
-                (w, vec![T::ZERO; b.bias_len()])
+                Ok((w, alloc::zeros(b.bias_len(), "biases")?))
             })
             .collect()
     }
@@ -340,7 +350,7 @@ mod tests {
         let spec = Spec::new(&[3, 4, 2], Hidden::Activation(Activation::Tanh), Loss::Mse).unwrap();
         let mut rng = Rng::new(2);
         let n = 40;
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
+        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
         let start = params.clone();
         let x: Vec<f64> = (0..n * 3).map(|_| rng.normal()).collect();
         let t: Vec<f64> = (0..n * 2).map(|_| rng.normal()).collect();
@@ -350,8 +360,8 @@ mod tests {
             momentum: 0.0,
             nesterov: false,
         };
-        let mut optim = OptimState::new(sgd, &[(12, 4), (8, 2)]);
-        let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No);
+        let mut optim = OptimState::new(sgd, &[(12, 4), (8, 2)]).unwrap();
+        let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No).unwrap();
         let mut pm: Vec<ParamsMut<'_, f64>> = params
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })
@@ -368,9 +378,9 @@ mod tests {
         assert!(matches!(stepped, crate::step::Stepped::Loss(_)));
 
         // The same gradients by the stand-alone layers.
-        let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng);
+        let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng).unwrap();
         l1.weight.clone_from(&start[0].0);
-        let mut l2 = Linear::<f64>::new(4, 2, Init::He, &mut rng);
+        let mut l2 = Linear::<f64>::new(4, 2, Init::He, &mut rng).unwrap();
         l2.weight.clone_from(&start[1].0);
         let mut z1 = vec![0.0; n * 4];
         l1.forward(xm, &mut z1).unwrap();

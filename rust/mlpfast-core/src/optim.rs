@@ -12,6 +12,8 @@
 //!
 //! Each update is one pass over the parameter, weight decay folded in.
 
+use crate::alloc;
+use crate::error::Result;
 use crate::float::Float;
 use crate::network::Params;
 
@@ -155,23 +157,26 @@ impl<T: Float> Coeffs<T> {
 
 impl<T: Float> OptimState<T> {
     /// Zeroed state for blocks whose weights and biases have these lengths.
-    pub fn new(kind: Optimizer, blocks: &[(usize, usize)]) -> Self {
-        let moments = |n: usize| Moments {
-            first: vec![T::ZERO; if kind.buffer_count() >= 1 { n } else { 0 }],
-            second: vec![T::ZERO; if kind.buffer_count() >= 2 { n } else { 0 }],
+    pub fn new(kind: Optimizer, blocks: &[(usize, usize)]) -> Result<Self> {
+        let count = kind.buffer_count();
+        let moments = |n: usize| -> Result<Moments<T>> {
+            Ok(Moments {
+                first: alloc::zeros(if count >= 1 { n } else { 0 }, "optimizer state")?,
+                second: alloc::zeros(if count >= 2 { n } else { 0 }, "optimizer state")?,
+            })
         };
-        OptimState {
+        Ok(OptimState {
             kind,
             step: 0,
             blocks: blocks
                 .iter()
-                .map(|&(w, b)| [moments(w), moments(b)])
-                .collect(),
-        }
+                .map(|&(w, b)| Ok([moments(w)?, moments(b)?]))
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Zeroed state for these parameters.
-    pub fn for_params(kind: Optimizer, params: &[impl Params<T>]) -> Self {
+    pub fn for_params(kind: Optimizer, params: &[impl Params<T>]) -> Result<Self> {
         let lens: Vec<(usize, usize)> = params
             .iter()
             .map(|p| (p.weight().len(), p.bias().len()))
@@ -259,7 +264,7 @@ mod tests {
             momentum: 0.9,
             nesterov: false,
         };
-        let mut st = OptimState::<f64>::new(sgd, &[(1, 0)]);
+        let mut st = OptimState::<f64>::new(sgd, &[(1, 0)]).unwrap();
         let mut w = [1.0];
         for _ in 0..2 {
             st.step_one(0, Part::Weight, &mut w, &[0.5], 0.1, 0.0);
@@ -270,7 +275,7 @@ mod tests {
             momentum: 0.9,
             nesterov: true,
         };
-        let mut st = OptimState::<f64>::new(nag, &[(1, 0)]);
+        let mut st = OptimState::<f64>::new(nag, &[(1, 0)]).unwrap();
         let mut w = [1.0];
         st.step_one(0, Part::Weight, &mut w, &[0.5], 0.1, 0.0);
         // v1 = 0.5, w = 1 − 0.1 (0.5 + 0.45) = 0.905
@@ -284,7 +289,7 @@ mod tests {
             beta2: 0.999,
             eps: 1e-8,
         };
-        let mut st = OptimState::<f64>::new(adam, &[(2, 0)]);
+        let mut st = OptimState::<f64>::new(adam, &[(2, 0)]).unwrap();
         let mut w = [1.0, -1.0];
         st.step_one(0, Part::Weight, &mut w, &[3.0, -0.2], 0.01, 0.0);
         assert!((w[0] - 0.99).abs() < 1e-9 && (w[1] + 0.99).abs() < 1e-9);

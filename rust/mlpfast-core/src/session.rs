@@ -13,7 +13,9 @@
 //! A fit without `resume` starts the optimizer, the schedule and the stopping rule afresh;
 //! the samples seen and the history go on.
 
+use crate::alloc;
 use crate::config::{FitConfig, Schedule};
+use crate::error::Result;
 use crate::float::Float;
 use crate::network::ParamsMut;
 use crate::optim::OptimState;
@@ -137,7 +139,7 @@ impl<T: Float> Watch<T> {
         record: &EpochRecord,
         keep_best: bool,
         params: &[ParamsMut<'_, T>],
-    ) -> bool {
+    ) -> Result<bool> {
         if self.on_validation {
             let score = record.val_metric.unwrap_or(f64::NAN);
             self.count = if score < self.best + tol {
@@ -148,10 +150,7 @@ impl<T: Float> Watch<T> {
             if score > self.best {
                 self.best = score;
                 if keep_best {
-                    self.best_params = params
-                        .iter()
-                        .map(|p| (p.weight.to_vec(), p.bias.to_vec()))
-                        .collect();
+                    self.keep(params)?;
                 }
             }
         } else {
@@ -162,7 +161,28 @@ impl<T: Float> Watch<T> {
             };
             self.best = self.best.min(record.loss);
         }
-        self.count > patience
+        Ok(self.count > patience)
+    }
+
+    /// Copies `params` as the best ones, into buffers allocated the first time.
+    fn keep(&mut self, params: &[ParamsMut<'_, T>]) -> Result<()> {
+        if self.best_params.len() != params.len() {
+            self.best_params = params
+                .iter()
+                .map(|p| {
+                    Ok((
+                        alloc::copied(p.weight, "best weights")?,
+                        alloc::copied(p.bias, "best weights")?,
+                    ))
+                })
+                .collect::<Result<_>>()?;
+        } else {
+            for ((w, b), p) in self.best_params.iter_mut().zip(params) {
+                w.copy_from_slice(p.weight);
+                b.copy_from_slice(p.bias);
+            }
+        }
+        Ok(())
     }
 
     /// Starts the count over (the adaptive schedule lowered the rate instead of stopping).
@@ -189,6 +209,28 @@ pub(crate) struct Run<T> {
     pub(crate) watch: Watch<T>,
     /// Continued from the session (rather than started afresh).
     resumed: bool,
+}
+
+impl<T: Float> Run<T> {
+    /// A run started afresh for `params`: zeroed optimizer state, the configured rate, an
+    /// empty stopping rule.
+    pub(crate) fn fresh(
+        cfg: &FitConfig,
+        on_validation: bool,
+        params: &[ParamsMut<'_, T>],
+    ) -> Result<Self> {
+        Ok(Run {
+            optim: OptimState::for_params(cfg.optimizer(), params)?,
+            rate: Rate::new(cfg),
+            watch: Watch::new(on_validation),
+            resumed: false,
+        })
+    }
+
+    /// Continued from the session's last fit.
+    pub(crate) fn resumed(&self) -> bool {
+        self.resumed
+    }
 }
 
 /// Everything training changes besides the parameters (see the module's notes).
@@ -290,11 +332,11 @@ impl<T: Float> Session<T> {
         cfg: &FitConfig,
         on_validation: bool,
         params: &[ParamsMut<'_, T>],
-    ) -> Run<T> {
+    ) -> Result<Run<T>> {
         let resumed = cfg.resume
             && self.optim.as_ref().is_some_and(|o| o.fits(params))
             && self.rate.is_some();
-        if resumed {
+        Ok(if resumed {
             Run {
                 optim: self.optim.take().expect("checked above"),
                 rate: self.rate.expect("checked above"),
@@ -306,13 +348,8 @@ impl<T: Float> Session<T> {
                 resumed,
             }
         } else {
-            Run {
-                optim: OptimState::for_params(cfg.optimizer(), params),
-                rate: Rate::new(cfg),
-                watch: Watch::new(on_validation),
-                resumed,
-            }
-        }
+            Run::fresh(cfg, on_validation, params)?
+        })
     }
 
     /// Adds the validation figures to the last epoch of the history.

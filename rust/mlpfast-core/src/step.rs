@@ -23,7 +23,9 @@
 //! cache and are interrupted between steps.
 
 use crate::activation::Activation;
-use crate::float::Float;
+use crate::alloc;
+use crate::error::Result;
+use crate::float::{Float, all_finite};
 use crate::forward::{Acts, Ptr, RawActs, forward_rows};
 use crate::gemm::matmul;
 use crate::linear::column_sums;
@@ -155,7 +157,7 @@ pub(crate) enum Gather {
 
 impl<T: Float> Buffers<T> {
     /// Buffers for batches of up to `capacity` rows.
-    pub(crate) fn new(spec: &Spec, capacity: usize, gather: Gather) -> Self {
+    pub(crate) fn new(spec: &Spec, capacity: usize, gather: Gather) -> Result<Self> {
         let blocks = spec.blocks();
         let maxout_width = blocks
             .iter()
@@ -164,19 +166,19 @@ impl<T: Float> Buffers<T> {
             .max()
             .unwrap_or(0);
         let (d, k) = (spec.inputs(), spec.outputs());
-        let sized = |on: bool, len: usize| if on { len } else { 0 };
-        Buffers {
-            acts: Acts::new(spec, capacity),
+        let rows = |on: bool| if on { capacity } else { 0 };
+        Ok(Buffers {
+            acts: Acts::new(spec, capacity)?,
             grads: blocks
                 .iter()
-                .map(|b| vec![T::ZERO; capacity * b.bias_len()])
-                .collect(),
-            dx: vec![T::ZERO; capacity * maxout_width],
+                .map(|b| alloc::zeros2(capacity, b.bias_len(), "gradients"))
+                .collect::<Result<_>>()?,
+            dx: alloc::zeros2(capacity, maxout_width, "maxout gradients")?,
             dx_stride: maxout_width,
-            x: vec![T::ZERO; sized(gather != Gather::No, capacity * d)],
-            classes: vec![0; sized(gather == Gather::Classes, capacity)],
-            values: vec![T::ZERO; sized(gather == Gather::Values, capacity * k)],
-        }
+            x: alloc::zeros2(rows(gather != Gather::No), d, "batch rows")?,
+            classes: alloc::zeros(rows(gather == Gather::Classes), "batch labels")?,
+            values: alloc::zeros2(rows(gather == Gather::Values), k, "batch targets")?,
+        })
     }
 
     /// Pointers to every buffer. They stay valid as long as `self` lives: no buffer is ever
@@ -311,6 +313,11 @@ pub(crate) enum Stepped {
     NonFinite,
     /// The interrupt flag stopped the step before any weight changed.
     Interrupted,
+    /// The batch's loss at the current parameters is infinite or NaN; nothing changed.
+    LossNotFinite(f64),
+    /// The update left a parameter, or the L2 term, infinite or NaN: the parameters are no
+    /// longer usable (the caller goes back to the step before).
+    UpdateNotFinite,
 }
 
 /// Everything one training run allocates up front: buffers, gradients, the task list.
@@ -323,6 +330,8 @@ pub(crate) struct Trainer<T> {
     db: Vec<Vec<T>>,
     tasks: Vec<Task>,
     reg: Vec<f64>,
+    /// Per task: its last update left every value finite.
+    updated_finite: Vec<bool>,
     ptrs: Vec<LayerPtrs<T>>,
     row_flops: f64,
     /// Phase 2 computes every gradient before any update (see the module's notes).
@@ -332,34 +341,33 @@ pub(crate) struct Trainer<T> {
 impl<T: Float> Trainer<T> {
     /// Buffers for batches of up to `batch` rows of `spec`; `gather` says what a shuffled
     /// batch copies (nothing when batches are ranges read in place).
-    pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Self {
-        let mut bufs = Buffers::new(spec, batch, gather);
+    pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Result<Self> {
+        let mut bufs = Buffers::new(spec, batch, gather)?;
         let raw = bufs.raw();
         let tasks = plan_tasks(spec, batch);
         // Shard counts grow with the batch, so the full batch has the most.
         let row_flops = row_flops(spec);
         let most = shard_count(batch, row_flops);
-        Trainer {
+        let per_block = |len: fn(&Block) -> usize, what| -> Result<Vec<Vec<T>>> {
+            spec.blocks()
+                .iter()
+                .map(|b| alloc::zeros(len(b), what))
+                .collect()
+        };
+        Ok(Trainer {
             bufs,
             raw,
             losses: vec![0.0; most],
             finite: vec![true; most],
-            dw: spec
-                .blocks()
-                .iter()
-                .map(|b| vec![T::ZERO; b.weight_len()])
-                .collect(),
-            db: spec
-                .blocks()
-                .iter()
-                .map(|b| vec![T::ZERO; b.bias_len()])
-                .collect(),
+            dw: per_block(Block::weight_len, "weight gradients")?,
+            db: per_block(Block::bias_len, "bias gradients")?,
             reg: vec![0.0; tasks.len()],
+            updated_finite: vec![true; tasks.len()],
             tasks,
             ptrs: Vec::with_capacity(spec.blocks().len()),
             row_flops,
             deferred: defers_updates(spec, batch),
-        }
+        })
     }
 
     /// One step on `batch`: forward, loss, backward, update. Returns the batch's mean loss,
@@ -395,6 +403,9 @@ impl<T: Float> Trainer<T> {
             return Stepped::NonFinite;
         }
         let data_loss: f64 = self.losses[..count].iter().sum::<f64>() / norm;
+        if !data_loss.is_finite() {
+            return Stepped::LossNotFinite(data_loss);
+        }
         let decay = weight_decay > 0.0;
         self.point_at(params, optim);
         if self.deferred {
@@ -413,6 +424,9 @@ impl<T: Float> Trainer<T> {
         } else {
             0.0
         };
+        if !reg.is_finite() || !self.updated_finite.iter().all(|&f| f) {
+            return Stepped::UpdateNotFinite;
+        }
         Stepped::Loss(data_loss + reg)
     }
 
@@ -543,6 +557,7 @@ impl<T: Float> Trainer<T> {
         };
         let tasks = &self.tasks;
         let regs = PerItem::new(&mut self.reg);
+        let oks = PerItem::new(&mut self.updated_finite);
         let cost = |i: usize| task_cost(spec, tasks[i], n);
         team.run(tasks.len(), coeffs.is_none(), &cost, &|i| {
             let (layer, off, len) = task_span(spec, tasks[i]);
@@ -567,7 +582,7 @@ impl<T: Float> Trainer<T> {
             }
             if let Some(coeffs) = coeffs {
                 // SAFETY: the team runs each index once; the task's span as above.
-                unsafe { update(tasks[i], lp, off, len, coeffs, decay, regs.get(i)) };
+                unsafe { *oks.get(i) = update(tasks[i], lp, off, len, coeffs, decay, regs.get(i)) };
             }
         })
     }
@@ -577,11 +592,14 @@ impl<T: Float> Trainer<T> {
         let tasks = &self.tasks;
         let ptrs = &self.ptrs;
         let regs = PerItem::new(&mut self.reg);
+        let oks = PerItem::new(&mut self.updated_finite);
         let cost = |i: usize| task_span(spec, tasks[i]).2 as f64;
         team.run(tasks.len(), false, &cost, &|i| {
             let (layer, off, len) = task_span(spec, tasks[i]);
             // SAFETY: as in phase 2; the team runs each index once.
-            unsafe { update(tasks[i], ptrs[layer], off, len, coeffs, decay, regs.get(i)) };
+            unsafe {
+                *oks.get(i) = update(tasks[i], ptrs[layer], off, len, coeffs, decay, regs.get(i))
+            };
         });
     }
 }
@@ -648,7 +666,8 @@ fn task_cost(spec: &Spec, task: Task, n: usize) -> f64 {
 }
 
 /// The optimizer update of one task's parameters; `reg` gets their ‖·‖² before it, when
-/// weight decay is on (biases add nothing).
+/// weight decay is on (biases add nothing). Returns whether the updated values are all
+/// finite (read back while they are in cache).
 ///
 /// # Safety
 /// No other live reference may overlap the task's span of the block's parameters, gradients
@@ -661,7 +680,7 @@ unsafe fn update<T: Float>(
     coeffs: Coeffs<T>,
     decay: bool,
     reg: &mut f64,
-) {
+) -> bool {
     *reg = 0.0;
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -677,6 +696,7 @@ unsafe fn update<T: Float>(
                     lp.w2.slice(off, len),
                 );
                 coeffs.apply(w, dw, m, v);
+                all_finite(w)
             }
             Task::Bias { .. } => {
                 let (b, db, m, v) = (
@@ -686,6 +706,7 @@ unsafe fn update<T: Float>(
                     lp.b2.slice(off, len),
                 );
                 coeffs.without_decay().apply(b, db, m, v);
+                all_finite(b)
             }
         }
     }
@@ -738,7 +759,7 @@ mod tests {
         let spec =
             Spec::new(&[30, 50, 40, 3], hidden, crate::loss::Loss::Softmax).expect("valid sizes");
         let mut rng = Rng::new(7);
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
+        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
         let n = 900;
         let x: Vec<f64> = (0..n * 30).map(|_| rng.normal()).collect();
         let y: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
@@ -750,9 +771,9 @@ mod tests {
             beta2: 0.999,
             eps: 1e-8,
         };
-        let mut optim = OptimState::new(adam, &sizes);
+        let mut optim = OptimState::new(adam, &sizes).unwrap();
         let gather = if picked { Gather::Classes } else { Gather::No };
-        let mut trainer = Trainer::new(&spec, 300, gather);
+        let mut trainer = Trainer::new(&spec, 300, gather).unwrap();
         trainer.deferred = deferred;
         let mut team = Team::new(Kind::Call, None);
         team.engage_beyond_budget(helpers);

@@ -7,14 +7,23 @@
 //! parameters — optimizer state, learning rate, stopping rule, samples seen, history — is
 //! the [`Session`]'s. A [`Monitor`] hears about every step and every epoch and may stop
 //! training between steps, leaving the weights of the last completed step.
+//!
+//! **Divergence.** A step whose loss is infinite or NaN ends the fit with
+//! [`Error::Diverged`] before it changes anything, so the parameters are those of the step
+//! before. A step whose update leaves a parameter infinite or NaN (its loss was finite) has
+//! already written them; the fit then runs again from its start, silently and with the same
+//! seed — results are bit-identical however often they are computed — up to the step before,
+//! and ends with the same error. Checking costs a read of each updated block while it is in
+//! cache; going back costs one copy of the parameters per fit, kept from its start.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use crate::alloc;
 use crate::config::FitConfig;
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{Float, all_finite};
 use crate::loss::Targets;
 use crate::matrix::MatRef;
 use crate::metrics::score;
@@ -90,7 +99,7 @@ fn evaluate_on<T: Float>(
     targets: &Targets<'_, T>,
 ) -> Result<(f64, f64)> {
     let k = spec.outputs();
-    let mut scores = vec![T::ZERO; x.rows() * k];
+    let mut scores = alloc::zeros2(x.rows(), k, "scores")?;
     spec.predict_on(team, params, x, &mut scores)?;
     let s = MatRef::new(&scores, x.rows(), k);
     let norm = spec.loss().normalizer(x.rows(), k);
@@ -115,7 +124,7 @@ pub fn fit<T: Float>(
     session: &mut Session<T>,
     monitor: &mut (dyn Monitor<T> + Send),
 ) -> Result<usize> {
-    cfg.validate()?;
+    cfg.validate_for::<T>()?;
     spec.check_params(params)?;
     spec.check_shape("X", x)?;
     // A large X is checked for NaN and infinity as the first epoch gathers it (every row
@@ -137,24 +146,19 @@ pub fn fit<T: Float>(
     }
 
     let (seed, rng) = session.seed_for(cfg);
-    let run = session.begin(cfg, validation.is_some(), params);
-    // What to go back to if the first epoch finds NaN or infinity in X.
-    let undo = lazy.then(|| {
-        let weights: Weights<T> = params
-            .iter()
-            .map(|p| (p.weight.to_vec(), p.bias.to_vec()))
-            .collect();
-        (weights, run.clone())
-    });
+    let on_validation = validation.is_some();
+    let run = session.begin(cfg, on_validation, params)?;
+    // Where the fit started (see the module's notes).
+    let origin = match Origin::of(params, &run, session) {
+        Ok(origin) => origin,
+        Err(e) => {
+            session.cancel(run);
+            return Err(e);
+        }
+    };
     let flag = monitor.interrupt();
     let mut team = Team::new(Kind::Fit, flag.as_deref());
-    let mut state = State {
-        run,
-        seed,
-        undo,
-        stopped_early: false,
-        epochs: 0,
-    };
+    let mut state = State::new(run, seed, lazy, None);
     let result = train_loop(
         &mut team,
         spec,
@@ -168,15 +172,35 @@ pub fn fit<T: Float>(
         &mut state,
     );
     match result {
-        Err(Error::Value { .. }) if state.undo.is_some() => {
+        Err(Error::Value { .. }) if state.x_unchecked => {
             // NaN in X, found by the first epoch: as if the call had never happened.
-            let (weights, run) = state.undo.take().expect("checked by the guard");
-            for (p, (w, b)) in params.iter_mut().zip(weights) {
-                p.weight.copy_from_slice(&w);
-                p.bias.copy_from_slice(&b);
-            }
-            session.cancel(run);
+            origin.restore(params);
+            session.cancel(origin.run.unwrap_or(state.run));
             result.map(|()| 0)
+        }
+        Err(Error::Diverged { step, .. }) if state.unusable => {
+            // The failing step wrote non-finite parameters: recompute the ones before it.
+            origin.restore(params);
+            let start = match origin.run {
+                Some(run) => run,
+                None => Run::fresh(cfg, on_validation, params)?,
+            };
+            let mut again = State::new(start, seed, false, Some(step - 1));
+            let mut scratch = origin.session;
+            let replayed = train_loop(
+                &mut team,
+                spec,
+                params,
+                x,
+                y,
+                &validation,
+                cfg,
+                &mut scratch,
+                &mut Silent,
+                &mut again,
+            );
+            session.end(again.run, rng, false);
+            replayed.and(result).map(|()| state.epochs)
         }
         _ => {
             session.end(state.run, rng, state.stopped_early);
@@ -188,14 +212,83 @@ pub fn fit<T: Float>(
 /// Every block's weights and biases, copied.
 type Weights<T> = Vec<(Vec<T>, Vec<T>)>;
 
+/// Where a fit started: what a refused fit goes back to, and what a fit whose step wrote
+/// non-finite parameters runs again from.
+struct Origin<T> {
+    weights: Weights<T>,
+    /// The run as the session gave it, when it continued the session's (a fresh one is
+    /// made again rather than copied).
+    run: Option<Run<T>>,
+    /// The session without its optimizer state: samples seen (which the schedule reads).
+    session: Session<T>,
+}
+
+impl<T: Float> Origin<T> {
+    fn of(params: &[ParamsMut<'_, T>], run: &Run<T>, session: &Session<T>) -> Result<Self> {
+        // Training from NaN would look like divergence at the first step; it is bad input.
+        if !params
+            .iter()
+            .all(|p| all_finite(p.weight) && all_finite(p.bias))
+        {
+            return Err(Error::value(
+                "the model's parameters",
+                "finite values to train from",
+                "NaN or infinity (written into a weight or bias view?)",
+            ));
+        }
+        let weights = params
+            .iter()
+            .map(|p| {
+                Ok((
+                    alloc::copied(p.weight, "weights")?,
+                    alloc::copied(p.bias, "biases")?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Origin {
+            weights,
+            run: run.resumed().then(|| run.clone()),
+            session: session.snapshot(),
+        })
+    }
+
+    fn restore(&self, params: &mut [ParamsMut<'_, T>]) {
+        for (p, (w, b)) in params.iter_mut().zip(&self.weights) {
+            p.weight.copy_from_slice(w);
+            p.bias.copy_from_slice(b);
+        }
+    }
+}
+
 /// A fit's running state.
 struct State<T> {
     run: Run<T>,
     seed: u64,
-    /// The weights and the session's run as they were, while X is not known to be finite.
-    undo: Option<(Weights<T>, Run<T>)>,
+    /// X is not yet known to be finite (the first epoch checks it as it goes).
+    x_unchecked: bool,
+    /// Stop before this step (counted from 1 over the fit): a run again after divergence.
+    until: Option<usize>,
+    /// Steps done.
+    steps: usize,
+    /// The last step wrote non-finite parameters.
+    unusable: bool,
     stopped_early: bool,
     epochs: usize,
+}
+
+impl<T> State<T> {
+    fn new(run: Run<T>, seed: u64, x_unchecked: bool, until: Option<usize>) -> Self {
+        State {
+            run,
+            seed,
+            x_unchecked,
+            until,
+            steps: 0,
+            unusable: false,
+            stopped_early: false,
+            epochs: 0,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -219,13 +312,13 @@ fn train_loop<T: Float>(
         (true, Targets::Classes(_)) => Gather::Classes,
         (true, Targets::Values(_)) => Gather::Values,
     };
-    let mut trainer = Trainer::new(spec, b, gather);
+    let mut trainer = Trainer::new(spec, b, gather)?;
     let flops = step_flops(spec, b);
     let shards = shard_count(b, crate::step::row_flops(spec));
     let mut pacer = Pacer::new(helpers_worth(flops, shards), flops);
     pacer.prepare(team);
     let mut rng = Rng::new(state.seed);
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut order = alloc::range(n, "the shuffled order")?;
     let keep_best = cfg.restore_best && validation.is_some();
     let start = Instant::now();
 
@@ -236,6 +329,9 @@ fn train_loop<T: Float>(
         let lr = state.run.rate.now;
         let mut epoch_loss = 0.0;
         for lo in (0..n).step_by(b) {
+            if state.until == Some(state.steps) {
+                return Ok(());
+            }
             let hi = (lo + b).min(n);
             let (rows, next) = if cfg.shuffle {
                 (Rows::Picked(&order[lo..hi]), &order[hi..(hi + b).min(n)])
@@ -248,16 +344,31 @@ fn train_loop<T: Float>(
             } else {
                 cfg.weight_decay
             };
-            let check = state.undo.is_some();
+            let check = state.x_unchecked;
             // The pacer hears of this step's jobs alone (not of a validation pass before it).
             team.take_stats();
             let started = Instant::now();
             let optim = &mut state.run.optim;
+            let step = state.steps + 1;
+            let diverged = |what: String| Error::Diverged {
+                epoch,
+                step,
+                what,
+                lr,
+            };
             let loss = match trainer.step(team, spec, params, batch, optim, lr, decay, check) {
                 Stepped::Loss(loss) => loss,
                 Stepped::Interrupted => return Err(Error::Interrupted),
                 Stepped::NonFinite => return Err(non_finite("X")),
+                Stepped::LossNotFinite(loss) => {
+                    return Err(diverged(format!("the training loss is {loss}")));
+                }
+                Stepped::UpdateNotFinite => {
+                    state.unusable = true;
+                    return Err(diverged("an update made a weight infinite or NaN".into()));
+                }
             };
+            state.steps = step;
             let wall = started.elapsed().as_secs_f64();
             pacer.record(wall, team.take_stats(), team.helpers(), hi - lo == b);
             pacer.prepare(team);
@@ -268,7 +379,7 @@ fn train_loop<T: Float>(
         }
         // Every row has been seen once: X is finite, and the epoch counts, even if an
         // interrupt stops its validation pass.
-        state.undo = None;
+        state.x_unchecked = false;
         let mut record = EpochRecord {
             loss: epoch_loss / n as f64,
             val_loss: None,
@@ -287,7 +398,7 @@ fn train_loop<T: Float>(
         let mut stop = false;
         if let Some(patience) = cfg.patience() {
             let watch = &mut state.run.watch;
-            if watch.no_improvement(cfg.tol, patience, &record, keep_best, params) {
+            if watch.no_improvement(cfg.tol, patience, &record, keep_best, params)? {
                 if state.run.rate.should_stop() {
                     stop = true;
                 } else {
@@ -330,7 +441,7 @@ mod tests {
         )
         .expect("valid sizes");
         let mut rng = Rng::new(3);
-        let params = spec.init_params(None, &mut rng);
+        let params = spec.init_params(None, &mut rng).unwrap();
         let x: Vec<f64> = (0..n * 4).map(|_| rng.normal()).collect();
         let y: Vec<u32> = (0..n)
             .map(|i| (x[4 * i] > 0.0) as u32 + (x[4 * i + 1] > 0.5) as u32)
@@ -471,6 +582,95 @@ mod tests {
         assert_ne!(fresh, whole);
     }
 
+    /// A regression problem whose squared loss a large rate makes explode.
+    fn exploding(n: usize) -> (Spec, Weights<f32>, Vec<f32>, Vec<f32>) {
+        let spec = Spec::new(&[4, 16, 1], Hidden::Activation(Activation::Relu), Loss::Mse)
+            .expect("valid sizes");
+        let mut rng = Rng::new(5);
+        let params = spec.init_params(None, &mut rng).unwrap();
+        let x: Vec<f32> = (0..n * 4).map(|_| rng.normal() as f32).collect();
+        let t: Vec<f32> = x.chunks(4).map(|r| r.iter().sum()).collect();
+        (spec, params, x, t)
+    }
+
+    fn train_values(
+        spec: &Spec,
+        params: &mut [(Vec<f32>, Vec<f32>)],
+        x: &[f32],
+        t: &[f32],
+        cfg: &FitConfig,
+        session: &mut Session<f32>,
+    ) -> Result<usize> {
+        let mut pm: Vec<ParamsMut<'_, f32>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
+            .collect();
+        let n = t.len();
+        let targets = Targets::Values(MatRef::new(t, n, 1));
+        let x = MatRef::new(x, n, 4);
+        fit(spec, &mut pm, x, &targets, None, cfg, session, &mut Silent)
+    }
+
+    #[test]
+    fn a_diverging_fit_stops_with_the_weights_of_the_step_before() {
+        let (spec, start, x, t) = exploding(64);
+        let cfg = FitConfig {
+            epochs: 30,
+            batch_size: 64,
+            lr: 10.0,
+            ..FitConfig::default()
+        };
+        let (mut params, mut session) = (start.clone(), Session::new(Rng::new(0)));
+        let e = train_values(&spec, &mut params, &x, &t, &cfg, &mut session).unwrap_err();
+        let Error::Diverged { epoch, step, .. } = e else {
+            panic!("{e}")
+        };
+        // One step per epoch: the weights are those after epoch `step - 1`, finite, and
+        // the session counts the epochs before the failing one.
+        assert_eq!(epoch, step);
+        assert!(step > 1, "{e}");
+        assert!(params.iter().all(|(w, b)| all_finite(w) && all_finite(b)));
+        assert_eq!(session.history().epochs.len(), step - 1);
+        let (mut before, mut other) = (start, Session::new(Rng::new(0)));
+        let shorter = FitConfig {
+            epochs: step as i64 - 1,
+            ..cfg
+        };
+        train_values(&spec, &mut before, &x, &t, &shorter, &mut other).unwrap();
+        assert_eq!(params, before);
+        assert!(e.to_string().contains("smaller learning rate"), "{e}");
+    }
+
+    #[test]
+    fn an_update_that_overflows_is_undone_by_running_again() {
+        // float32: an epoch at lr = 1e-3, then lr = 3.3e38 (lr_decay), whose first update
+        // overflows the weights although the loss before it was finite.
+        let (spec, start, x, t) = exploding(64);
+        let cfg = FitConfig {
+            epochs: 2,
+            batch_size: 16,
+            lr: 1e-3,
+            lr_decay: 3.3e41,
+            shuffle: true,
+            seed: Some(4),
+            ..FitConfig::default()
+        };
+        let (mut params, mut session) = (start.clone(), Session::new(Rng::new(0)));
+        let e = train_values(&spec, &mut params, &x, &t, &cfg, &mut session).unwrap_err();
+        let Error::Diverged { epoch, step, .. } = e else {
+            panic!("{e}")
+        };
+        assert_eq!((epoch, step), (2, 5), "{e}");
+        assert!(e.to_string().contains("an update"), "{e}");
+        // The weights are exactly those after epoch 1 (4 steps), and the session's.
+        let (mut one, mut other) = (start, Session::new(Rng::new(0)));
+        let first = FitConfig { epochs: 1, ..cfg };
+        train_values(&spec, &mut one, &x, &t, &first, &mut other).unwrap();
+        assert_eq!(params, one);
+        assert_eq!(session.history(), other.history());
+        assert_eq!(session.samples_seen(), 64);
+    }
+
     #[test]
     fn a_refused_fit_leaves_params_and_session_as_they_were() {
         // A NaN in the last rows of a large X is found by the first epoch, after steps have
@@ -482,7 +682,7 @@ mod tests {
         )
         .expect("valid sizes");
         let mut rng = Rng::new(1);
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng);
+        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
         let n = 70_000;
         let mut x: Vec<f64> = (0..n * 64).map(|i| ((i % 13) as f64 - 6.0) / 7.0).collect();
         x[n * 64 - 1] = f64::NAN;

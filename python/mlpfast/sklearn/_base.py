@@ -48,6 +48,7 @@ _REAL_SETTINGS = {
 }
 # The parameters behind the other core keywords, to name them in the core's errors.
 _OTHER_SETTINGS = {
+    "epochs": "max_iter",
     "beta1": "beta_1",
     "beta2": "beta_2",
     "schedule": "learning_rate",
@@ -239,8 +240,10 @@ class _BaseMLP(BaseEstimator):
             settings["batch_size"] = int(self.batch_size)
         if _is_int(self.n_iter_no_change):
             settings["n_iter_no_change"] = int(self.n_iter_no_change)
+        if _is_int(self.max_iter):
+            settings["epochs"] = int(self.max_iter)
         try:
-            _check_fit_settings(settings)
+            _check_fit_settings(settings, _dtype_name(self.dtype))
         except ValueError as exc:
             name = {**_REAL_SETTINGS, **_OTHER_SETTINGS}.get(getattr(exc, "arg", None))
             if name is None:
@@ -396,6 +399,7 @@ class _BaseMLP(BaseEstimator):
         if not self.early_stopping:
             reals["tol"] /= scale
         interrupted = False
+        diverged = None
         history = self._mlp.history
         before = (len(history["loss"]), len(history.get("val_loss", [])), self._mlp.samples_seen)
         try:
@@ -423,9 +427,19 @@ class _BaseMLP(BaseEstimator):
             # As scikit-learn: Ctrl-C ends training, keeping the weights of the last step.
             warnings.warn("Training interrupted by user.", stacklevel=4)
             interrupted = True
+        except FloatingPointError as exc:
+            # The network keeps the weights of the last finite step; the curves keep the
+            # epochs before it.
+            diverged = exc
         finally:
             listener.close()
         self._read_session(before, scale)
+        if diverged is not None:
+            # scikit-learn's error for a diverged solver (a ValueError), with what happened.
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                f"large values and need to be preprocessed. ({diverged})"
+            ) from diverged
         if (
             not incremental
             and not interrupted

@@ -8,8 +8,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use mlpfast_core::Activation;
 use mlpfast_core::error::fmt_shape;
+use mlpfast_core::{Activation, alloc};
 use numpy::{IxDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::PyClassInitializer;
 use pyo3::exceptions::PyValueError;
@@ -33,11 +33,12 @@ fn forward_typed<'py, T: Elem>(
     act: Activation,
     arr: &Bound<'py, numpy::PyUntypedArray>,
 ) -> PyResult<(Kept<T>, Bound<'py, PyAny>)> {
+    act.validate_for::<T>().py()?;
     let x = convert::contiguous::<T, IxDyn>(arr, "x")?;
     let shape = x.shape().to_vec();
-    let xs = x.readonly().as_slice()?.to_vec();
+    let xs = alloc::copied(x.readonly().as_slice()?, "the kept input").py()?;
     convert::check_finite(&xs, "x")?;
-    let mut y = vec![T::ZERO; xs.len()];
+    let mut y = alloc::zeros(xs.len(), "outputs").py()?;
     act.forward(&xs, &mut y);
     let out = convert::new_array(arr.py(), IxDyn(&shape), y).into_any();
     Ok(((xs, shape), out))
@@ -60,7 +61,7 @@ fn backward_typed<'py, T: Elem>(
     let dr = dy.readonly();
     let ds = dr.as_slice()?;
     convert::check_finite(ds, "dout")?;
-    let mut dx = vec![T::ZERO; ds.len()];
+    let mut dx = alloc::zeros(ds.len(), "gradients").py()?;
     act.backward_from_input(x, ds, &mut dx);
     Ok(convert::new_array(dout.py(), IxDyn(shape), dx).into_any())
 }

@@ -331,6 +331,24 @@ pub fn labels(
                 }
             })
             .collect()
+    } else if arr.dtype().kind() == b'u' {
+        // Unsigned labels as they are: 2**63 read as int64 would show as a negative number.
+        let a = numpy_module(arr.py())?
+            .getattr("require")?
+            .call1((&arr, "uint64", ["C", "A"]))?
+            .cast_into::<numpy::PyArray1<u64>>()
+            .map_err(|_| PyTypeError::new_err(format!("{arg}: could not convert to uint64")))?;
+        let ro = a.readonly();
+        ro.as_slice()?
+            .iter()
+            .map(|&v| {
+                if v >= classes as u64 {
+                    Err(out_of_range(&v))
+                } else {
+                    Ok(v as u32)
+                }
+            })
+            .collect()
     } else {
         let a = numpy_module(arr.py())?
             .getattr("require")?

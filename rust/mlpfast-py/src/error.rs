@@ -3,22 +3,34 @@
 //! Shape, value and call-order errors are bad input: `ValueError`, with the core's message
 //! (argument, expected, actual), and the argument's name and what it accepts as the
 //! exception's `arg` and `expected` attributes (the estimators restate them in their own
-//! parameter names). An interrupted fit becomes
-//! `KeyboardInterrupt` unless the signal handler already raised something more precise. A
-//! panic — a bug in mlpfast, never bad input — becomes a `RuntimeError` through [`guarded`],
-//! never PyO3's `PanicException`.
+//! parameter names). Memory the allocator refuses is `MemoryError`; a diverging fit is
+//! `FloatingPointError` (an `ArithmeticError`) with the epoch and step as attributes. An
+//! interrupted fit becomes `KeyboardInterrupt` unless the signal handler already raised
+//! something more precise. A panic — a bug in mlpfast, never bad input — becomes a
+//! `RuntimeError` through [`guarded`], never PyO3's `PanicException`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlpfast_core::Error;
 use pyo3::PyErr;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFloatingPointError, PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 
 /// Converts a core error to the Python exception it stands for.
 pub fn to_py(e: Error) -> PyErr {
     match e {
         Error::Interrupted => PyKeyboardInterrupt::new_err("training interrupted"),
+        Error::Memory { .. } => PyMemoryError::new_err(e.to_string()),
+        Error::Diverged { epoch, step, .. } => {
+            let err = PyFloatingPointError::new_err(e.to_string());
+            Python::attach(|py| {
+                let _ = err.value(py).setattr("epoch", epoch);
+                let _ = err.value(py).setattr("step", step);
+            });
+            err
+        }
         Error::Value {
             ref arg,
             ref expected,

@@ -29,7 +29,8 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{self, Elem};
+use crate::args;
+use crate::convert::{self, DType, Elem, for_dtype};
 use crate::error::{IntoPyResult, to_py};
 use crate::state::Model;
 use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
@@ -81,8 +82,8 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         };
     }
     match key {
-        "epochs" => cfg.epochs = get!(i64),
-        "batch_size" => cfg.batch_size = get!(i64),
+        "epochs" => cfg.epochs = args::int(value, key, "an int >= 0")?,
+        "batch_size" => cfg.batch_size = args::int(value, key, "an int >= 1")?,
         "optimizer" => cfg.optimizer = OptimizerKind::from_name(&get!(String)).py()?,
         "lr" => cfg.lr = get!(f64),
         "momentum" => cfg.momentum = get!(f64),
@@ -90,13 +91,16 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         "weight_decay" => cfg.weight_decay = get!(f64),
         "lr_decay" => cfg.lr_decay = get!(f64),
         "shuffle" => cfg.shuffle = get!(bool),
-        "seed" => cfg.seed = get!(Option<u64>),
+        "seed" => cfg.seed = args::seed(Some(value))?,
         "betas" => cfg.betas = get!((f64, f64)),
         "eps" => cfg.eps = get!(f64),
         "schedule" => cfg.schedule = Schedule::from_name(&get!(String)).py()?,
         "power_t" => cfg.power_t = get!(f64),
         "tol" => cfg.tol = get!(f64),
-        "n_iter_no_change" => cfg.n_iter_no_change = get!(Option<i64>),
+        "n_iter_no_change" if value.is_none() => cfg.n_iter_no_change = None,
+        "n_iter_no_change" => {
+            cfg.n_iter_no_change = Some(args::int(value, key, "an int >= 1 or None")?);
+        }
         "resume" => cfg.resume = get!(bool),
         // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').
         "_l2_per_sample" => cfg.l2_per_sample = value.is_truthy()?,
@@ -281,7 +285,7 @@ pub(crate) fn fit<'py, T: Elem>(
     let xm = MatRef::new(xr.as_slice()?, n, d);
 
     // The working copy, and the session taken out of the model (which keeps a snapshot).
-    let mut work = py.detach(|| model.copy_params());
+    let mut work = py.detach(|| model.copy_params()).py()?;
     let mut session = {
         let mut held = model.session();
         let snapshot = held.snapshot();
@@ -391,9 +395,11 @@ pub(crate) fn _fit_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 }
 
 /// Checks fit settings given as a dict of `fit`'s keyword arguments (the rest keep their
-/// defaults), without fitting: the estimators call it before they build a network. Raises
-/// the error `fit` would raise (a ValueError with its `arg` attribute).
+/// defaults) for a model of `dtype`, without fitting: the estimators call it before they
+/// build a network. Raises the error `fit` would raise (a ValueError with its `arg`
+/// attribute).
 #[pyfunction]
-pub(crate) fn _check_fit_settings(settings: &Bound<'_, PyDict>) -> PyResult<()> {
-    self::settings(Some(settings)).map(|_| ())
+pub(crate) fn _check_fit_settings(settings: &Bound<'_, PyDict>, dtype: DType) -> PyResult<()> {
+    let cfg = self::settings(Some(settings))?;
+    for_dtype!(dtype, T => cfg.validate_for::<T>()).py()
 }

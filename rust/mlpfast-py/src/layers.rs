@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mlpfast_core::error::fmt_shape;
-use mlpfast_core::{Error, Init, Linear, MatRef, Maxout, ParamsRef, Rng};
+use mlpfast_core::{Error, Init, Linear, MatRef, Maxout, ParamsRef, Rng, alloc};
 use numpy::ndarray::IxDyn;
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
-use crate::error::{IntoPyResult, guarded};
+use crate::error::{IntoPyResult, guarded, to_py};
 
 /// A core parameter layer of either kind.
 pub(crate) enum CoreLayer<T> {
@@ -165,13 +166,15 @@ impl<T: Elem> LayerCell<T> {
             return Ok(self.view(which, owner));
         }
         let py = owner.py();
-        let data = py.detach(|| {
-            let state = self.read();
-            match which {
-                Part::Weight => state.layer.weight().to_vec(),
-                Part::Bias => state.layer.bias().to_vec(),
-            }
-        });
+        let data = py
+            .detach(|| {
+                let state = self.read();
+                match which {
+                    Part::Weight => alloc::copied(state.layer.weight(), "a copy of the weights"),
+                    Part::Bias => alloc::copied(state.layer.bias(), "a copy of the biases"),
+                }
+            })
+            .py()?;
         let arr = convert::new_array(py, IxDyn(&self.shape(which)), data).into_any();
         arr.getattr("flags")?.setattr("writeable", false)?;
         Ok(arr)
@@ -195,8 +198,8 @@ impl<T: Elem> LayerCell<T> {
 
     /// `forward(x)` on `rows` rows: the output; keeps a copy of x for backward.
     fn forward(&self, x: Vec<T>, rows: usize) -> mlpfast_core::Result<Vec<T>> {
+        let mut out = alloc::zeros2(rows, self.outputs, "outputs")?;
         let mut state = self.write();
-        let mut out = vec![T::ZERO; rows * self.outputs];
         let xm = MatRef::new(&x, rows, self.inputs);
         let winners = match &state.layer {
             CoreLayer::Linear(l) => {
@@ -234,7 +237,7 @@ impl<T: Elem> LayerCell<T> {
         }
         let x = MatRef::new(&cache.input, cache.rows, self.inputs);
         let dy = MatRef::new(dout, cache.rows, self.outputs);
-        let mut dx = vec![T::ZERO; cache.rows * self.inputs];
+        let mut dx = alloc::zeros2(cache.rows, self.inputs, "gradients")?;
         match layer {
             CoreLayer::Linear(l) => l.backward(x, dy, Some(&mut dx))?,
             CoreLayer::Maxout(l) => l.backward(x, dy, &cache.winners, Some(&mut dx))?,
@@ -248,12 +251,12 @@ impl<T: Elem> LayerCell<T> {
     }
 
     /// A copy of the weight or bias gradient.
-    fn grad(&self, which: Part) -> Vec<T> {
+    fn grad(&self, which: Part) -> mlpfast_core::Result<Vec<T>> {
         let state = self.read();
         let (gw, gb) = state.layer.grads();
         match which {
-            Part::Weight => gw.to_vec(),
-            Part::Bias => gb.to_vec(),
+            Part::Weight => alloc::copied(gw, "a copy of the gradients"),
+            Part::Bias => alloc::copied(gb, "a copy of the gradients"),
         }
     }
 
@@ -289,7 +292,7 @@ pub(crate) fn cell_forward<'py, T: Elem>(
     let xa = convert::matrix::<T>(x, arg, Some(cell.inputs))?;
     let rows = xa.shape()[0];
     // A copy: backward differentiates at what forward saw, whatever the caller does to x.
-    let xs = xa.readonly().as_slice()?.to_vec();
+    let xs = alloc::copied(xa.readonly().as_slice()?, "the kept input").py()?;
     convert::check_finite(&xs, arg)?;
     let out = py.detach(|| cell.forward(xs, rows)).py()?;
     Ok(convert::new_array(py, (rows, cell.outputs), out).into_any())
@@ -303,7 +306,7 @@ pub(crate) fn cell_backward<'py, T: Elem>(
     let py = dout.py();
     let dy = convert::matrix::<T>(dout, "dout", None)?;
     let shape = dy.shape().to_vec();
-    let ds = dy.readonly().as_slice()?.to_vec();
+    let ds = alloc::copied(dy.readonly().as_slice()?, "dout").py()?;
     convert::check_finite(&ds, "dout")?;
     let dx = py.detach(|| cell.backward(&ds, &shape)).py()?;
     Ok(convert::new_array(py, (shape[0], cell.inputs), dx).into_any())
@@ -325,7 +328,7 @@ fn set_param<T: Elem>(cell: &LayerCell<T>, which: Part, value: &Bound<'_, PyAny>
     }
     let a = convert::contiguous::<T, IxDyn>(&arr, arg)?;
     // Copied out first: `value` may be a view of this very parameter.
-    let new: Vec<T> = a.readonly().as_slice()?.to_vec();
+    let new: Vec<T> = alloc::copied(a.readonly().as_slice()?, arg).py()?;
     convert::check_finite(&new, arg)?;
     value.py().detach(|| cell.set(which, &new));
     Ok(())
@@ -335,22 +338,22 @@ fn grad_array<'py, T: Elem>(
     py: Python<'py>,
     cell: &LayerCell<T>,
     which: Part,
-) -> Bound<'py, PyAny> {
-    let g = py.detach(|| cell.grad(which));
-    convert::new_array(py, IxDyn(&cell.shape(which)), g).into_any()
+) -> PyResult<Bound<'py, PyAny>> {
+    let g = py.detach(|| cell.grad(which)).py()?;
+    Ok(convert::new_array(py, IxDyn(&cell.shape(which)), g).into_any())
 }
 
 fn seeded(seed: Option<u64>) -> Rng {
     seed.map_or_else(Rng::from_entropy, Rng::new)
 }
 
-fn check_features(arg: &str, n: usize) -> PyResult<()> {
+/// A layer width: an int >= 1.
+fn features(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let n: usize = args::int(obj, arg, "an int >= 1")?;
     if n < 1 {
-        return Err(PyValueError::new_err(format!(
-            "{arg}: expected an integer >= 1, got {n}"
-        )));
+        return Err(to_py(Error::value(arg, "an int >= 1", n)));
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The methods Linear and Maxout share: parameters, gradients, forward and backward.
@@ -404,14 +407,14 @@ macro_rules! param_layer_methods {
 
             /// dL/dweight from the last backward (a copy).
             #[getter]
-            fn grad_weight<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-                by_dtype!(&self.cell, c => grad_array(py, c, Part::Weight))
+            fn grad_weight<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                guarded(|| by_dtype!(&self.cell, c => grad_array(py, c, Part::Weight)))
             }
 
             /// dL/dbias from the last backward (a copy).
             #[getter]
-            fn grad_bias<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-                by_dtype!(&self.cell, c => grad_array(py, c, Part::Bias))
+            fn grad_bias<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                guarded(|| by_dtype!(&self.cell, c => grad_array(py, c, Part::Bias)))
             }
 
             /// The layer's output for x (N, in_features); keeps a copy of x for backward.
@@ -443,17 +446,16 @@ param_layer_methods!(PyLinear, {
         text_signature = "(in_features, out_features, *, dtype='float32', seed=None)"
     )]
     fn new(
-        in_features: usize,
-        out_features: usize,
+        in_features: &Bound<'_, PyAny>,
+        out_features: &Bound<'_, PyAny>,
         dtype: DType,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        check_features("in_features", in_features)?;
-        check_features("out_features", out_features)?;
-        let mut rng = seeded(seed);
-        let (i, o) = (in_features, out_features);
+        let i = features("in_features", in_features)?;
+        let o = features("out_features", out_features)?;
+        let mut rng = seeded(args::seed(seed)?);
         let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Linear(
-            Linear::<T>::new(i, o, Init::Glorot, &mut rng)
+            Linear::<T>::new(i, o, Init::Glorot, &mut rng).py()?
         ))));
         Ok(PyLinear { cell })
     }
@@ -478,20 +480,24 @@ pub struct PyMaxout {
 param_layer_methods!(PyMaxout, {
     #[new]
     #[pyo3(
-        signature = (in_features, out_features, pieces = 2, *, dtype = DType::F32, seed = None),
+        signature = (in_features, out_features, pieces = None, *, dtype = DType::F32, seed = None),
         text_signature = "(in_features, out_features, pieces=2, *, dtype='float32', seed=None)"
     )]
     fn new(
-        in_features: usize,
-        out_features: usize,
-        pieces: usize,
+        in_features: &Bound<'_, PyAny>,
+        out_features: &Bound<'_, PyAny>,
+        pieces: Option<&Bound<'_, PyAny>>,
         dtype: DType,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        check_features("in_features", in_features)?;
-        check_features("out_features", out_features)?;
-        let mut rng = seeded(seed);
-        let (i, o) = (in_features, out_features);
+        let i = features("in_features", in_features)?;
+        let o = features("out_features", out_features)?;
+        // None stands for the default, 2 (an int default cannot be a Python object here).
+        let pieces: usize = match pieces {
+            Some(p) if !p.is_none() => args::int(p, "pieces", "an int in [1, 255]")?,
+            _ => 2,
+        };
+        let mut rng = seeded(args::seed(seed)?);
         let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Maxout(
             Maxout::<T>::new(i, o, pieces, &mut rng).py()?
         ))));

@@ -8,6 +8,7 @@
 //! loop lives in this crate.
 
 mod activations;
+mod args;
 mod convert;
 mod error;
 mod fit;

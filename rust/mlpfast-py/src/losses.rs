@@ -5,7 +5,7 @@
 //! else becomes float64).
 
 use mlpfast_core::error::fmt_shape;
-use mlpfast_core::{Loss, MatRef, Targets};
+use mlpfast_core::{Loss, MatRef, Targets, alloc};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -22,7 +22,7 @@ fn class_loss_typed<'py, T: Elem>(
     let (n, c) = (s.shape()[0], s.shape()[1]);
     let labels = convert::labels(y, "y", n, c)?;
     let ro = s.readonly();
-    let mut grad = vec![T::ZERO; n * c];
+    let mut grad = alloc::zeros2(n, c, "gradients").py()?;
     let value = loss
         .mean_and_grad(
             MatRef::new(ro.as_slice()?, n, c),
@@ -69,7 +69,7 @@ fn value_loss_typed<'py, T: Elem>(
     };
     let t = convert::targets::<T>(target, target_arg, n, k, kinds)?;
     let (pr, tr) = (p.readonly(), t.readonly());
-    let mut grad = vec![T::ZERO; n * k];
+    let mut grad = alloc::zeros2(n, k, "gradients").py()?;
     let value = loss
         .mean_and_grad(
             MatRef::new(pr.as_slice()?, n, k),

@@ -10,13 +10,16 @@
 use std::sync::Arc;
 
 use mlpfast_core::network::l2_term;
-use mlpfast_core::{Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, Rng, Spec, metrics};
+use mlpfast_core::{
+    Activation, Block, Hidden, Linear, Loss, MatRef, Maxout, Rng, Spec, alloc, metrics,
+};
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::activations::PyActivation;
+use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
 use crate::fit;
@@ -44,11 +47,12 @@ fn build<T: Elem>(
     rng: &mut Rng,
     wrap: fn(Arc<LayerCell<T>>) -> AnyCell,
 ) -> PyResult<Built<T>> {
-    let params = spec.init_params::<T>(None, rng);
+    let params = spec.init_params::<T>(None, rng).py()?;
     let last = spec.blocks().len() - 1;
     let (mut objs, mut cells) = (Vec::new(), Vec::new());
     for (i, (block, (weight, bias))) in spec.blocks().iter().zip(params).enumerate() {
-        let (grad_weight, grad_bias) = (vec![T::ZERO; weight.len()], vec![T::ZERO; bias.len()]);
+        let grad_weight = alloc::zeros(weight.len(), "weight gradients").py()?;
+        let grad_bias = alloc::zeros(bias.len(), "bias gradients").py()?;
         match *block {
             Block::Dense {
                 inputs,
@@ -98,23 +102,41 @@ fn build<T: Elem>(
 }
 
 fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    let raw: Vec<i64> = obj.extract().map_err(|_| {
+    let shown = || obj.repr().map(|r| r.to_string()).unwrap_or_default();
+    let items: Vec<Bound<'_, PyAny>> = if obj.is_instance_of::<PyString>() {
+        None
+    } else {
+        obj.try_iter()
+            .ok()
+            .and_then(|it| it.collect::<PyResult<_>>().ok())
+    }
+    .ok_or_else(|| {
         PyTypeError::new_err(format!(
-            "layer_sizes: expected a sequence of integers, got {}",
-            obj.repr().map(|r| r.to_string()).unwrap_or_default()
+            "layer_sizes: expected a sequence of ints, got {}",
+            shown()
         ))
     })?;
-    if raw.len() < 2 {
+    let expected = "a sequence of ints >= 1";
+    let sizes = items
+        .iter()
+        .map(|s| args::int::<i128>(s, "layer_sizes", expected))
+        .collect::<PyResult<Vec<i128>>>()?;
+    if sizes.len() < 2 {
         return Err(PyValueError::new_err(format!(
-            "layer_sizes: expected at least two sizes [inputs, ..., outputs], got {raw:?}"
+            "layer_sizes: expected at least two sizes [inputs, ..., outputs], got {}",
+            shown()
         )));
     }
-    if let Some(bad) = raw.iter().find(|&&s| s < 1) {
-        return Err(PyValueError::new_err(format!(
-            "layer_sizes: expected sizes >= 1, got {bad} in {raw:?}"
-        )));
-    }
-    Ok(raw.into_iter().map(|s| s as usize).collect())
+    sizes
+        .iter()
+        .map(|&s| match usize::try_from(s) {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(PyValueError::new_err(format!(
+                "layer_sizes: expected ints >= 1 (each a size that fits in memory), got {s} in {}",
+                shown()
+            ))),
+        })
+        .collect()
 }
 
 /// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
@@ -243,9 +265,10 @@ impl PyMLP {
         activation: &str,
         loss: &str,
         dtype: DType,
-        seed: Option<u64>,
+        seed: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
+        let seed = args::seed(seed)?;
         let hidden = match activation {
             "maxout" => Hidden::Maxout(mlpfast_core::maxout::MAXOUT_PIECES),
             name => Hidden::Activation(Activation::from_name(name).map_err(|_| {

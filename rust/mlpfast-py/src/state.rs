@@ -9,9 +9,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
 
-use mlpfast_core::{MatRef, Params, ParamsRef, Rng, Session, Spec};
+use mlpfast_core::{MatRef, Params, ParamsRef, Rng, Session, Spec, alloc};
 use numpy::ndarray::IxDyn;
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -61,7 +62,15 @@ impl<T: Elem> Model<T> {
     /// Every layer's (weight, bias) as new arrays, read at one moment (during a fit: one
     /// published epoch), for save and pickle.
     pub(crate) fn param_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let copies = py.detach(|| self.copy_params());
+        let copies = py.detach(|| self.copy_params()).py()?;
+        // What is written must load again, and loading refuses non-finite parameters.
+        let finite = |v: &[T]| mlpfast_core::float::all_finite(v);
+        if let Some(i) = copies.iter().position(|(w, b)| !finite(w) || !finite(b)) {
+            return Err(PyValueError::new_err(format!(
+                "param_layers[{i}]: expected finite weights and biases to save, got NaN or \
+                 infinity (written into a weight or bias view?)"
+            )));
+        }
         let pairs = self.cells.iter().zip(copies).map(|(cell, (w, b))| {
             (
                 convert::new_array(py, IxDyn(&cell.shape(Part::Weight)), w),
@@ -72,12 +81,13 @@ impl<T: Elem> Model<T> {
     }
 
     /// A copy of every layer's weights and biases.
-    pub(crate) fn copy_params(&self) -> Vec<(Vec<T>, Vec<T>)> {
+    pub(crate) fn copy_params(&self) -> mlpfast_core::Result<Vec<(Vec<T>, Vec<T>)>> {
         self.read_all()
             .iter()
             .map(|s| {
                 let p = s.params();
-                (p.weight.to_vec(), p.bias.to_vec())
+                let copy = |v| alloc::copied(v, "a copy of the parameters");
+                Ok((copy(p.weight)?, copy(p.bias)?))
             })
             .collect()
     }
@@ -106,7 +116,7 @@ impl<T: Elem> Model<T> {
         let ro = xa.readonly();
         let xs = ro.as_slice()?;
         let xm = MatRef::new(xs, rows, spec.inputs());
-        let mut out = vec![T::ZERO; rows * spec.outputs()];
+        let mut out = alloc::zeros2(rows, spec.outputs(), "scores").py()?;
         py.detach(|| {
             let held = self.read_all();
             let params: Vec<ParamsRef<'_, T>> = held.iter().map(|s| s.params()).collect();

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -340,6 +343,23 @@ def set_json(key, edit):
     return run
 
 
+def array(dtype, values, shape=None):
+    """An array as mlpfast writes it into a file's metadata."""
+    shape = [len(values)] if shape is None else shape
+    return {"__ndarray__": {"dtype": dtype, "shape": shape, "values": values}}
+
+
+def set_classes(dtype, values, shape=None):
+    return set_json("fitted", lambda f: f.update(classes_=array(dtype, values, shape)))
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -362,8 +382,93 @@ def set_json(key, edit):
         (set_json("fitted", lambda f: f.update(n_outputs_=7)), "do not match the network"),
         (set_json("fitted", lambda f: f.update(_kind="multiclass")), "do not match"),
         (set_json("params", lambda p: p.update(activation="tanh")), "warm_start"),
+        # Values numpy would raise OverflowError on, or silently convert.
+        (set_classes("<i8", [2**70, 1]), "array value 1180591620717411303424 does not fit .*<i8"),
+        (set_classes("|u1", [-1, 1]), "array value -1 does not fit the array's dtype |u1"),
+        (set_classes("<f8", [10**400, 1.0]), "does not fit the array's dtype <f8"),
+        (set_classes("<f4", [1e300, 1.0]), "array value 1e[+]300 does not fit"),
+        (set_classes("<i8", [1.5, 1]), "array value 1.5 does not fit"),
+        (set_classes("<i8", [True, 1]), "array value True does not fit"),
+        (set_classes("|b1", [1, 0]), "array value 1 does not fit"),
+        (set_classes("<f8", ["1.5", 2.0]), "array value '1.5' does not fit"),
+        (set_classes("<U1", ["abc", "b"]), "array value 'abc' does not fit the array's dtype <U1"),
+        (set_classes("<U1", [["a"], "b"]), "array values must be str, int, float or bool"),
+        (set_classes("O", [{"__ndarray__": {}}, "b"]), "array values must be str, int, float"),
+        (set_classes("<f8\n", [1.0, 2.0]), "unexpected array dtype"),
+        (set_classes("<U0", ["", ""]), "unexpected array dtype"),
+        (set_classes("<U1", "ab"), "array values must be a list"),
+        (set_classes("<f8", [], shape=[0, 10**30]), "do not match the empty shape"),
+        (set_classes("<f8", [1.0], shape=[1] * 40), "unexpected array shape"),
+        (
+            set_json("fitted", lambda f: f.update(loss_={"__tuple__": 5})),
+            "field 'loss_': unexpected",
+        ),
+        (
+            set_json("params", lambda p: p.update(hidden_layer_sizes=nested(200))),
+            "field 'hidden_layer_sizes': values nested more than 32 deep",
+        ),
     ],
 )
 def test_corrupt_estimator_metadata(tmp_path, rng, edit, match):
     data = estimator_file(tmp_path, rng)
     refused(tmp_path / "bad", edited(data, edit), match)
+
+
+def test_wide_label_dtype_round_trips(tmp_path, rng):
+    # Labels held in a dtype wider than they are (<U40 for one-letter labels) come back
+    # with it: the bound on what a file's arrays may take leaves room for that.
+    from mlpfast.sklearn import MLPClassifier
+
+    X, y = rng.standard_normal((30, 2)), np.array(["a", "b", "c"])[rng.integers(0, 3, 30)]
+    clf = fitted(MLPClassifier, X, y, hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    clf.classes_ = clf.classes_.astype("<U40")
+    clf.save(tmp_path / "w")
+    back = mlpfast.load(tmp_path / "w")
+    assert back.classes_.dtype == np.dtype("<U40")
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+
+
+# --------------------------------------------------------------------------- hostile files
+def load_in_child(path, headroom: int = 512 << 20) -> subprocess.CompletedProcess:
+    """Loads ``path`` in a child whose address space may grow by ``headroom`` bytes past
+    what its imports took: a loader that allocates what a file declares fails there with
+    MemoryError instead of taking the machine's memory."""
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        import mlpfast, mlpfast.sklearn
+        status = open("/proc/self/status").read().split()
+        size = int(status[status.index("VmSize:") + 1]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size + {headroom}, size + {headroom}))
+        try:
+            mlpfast.load(sys.argv[1])
+            print("loaded")
+        except ValueError as exc:
+            print("ValueError:", exc)
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_declared_string_width_is_refused_before_allocating(tmp_path, rng):
+    # A 9 KB file whose classes_ declares 1,000 labels of <U999999: 4 GB as numpy would
+    # hold them. The loader refuses it from the declaration, allocating nothing.
+    labels = [f"c{i}" for i in range(1000)]
+    data = edited(estimator_file(tmp_path, rng), set_classes("<U999999", labels))
+    assert len(data) < 16_000
+    path = tmp_path / "wide.safetensors"
+    path.write_bytes(data)
+    out = load_in_child(path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ValueError:"), out.stdout
+    assert "array of 1000 x <U999999 needs 3999996000 bytes" in out.stdout
+    assert "more than the file's values may take" in out.stdout
+
+
+def test_arrays_share_one_allocation_bound(tmp_path, rng):
+    # Each array within the bound, all of them together far beyond it.
+    wide = [array("<U100000", ["x"]) for _ in range(40)]
+    data = edited(estimator_file(tmp_path, rng), set_json("fitted", lambda f: f.update(x_=wide)))
+    refused(tmp_path / "bad", data, "more than the file's values may take")

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlpfast import _modelfile
 from mlpfast._core import MLP
-from mlpfast._fields import fail
+from mlpfast._fields import allocation_limit, fail, shown
 
 __all__ = ["load", "save"]
 
@@ -84,11 +84,11 @@ def from_bytes(data: bytes, *, where: str = "<bytes>") -> Any:
     if kind == "MLP":
         return model
     if kind != "estimator":
-        raise fail(where, f"unknown kind {kind!r}")
+        raise fail(where, f"unknown kind {shown(kind)}")
     # An estimator's file: the estimators read the metadata they wrote.
     from mlpfast.sklearn import restore
 
-    return restore(model, meta, where)
+    return restore(model, meta, where, allocation_limit(len(data)))
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -113,7 +113,8 @@ def load(path: str | os.PathLike) -> Any:
     ------
     ValueError
         The file is truncated, corrupt (bad JSON, offsets out of range, unknown dtype,
-        shapes that do not match the sizes or the architecture) or not an mlpfast file.
+        shapes that do not match the sizes or the architecture, values of the wrong type,
+        arrays larger than such a file could hold) or not an mlpfast file.
     """
     with open(path, "rb") as f:
         data = f.read()

@@ -77,9 +77,10 @@ MLPRegressor.__module__ = __name__
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
-def restore(mlp: MLP, meta: dict, where: str) -> Any:
-    """The estimator a model file describes, around its network (see :mod:`mlpfast.io`)."""
-    name, params, fitted = read(meta, where)
+def restore(mlp: MLP, meta: dict, where: str, limit: int) -> Any:
+    """The estimator a model file describes, around its network (see :mod:`mlpfast.io`);
+    its arrays may take ``limit`` bytes (see :func:`mlpfast._fields.allocation_limit`)."""
+    name, params, fitted = read(meta, where, limit)
     classes = {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor)}
     if name not in classes:
         raise unknown(name, list(classes), where)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpfast._fields import decode_fields, encode_fields, fail, json_value
+from mlpfast._fields import decode_fields, encode_fields, fail, json_value, shown
 
 
 def metadata(est: Any, params: dict[str, Any], fitted: dict[str, Any]) -> dict[str, str]:
@@ -24,19 +24,20 @@ def metadata(est: Any, params: dict[str, Any], fitted: dict[str, Any]) -> dict[s
     }
 
 
-def read(meta: dict, where: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """(class name, params, fitted) from an estimator's file metadata."""
+def read(meta: dict, where: str, limit: int) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(class name, params, fitted) from an estimator's file metadata; their arrays may take
+    ``limit`` bytes (:func:`mlpfast._fields.allocation_limit` of the file's size)."""
     params, fitted = json_value(meta, "params", where), json_value(meta, "fitted", where)
     if not (isinstance(params, dict) and isinstance(fitted, dict)):
         raise fail(where, "corrupt estimator metadata (params and fitted must be objects)")
     what = "estimator metadata"
     return (
         meta.get("estimator"),
-        decode_fields(params, where, what),
-        decode_fields(fitted, where, what),
+        decode_fields(params, where, what, limit),
+        decode_fields(fitted, where, what, limit),
     )
 
 
 def unknown(name: Any, known: list[str], where: str) -> ValueError:
     """The error for a file naming an estimator mlpfast does not have."""
-    return fail(where, f"unknown estimator {name!r} (expected one of {tuple(known)})")
+    return fail(where, f"unknown estimator {shown(name)} (expected one of {tuple(known)})")

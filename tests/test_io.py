@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -173,6 +174,14 @@ def edited(data: bytes, edit) -> bytes:
         (lambda h, b: h["layers.0.weight"].update(dtype="I32"), "unsupported dtype 'I32'"),
         (lambda h, b: h["layers.0.weight"].update(shape=[4, 5]), "needs 80 bytes"),
         (lambda h, b: h["layers.0.weight"].update(shape=[-4, -6]), "bad shape"),
+        # A dtype JSON cannot hash, a shape numpy cannot make or whose product is huge.
+        (lambda h, b: h["layers.0.weight"].update(dtype=["F32"]), r"unsupported dtype \['F32'\]"),
+        (lambda h, b: h["layers.0.weight"].update(dtype={"F32": 1}), "unsupported dtype"),
+        (lambda h, b: h["layers.0.weight"].update(dtype=32), "unsupported dtype 32"),
+        (lambda h, b: h["layers.0.weight"].update(shape=[0, 10**30]), "bad shape"),
+        (lambda h, b: h["layers.0.weight"].update(shape=[1, 1, 4, 6]), "bad shape"),
+        (lambda h, b: h["layers.0.weight"].update(shape=[2**62] * 3), "needs more than that"),
+        (lambda h, b: h["layers.0.weight"].update(shape=[10**4000, 1]), "needs more than that"),
         (lambda h, b: h["layers.0.weight"].update(data_offsets=[0, 10**9]), "out of range"),
         (lambda h, b: h["layers.0.weight"].update(data_offsets=[5]), "out of range"),
         (lambda h, b: h["layers.1.bias"].update(data_offsets=[0, 12]), "overlaps or leaves"),
@@ -472,3 +481,42 @@ def test_arrays_share_one_allocation_bound(tmp_path, rng):
     wide = [array("<U100000", ["x"]) for _ in range(40)]
     data = edited(estimator_file(tmp_path, rng), set_json("fitted", lambda f: f.update(x_=wide)))
     refused(tmp_path / "bad", data, "more than the file's values may take")
+
+
+def peak_bytes(fn) -> int:
+    """The peak of the memory Python and numpy allocate while ``fn`` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_overlapping_tensors_are_refused_before_copying(tmp_path):
+    # 300 tensors declared over the same 100 KB: copied one by one, 30 MB.
+    model = mlpfast.MLP([100, 250], seed=0)
+    header, body = read_parts(mlpfast.io.to_bytes(model))
+    for i in range(300):
+        header[f"copy{i}"] = {"dtype": "F32", "shape": [100, 250], "data_offsets": [0, 100_000]}
+    data = write_parts(header, body)
+
+    def load():
+        with pytest.raises(ValueError, match="overlaps or leaves a gap"):
+            mlpfast.io.from_bytes(data)
+
+    assert peak_bytes(load) < 4 * len(data) + (1 << 20)
+
+
+def test_messages_show_hostile_values_shortened(tmp_path, mlp_file):
+    _, path = mlp_file
+    data = path.read_bytes()
+    for edit in (
+        set_meta("activation", "x" * 1_000_000),
+        set_meta("layer_sizes", json.dumps(nested(900))),
+        set_meta("pieces", json.dumps(list(range(100_000)))),
+        lambda h, b: h.update({"y" * 100_000: 1}),
+    ):
+        with pytest.raises(ValueError) as info:
+            mlpfast.io.from_bytes(edited(data, edit))
+        assert len(str(info.value)) < 400

@@ -27,7 +27,6 @@ truncated, corrupt or foreign file raises ``ValueError`` saying what is wrong.
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from mlpfast._core import ACTIVATIONS, LOSSES, MAXOUT_PIECES, MLP, Maxout
-from mlpfast._fields import fail, is_count, json_value
+from mlpfast._fields import bounded_product, fail, is_count, json_value, shown
 
 FORMAT = "mlpfast"
 FORMAT_VERSION = "1"
@@ -120,51 +119,67 @@ def _read_header(data: bytes, where: str) -> tuple[dict, memoryview]:
     return header, memoryview(data)[8 + n :]
 
 
+def _tensor_span(name: str, info: Any, size: int, where: str) -> tuple[int, int]:
+    """(begin, end) of a tensor's bytes in the ``size``-byte data section, its dtype and
+    shape checked against them."""
+    what = f"tensor {shown(name)}"
+    if not isinstance(info, dict):
+        raise fail(where, f"corrupt header: {what} is not described by an object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not (isinstance(dtype, str) and dtype in _NP_DTYPES):
+        raise fail(where, f"{what}: unsupported dtype {shown(dtype)} (expected 'F32' or 'F64')")
+    # mlpfast's tensors have 1 to 3 dimensions (pieces, fan_in, fan_out), none empty.
+    if not (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 3
+        and all(is_count(s) and s > 0 for s in shape)
+    ):
+        raise fail(where, f"{what}: bad shape {shown(shape)} (expected 1 to 3 positive integers)")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(is_count(o) for o in offsets)
+        and offsets[0] <= offsets[1] <= size
+    ):
+        raise fail(
+            where,
+            f"{what}: data_offsets {shown(offsets)} out of range of the {size}-byte data "
+            "section (truncated or corrupt file)",
+        )
+    begin, end = offsets
+    itemsize = _NP_DTYPES[dtype].itemsize
+    count = bounded_product(shape, (end - begin) // itemsize)
+    if count is None or count * itemsize != end - begin:
+        needs = "more than that" if count is None else f"{count * itemsize} bytes"
+        raise fail(
+            where,
+            f"{what}: shape {shown(shape)} of {dtype} needs {needs}, its offsets span "
+            f"{end - begin}",
+        )
+    return begin, end
+
+
 def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.ndarray]:
-    spans = []
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict):
-            raise fail(where, f"corrupt header: tensor {name!r} is not described by an object")
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _NP_DTYPES:
-            raise fail(
-                where, f"tensor {name!r}: unsupported dtype {dtype!r} (expected 'F32' or 'F64')"
-            )
-        if not (isinstance(shape, list) and all(is_count(s) for s in shape)):
-            raise fail(where, f"tensor {name!r}: bad shape {shape!r}")
-        if not (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(is_count(o) for o in offsets)
-            and offsets[0] <= offsets[1] <= len(buf)
-        ):
-            raise fail(
-                where,
-                f"tensor {name!r}: data_offsets {offsets!r} out of range of the "
-                f"{len(buf)}-byte data section (truncated or corrupt file)",
-            )
-        begin, end = offsets
-        size = math.prod(shape) * _NP_DTYPES[dtype].itemsize
-        if end - begin != size:
-            raise fail(
-                where,
-                f"tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, its offsets "
-                f"span {end - begin}",
-            )
-        spans.append((begin, end, name))
-        # A copy: aligned, in native byte order, independent of the file's buffer.
-        raw = np.frombuffer(buf[begin:end], dtype=_NP_DTYPES[dtype])
-        tensors[name] = raw.astype(raw.dtype.newbyteorder("="), copy=True).reshape(shape)
+    spans = sorted(
+        (*_tensor_span(name, info, len(buf), where), name)
+        for name, info in header.items()
+        if name != "__metadata__"
+    )
+    # Checked before any tensor is copied: tensors that overlap could make the copies many
+    # times the file's size.
     at = 0
-    for begin, end, name in sorted(spans):
+    for begin, end, name in spans:
         if begin != at:
-            raise fail(where, f"corrupt file: tensor {name!r} overlaps or leaves a gap")
+            raise fail(where, f"corrupt file: tensor {shown(name)} overlaps or leaves a gap")
         at = end
     if at != len(buf):
         raise fail(where, f"corrupt file: {len(buf) - at} bytes after the last tensor")
+    tensors = {}
+    for begin, end, name in spans:
+        info = header[name]
+        # A copy: aligned, in native byte order, independent of the file's buffer.
+        raw = np.frombuffer(buf[begin:end], dtype=_NP_DTYPES[info["dtype"]])
+        tensors[name] = raw.astype(raw.dtype.newbyteorder("="), copy=True).reshape(info["shape"])
     return tensors
 
 
@@ -186,23 +201,27 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
     if not (
         isinstance(sizes, list) and len(sizes) >= 2 and all(is_count(s) and s > 0 for s in sizes)
     ):
-        raise fail(where, f"bad layer_sizes {sizes!r}")
+        raise fail(where, f"bad layer_sizes {shown(sizes)}")
     if activation not in ACTIVATIONS:
-        raise fail(where, f"unknown activation {activation!r}")
+        raise fail(where, f"unknown activation {shown(activation)}")
     if loss not in LOSSES:
-        raise fail(where, f"unknown loss {loss!r}")
+        raise fail(where, f"unknown loss {shown(loss)}")
     if dtype not in _ST_DTYPES:
-        raise fail(where, f"unknown dtype {dtype!r}")
+        raise fail(where, f"unknown dtype {shown(dtype)}")
     hidden_pieces = MAXOUT_PIECES if activation == "maxout" else None
     want_pieces = [hidden_pieces] * (len(sizes) - 2) + [None]
     if pieces != want_pieces:
-        raise fail(where, f"pieces {pieces!r} do not match the architecture ({want_pieces})")
+        raise fail(
+            where, f"pieces {shown(pieces)} do not match the architecture ({shown(want_pieces)})"
+        )
     shapes = _expected_shapes(sizes, pieces)
     names = {f"layers.{i}.{k}" for i in range(len(shapes)) for k in ("weight", "bias")}
     if set(tensors) != names:
         missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
         raise fail(
-            where, f"tensors do not match the architecture (missing {missing}, extra {extra})"
+            where,
+            f"tensors do not match the architecture (missing {shown(missing)}, "
+            f"extra {shown(extra)})",
         )
     for i, (ws, bs) in enumerate(shapes):
         for name, shape in ((f"layers.{i}.weight", ws), (f"layers.{i}.bias", bs)):
@@ -228,7 +247,7 @@ def decode(data: bytes, where: str) -> tuple[MLP, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise fail(
             where,
-            f"unsupported mlpfast format version {meta.get('format_version')!r} "
+            f"unsupported mlpfast format version {shown(meta.get('format_version'))} "
             f"(this mlpfast reads {FORMAT_VERSION!r})",
         )
     if not all(isinstance(v, str) for v in meta.values()):

@@ -416,6 +416,18 @@ def nested(depth):
             set_json("params", lambda p: p.update(hidden_layer_sizes=nested(200))),
             "field 'hidden_layer_sizes': values nested more than 32 deep",
         ),
+        # Types only a file can give, where the estimator expects an int or a str.
+        (set_json("fitted", lambda f: f.update(n_features_in_=array("<i8", [2]))), "do not match"),
+        (set_json("fitted", lambda f: f.update(n_outputs_=1.0)), "do not match the network"),
+        (set_json("fitted", lambda f: f.update(_kind=array("<U6", ["binary"]))), "target kind"),
+        # Parameters numpy's dtype parser or float() would raise SyntaxError / OverflowError on.
+        (set_json("params", lambda p: p.update(dtype="f4,(")), "'dtype' parameter .* Got 'f4,\\('"),
+        (set_json("params", lambda p: p.update(dtype=[["a", "f4,("]])), "'dtype' parameter"),
+        (set_json("params", lambda p: p.update(dtype="a")), "'dtype' parameter"),
+        (
+            set_json("params", lambda p: p.update(alpha=10**400)),
+            "'alpha' parameter must be a float",
+        ),
     ],
 )
 def test_corrupt_estimator_metadata(tmp_path, rng, edit, match):

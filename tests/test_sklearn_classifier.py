@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from mlpfast.sklearn import MLPClassifier
+from mlpfast.sklearn import MLPClassifier, MLPRegressor
 
 
 @pytest.fixture(scope="module")
@@ -479,6 +480,12 @@ def test_feature_names_from_a_dataframe(rng):
         ("epsilon", 0.0, "'epsilon' parameter"),
         ("n_iter_no_change", 0, "'n_iter_no_change' parameter"),
         ("shuffle", "yes", "'shuffle' parameter"),
+        # numpy's dtype parser raises SyntaxError, float() OverflowError, on these.
+        ("dtype", [("a", "f4,(")], "'dtype' parameter"),
+        ("dtype", ("f4", 10**12), "'dtype' parameter"),
+        pytest.param("dtype", "(" * 5000 + "f4", "'dtype' parameter", id="dtype-nested"),
+        pytest.param("alpha", 10**400, "'alpha' parameter must be a float", id="alpha-huge"),
+        pytest.param("tol", -(10**400), "'tol' parameter must be a float", id="tol-huge"),
     ],
 )
 def test_bad_parameters_name_themselves(rng, param, value, match):
@@ -487,6 +494,15 @@ def test_bad_parameters_name_themselves(rng, param, value, match):
     with pytest.raises(ValueError, match=match):
         clf.fit(X, y)
     assert not hasattr(clf, "coefs_")
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_unparsable_dtype_is_a_parameter_error(rng, cls):
+    # numpy reads "f4,(" as a structured dtype and raises SyntaxError on its shape.
+    X, y = blobs(rng, n=20)
+    want = "The 'dtype' parameter must be 'float32' or 'float64'. Got 'f4,(' instead."
+    with pytest.raises(ValueError, match=re.escape(want)):
+        cls(dtype="f4,(").fit(X, y)
 
 
 def test_sgd_momentum_one_is_refused(rng):

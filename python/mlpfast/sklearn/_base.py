@@ -6,6 +6,7 @@ safe-file state).
 from __future__ import annotations
 
 import numbers
+import re
 import warnings
 from typing import Any
 
@@ -19,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mlpfast import _modelfile
 from mlpfast._core import MLP, _check_fit_settings
+from mlpfast._fields import shown
 from mlpfast._progress import Progress
 from mlpfast.sklearn._files import metadata
 
@@ -35,6 +37,8 @@ _ACTIVATIONS = {
 _SOLVERS = ("sgd", "adam", "lbfgs")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 _DTYPES = ("float32", "float64")
+# The spellings numpy has for float32 and float64: "float32", "f4", "<f8", "double", ...
+_DTYPE_SPELLING = re.compile(r"[<>=|]?(f|d|float|single|double)[0-9]*")
 # The real-valued training parameters, by the core fit keyword each one sets: their types
 # are checked here, their ranges by the core (MLP.fit's check), and they reach MLP.fit as
 # those keywords. A new one is a line here besides the estimators' signatures and docs.
@@ -63,7 +67,13 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        float(v)  # what the checks and the core make of it
+    except OverflowError:  # an int beyond float's range
+        return False
+    return True
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:
@@ -89,10 +99,21 @@ def _check_choice(est: Any, name: str, options: tuple[str, ...]):
 
 def _dtype_name(dtype: Any) -> str:
     """``"float32"`` or ``"float64"`` for any spelling of those dtypes."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
+    name = None
+    # Only what can spell a float dtype reaches numpy's parser: given a structured spec
+    # ("f4,(", a list of fields) it evaluates subarray shapes and raises SyntaxError,
+    # RecursionError or KeyError as well as TypeError and ValueError, and some names warn.
+    if isinstance(dtype, np.dtype):
+        name = dtype.name
+    elif (
+        dtype is None  # numpy's default, float64
+        or (isinstance(dtype, type) and issubclass(dtype, (np.generic, float)))
+        or (isinstance(dtype, str) and _DTYPE_SPELLING.fullmatch(dtype))
+    ):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:  # a name numpy does not know
+            pass
     if name not in _DTYPES:
         raise _bad("dtype", "'float32' or 'float64'", dtype)
     return name
@@ -634,17 +655,21 @@ class _BaseMLP(BaseEstimator):
 
         known = set(cls().get_params())
         if set(params) - known:
-            raise fail(f"unknown parameters {sorted(set(params) - known)}")
+            raise fail(f"unknown parameters {shown(sorted(set(params) - known))}")
         if set(fitted) - set(cls._FITTED):
-            raise fail(f"unknown attributes {sorted(set(fitted) - set(cls._FITTED))}")
+            raise fail(f"unknown attributes {shown(sorted(set(fitted) - set(cls._FITTED)))}")
         est = cls(**params)
         for name, value in fitted.items():
             setattr(est, name, value)
         est._mlp = mlp
         est._bind_params()
         sizes = mlp.layer_sizes
-        if fitted.get("n_features_in_") != sizes[0] or fitted.get("n_outputs_") != sizes[-1]:
-            raise fail("n_features_in_ / n_outputs_ do not match the network")
+        n_in, n_out = fitted.get("n_features_in_"), fitted.get("n_outputs_")
+        if not (_is_int(n_in) and _is_int(n_out) and (n_in, n_out) == (sizes[0], sizes[-1])):
+            raise fail(
+                f"n_features_in_ / n_outputs_ {shown(n_in)} / {shown(n_out)} do not match the "
+                f"network's {sizes[0]} inputs and {sizes[-1]} outputs"
+            )
         try:
             est._check_restored()
         except (TypeError, ValueError, AttributeError) as exc:

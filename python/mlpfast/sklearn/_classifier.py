@@ -10,6 +10,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
+from mlpfast._fields import shown
+
 from ._base import _ATTRIBUTES_DOC, _PARAMS_DOC, _BaseMLP, _dtype_name, _has_partial_fit
 
 
@@ -201,8 +203,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _FITTED = (*_BaseMLP._FITTED, "classes_", "_kind")
 
     def _check_restored(self) -> None:
-        if self._kind not in ("binary", "multiclass", "multilabel"):
-            raise ValueError(f"unknown target kind {self._kind!r}")
+        kinds = ("binary", "multiclass", "multilabel")
+        if not (isinstance(self._kind, str) and self._kind in kinds):
+            raise ValueError(f"unknown target kind {shown(self._kind)}")
         if not isinstance(self.classes_, np.ndarray) or self.classes_.ndim != 1:
             raise ValueError("classes_ must be a 1-d array")
         if self._n_outputs(np.empty((0, len(self.classes_)))) != self._mlp.layer_sizes[-1]:

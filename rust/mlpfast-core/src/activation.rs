@@ -89,7 +89,9 @@ macro_rules! with_forward {
                 $body
             }
             Activation::Relu => {
-                let $f = |v: $T| if v > zero { v } else { zero };
+                // NaN passes through (as numpy's maximum and PyTorch's relu): a NaN weight
+                // shows in the outputs instead of vanishing behind the unit.
+                let $f = |v: $T| if v <= zero { zero } else { v };
                 $body
             }
             Activation::LeakyRelu(a) => {
@@ -150,10 +152,18 @@ impl Activation {
     pub fn validate(self, in_network: bool) -> Result<()> {
         if let Activation::LeakyRelu(a) | Activation::Elu(a) = self {
             if !a.is_finite() {
-                return Err(Error::value("alpha", "a finite number", a));
+                return Err(Error::value(
+                    "alpha",
+                    "a finite number",
+                    crate::error::fmt_num(&a),
+                ));
             }
             if in_network && a < 0.0 {
-                return Err(Error::value("alpha", "a number >= 0 inside a network", a));
+                return Err(Error::value(
+                    "alpha",
+                    "a number >= 0 inside a network",
+                    crate::error::fmt_num(&a),
+                ));
             }
         }
         Ok(())

@@ -64,6 +64,8 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     /// Neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// Not a number.
+    fn is_nan(self) -> bool;
     /// `self` where `keep`, else +0; by bit masking, so that a loop of these stores every
     /// element (compilers turn a select into masked stores, which some CPUs run slowly).
     fn keep_if(self, keep: bool) -> Self;
@@ -121,6 +123,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
             }
             #[inline(always)]
             fn keep_if(self, keep: bool) -> Self {

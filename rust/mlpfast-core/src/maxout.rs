@@ -59,7 +59,8 @@ pub(crate) fn maxout_forward<T: Float>(
     for p in 1..pieces {
         let zp = &z[p * zsize..(p + 1) * zsize];
         for ((o, a), &v) in out.iter_mut().zip(argmax.iter_mut()).zip(zp) {
-            if v > *o {
+            // A NaN piece wins and stays (as PyTorch's max): NaN weights are never hidden.
+            if v > *o || v.is_nan() {
                 *o = v;
                 *a = p as u8;
             }

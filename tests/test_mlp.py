@@ -273,14 +273,14 @@ def test_fit_keyword_errors_name_the_keyword(rng):
     snap = weights(model)
     with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate'"):
         model.fit(X, y, learning_rate=0.1)
-    with pytest.raises(TypeError, match=r"^epochs: expected an int >= 0, got 2\.5 \(float\)"):
+    with pytest.raises(TypeError, match=r"^epochs: expected an int in \[0, 2\*\*63\), got 2\.5"):
         model.fit(X, y, epochs=2.5)
     with pytest.raises(TypeError, match="argument 'betas'"):
         model.fit(X, y, betas=0.9)
     # Out-of-range ints are ValueErrors naming the argument and the value (not OverflowError).
     with pytest.raises(ValueError, match=r"^seed: expected an int in \[0, 2\*\*64\) or None, got -1"):
         model.fit(X, y, seed=-1)
-    with pytest.raises(ValueError, match=f"^epochs: expected an int >= 0, got {2**70}") as e:
+    with pytest.raises(ValueError, match=f"^epochs: expected an int in \\[0, 2\\*\\*63\\), got {2**70}") as e:
         model.fit(X, y, epochs=2**70)
     assert e.value.arg == "epochs"
     with pytest.raises(ValueError, match="^batch_size: .*got 9223372036854775808"):

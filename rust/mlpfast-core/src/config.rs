@@ -167,7 +167,7 @@ fn finite(arg: &str, expected: &str, v: f64, ok: impl Fn(f64) -> bool) -> Result
     if v.is_finite() && ok(v) {
         Ok(())
     } else {
-        Err(Error::value(arg, expected, v))
+        Err(Error::value(arg, expected, fmt_num(&v)))
     }
 }
 
@@ -232,11 +232,13 @@ impl FitConfig {
         };
         let in_t = |v: f64| T::from_f64(v).to_f64();
         if !in_t(self.lr).is_finite() || in_t(self.lr) == 0.0 {
-            return Err(Error::value(
-                "lr",
-                range("a positive number"),
-                fmt_num(&self.lr),
-            ));
+            let expected = format!(
+                "a positive number representable in {} (from {} to {})",
+                T::NAME,
+                fmt_num(&T::MIN_POSITIVE_F64),
+                fmt_num(&T::MAX_F64)
+            );
+            return Err(Error::value("lr", expected, fmt_num(&self.lr)));
         }
         if !in_t(self.weight_decay).is_finite() {
             let wd = fmt_num(&self.weight_decay);

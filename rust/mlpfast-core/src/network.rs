@@ -189,18 +189,21 @@ impl Spec {
         }
         if let Loss::Svm { margin } = loss {
             if !margin.is_finite() {
-                return Err(Error::value("margin", "a finite number", margin));
+                return Err(Error::value(
+                    "margin",
+                    "a finite number",
+                    crate::error::fmt_num(&margin),
+                ));
             }
         }
         let last = sizes.len() - 2;
-        let pieces = match hidden {
-            Hidden::Maxout(pieces) => pieces,
-            Hidden::Activation(_) => 1,
-        };
         for w in sizes.windows(2) {
             // The largest tensor of a block is its weights (pieces × in × out); the batch
             // buffers are checked when they are sized.
-            alloc::check_dims(&[pieces, w[0], w[1]], "layer_sizes")?;
+            match hidden {
+                Hidden::Maxout(pieces) => alloc::check_dims(&[pieces, w[0], w[1]], "layer_sizes"),
+                Hidden::Activation(_) => alloc::check_dims(w, "layer_sizes"),
+            }?;
         }
         let blocks = sizes
             .windows(2)

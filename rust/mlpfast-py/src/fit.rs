@@ -82,8 +82,8 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         };
     }
     match key {
-        "epochs" => cfg.epochs = args::int(value, key, "an int >= 0")?,
-        "batch_size" => cfg.batch_size = args::int(value, key, "an int >= 1")?,
+        "epochs" => cfg.epochs = args::int(value, key, "an int in [0, 2**63)")?,
+        "batch_size" => cfg.batch_size = args::int(value, key, "an int in [1, 2**63)")?,
         "optimizer" => cfg.optimizer = OptimizerKind::from_name(&get!(String)).py()?,
         "lr" => cfg.lr = get!(f64),
         "momentum" => cfg.momentum = get!(f64),
@@ -99,7 +99,7 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         "tol" => cfg.tol = get!(f64),
         "n_iter_no_change" if value.is_none() => cfg.n_iter_no_change = None,
         "n_iter_no_change" => {
-            cfg.n_iter_no_change = Some(args::int(value, key, "an int >= 1 or None")?);
+            cfg.n_iter_no_change = Some(args::int(value, key, "an int in [1, 2**63) or None")?);
         }
         "resume" => cfg.resume = get!(bool),
         // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').

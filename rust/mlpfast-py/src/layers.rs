@@ -349,9 +349,10 @@ fn seeded(seed: Option<u64>) -> Rng {
 
 /// A layer width: an int >= 1.
 fn features(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let n: usize = args::int(obj, arg, "an int >= 1")?;
+    let expected = "an int >= 1 (a size that fits in memory)";
+    let n: usize = args::int(obj, arg, expected)?;
     if n < 1 {
-        return Err(to_py(Error::value(arg, "an int >= 1", n)));
+        return Err(to_py(Error::value(arg, expected, n)));
     }
     Ok(n)
 }

@@ -9,6 +9,7 @@ pyo3's PanicException (a BaseException), which these tests report as an error.
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -475,3 +476,246 @@ def test_nan_deep_inside_a_large_x_is_refused_and_the_model_unchanged(shuffle, o
         m.fit(X[:500], y[:500], epochs=1, optimizer=optimizer, seed=1, resume=True)
     for a, b in zip(snapshot(model), snapshot(twin)):
         np.testing.assert_array_equal(a[0], b[0])
+
+
+# --------------------------------------------------------------------------- sizes
+# Sizes whose product overflows, or that no allocation could hold, are refused when the
+# object is built: a ValueError naming the size, never a broken object or a panic later.
+HUGE_SIZES = [2**62, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**100]
+
+
+@pytest.mark.parametrize("size", HUGE_SIZES, ids=lambda s: f"2**{s.bit_length()}")
+def test_sizes_beyond_memory_are_refused_at_construction(size):
+    cases = [
+        (lambda: mlpfast.MLP([size, 4]), "layer_sizes"),
+        (lambda: mlpfast.MLP([4, size, 2]), "layer_sizes"),
+        (lambda: mlpfast.MLP([3, size, 2], activation="maxout"), "layer_sizes"),
+        (lambda: mlpfast.Linear(size, 4), "in_features"),
+        (lambda: mlpfast.Linear(4, size), "out_features"),
+        (lambda: mlpfast.Maxout(size, 2), "in_features"),
+        (lambda: mlpfast.Maxout(2, size, pieces=3), "out_features"),
+    ]
+    for make, name in cases:
+        with pytest.raises(ValueError, match=str(size)) as e:
+            make()
+        # Either the size alone (not an index) or the product is named.
+        assert re.search(arg(name), str(e.value)) or "×" in str(e.value), e.value
+
+
+def test_the_product_of_sizes_is_checked():
+    # Each size fits an index; their product does not.
+    with pytest.raises(
+        ValueError, match=r"^layer_sizes: .*fits in memory.*2147483648 × 2147483648"
+    ):
+        mlpfast.MLP([2**31, 2**31])
+    with pytest.raises(ValueError, match=r"in_features × out_features"):
+        mlpfast.Linear(2**40, 2**40)
+    with pytest.raises(ValueError, match=r"pieces × in_features × out_features"):
+        mlpfast.Maxout(2**30, 2**30, pieces=255)
+
+
+# --------------------------------------------------------------------------- integers
+# Integers out of range are ValueErrors naming the argument and the value (never Python's
+# OverflowError from a conversion), and bools or floats where counts go are TypeErrors.
+OUT_OF_RANGE = [
+    (lambda: mlpfast.MLP([4, 3], seed=-1), "seed", "-1"),
+    (lambda: mlpfast.MLP([4, 3], seed=2**64), "seed", str(2**64)),
+    (lambda: mlpfast.Linear(-1, 3), "in_features", "-1"),
+    (lambda: mlpfast.Linear(3, 2**64), "out_features", str(2**64)),
+    (lambda: mlpfast.Linear(3, 2, seed=-5), "seed", "-5"),
+    (lambda: mlpfast.Maxout(3, 3, -1), "pieces", "-1"),
+    (lambda: mlpfast.Maxout(3, 3, 256), "pieces", "256"),
+    (lambda: mlpfast.MLP([4, -(2**70), 3]), "layer_sizes", str(-(2**70))),
+]
+
+
+@pytest.mark.parametrize(("make", "name", "value"), OUT_OF_RANGE)
+def test_integers_out_of_range_are_value_errors_naming_the_argument(make, name, value):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: expected .*got {re.escape(value)}"):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"epochs": 2**63}, "epochs"),
+        ({"epochs": -(2**63) - 1}, "epochs"),
+        ({"batch_size": 2**63}, "batch_size"),
+        ({"seed": 2**64}, "seed"),
+        ({"n_iter_no_change": 2**63}, "n_iter_no_change"),
+    ],
+    ids=lambda v: ",".join(v) if isinstance(v, dict) else v,
+)
+def test_fit_integers_out_of_range(model, data, kwargs, name):
+    X, y = data
+    snap = snapshot(model)
+    with pytest.raises(
+        ValueError, match=rf"^{name}: expected an int in .*got {next(iter(kwargs.values()))}"
+    ) as e:
+        model.fit(X, y, **kwargs)
+    assert e.value.arg == name
+    assert_unchanged(model, snap)
+    assert model.history == {"loss": [], "lr": []}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mlpfast.MLP([4, 3], seed=True),
+        lambda: mlpfast.MLP([4, 3], seed=1.0),
+        lambda: mlpfast.Linear(3.0, 2),
+        lambda: mlpfast.Linear(True, 2),
+        lambda: mlpfast.Maxout(3, 2, pieces="2"),
+        lambda: mlpfast.MLP([4, 3.5, 2]),
+    ],
+)
+def test_integers_of_the_wrong_type_are_type_errors(make):
+    with pytest.raises(TypeError, match=r"^(seed|in_features|pieces|layer_sizes): expected"):
+        make()
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    lin = mlpfast.Linear(np.int64(3), np.uint8(2), seed=np.uint64(2**63))
+    assert (lin.in_features, lin.out_features) == (3, 2)
+    assert mlpfast.MLP(np.array([4, 5, 3]), seed=np.int32(1)).layer_sizes == [4, 5, 3]
+
+
+def test_uint64_labels_beyond_int64_are_reported_with_their_value(model, data):
+    X, _ = data
+    y = np.zeros(len(X), dtype=np.uint64)
+    y[3] = 2**63
+    snap = snapshot(model)
+    for call in (lambda: model.fit(X, y), lambda: model.loss(X, y), lambda: model.score(X, y)):
+        with pytest.raises(
+            ValueError,
+            match=rf"^y: expected class labels in \[0, {C - 1}\], got 9223372036854775808",
+        ):
+            call()
+    assert_unchanged(model, snap)
+
+
+def test_estimator_max_iter_out_of_range_keeps_the_fitted_network():
+    pytest.importorskip("sklearn")
+    from mlpfast.sklearn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, D)), rng.integers(0, C, 30)
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 3 iterations
+        est.fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    est.set_params(max_iter=2**80)
+    with pytest.raises(ValueError, match=r"'max_iter' parameter must be an int in \[0, 2\*\*63\)"):
+        est.fit(X, y)
+    for a, b in zip(coefs, est.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert est.predict(X).shape == (30,)
+
+
+# --------------------------------------------------------------------------- dtype's range
+# A setting valid in float64 may overflow a float32 model (or round to 0): refused before
+# any work, naming the setting and the dtype's range.
+F32_RANGE = [
+    ("lr", {"lr": 1e39}),
+    ("lr", {"lr": 1e-46}),
+    ("weight_decay", {"weight_decay": 1e39}),
+    ("lr_decay", {"lr_decay": 1e300, "epochs": 2}),
+    ("lr_decay", {"lr": 1.0, "lr_decay": 1e20, "epochs": 3}),
+    ("eps", {"optimizer": "adam", "eps": 1e-46}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), F32_RANGE, ids=[c[0] for c in F32_RANGE])
+def test_settings_beyond_float32_are_refused_for_a_float32_model(data, name, kwargs):
+    X, y = data
+    model = mlpfast.MLP([D, 5, C], dtype="float32", seed=0)
+    snap = snapshot(model)
+    with pytest.raises(
+        ValueError,
+        match=rf"^{name}: expected .*representable in float32|^{name}: expected .* in float32",
+    ) as e:
+        model.fit(X, y, **{"epochs": 2, **kwargs})
+    assert e.value.arg == name
+    assert "3.4028234663852886e38" in str(e.value) or "1.401298464324817e-45" in str(e.value)
+    assert_unchanged(model, snap)
+    assert model.history == {"loss": [], "lr": []}
+    # The same settings are representable in float64: a float64 model trains with them
+    # (unless they make it diverge, which is reported differently).
+    wide = mlpfast.MLP([D, 5, C], dtype="float64", seed=0)
+    try:
+        wide.fit(X, y, **{"epochs": 2, **kwargs})
+    except FloatingPointError:
+        pass
+
+
+def test_power_t_below_zero_is_refused(model, data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"^power_t: expected a finite number >= 0, got -1e300$"):
+        model.fit(X, y, schedule="invscaling", power_t=-1e300)
+
+
+def test_elu_alpha_beyond_float32_is_refused_on_float32_input():
+    x = np.array([[-1.0, 2.0]], dtype=np.float32)
+    gate = mlpfast.ELU(alpha=1e39)
+    with pytest.raises(ValueError, match=r"^alpha: expected a number representable in float32"):
+        gate.forward(x)
+    # float64 input holds it: e^-1 - 1 times 1e39.
+    out = gate.forward(x.astype(np.float64))
+    np.testing.assert_allclose(out, [[1e39 * np.expm1(-1.0), 2.0]], rtol=1e-15)
+
+
+def test_estimator_setting_beyond_float32_is_a_parameter_error():
+    pytest.importorskip("sklearn")
+    from mlpfast.sklearn import MLPRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, D)), rng.standard_normal(30)
+    est = MLPRegressor(hidden_layer_sizes=(5,), learning_rate_init=1e39, dtype="float32")
+    with pytest.raises(ValueError, match=r"'learning_rate_init' parameter must be .*float32"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
+# --------------------------------------------------------------------------- gate memory
+# A gate's backward uses exactly what its forward saw (the lecture's "must keep these
+# around"): writing into, or resizing, the caller's array in between changes nothing.
+def _gates():
+    return [
+        mlpfast.Linear(3, 2, dtype="float64", seed=0),
+        mlpfast.Maxout(3, 2, dtype="float64", seed=0),
+        mlpfast.Sigmoid(),
+        mlpfast.Tanh(),
+        mlpfast.ReLU(),
+        mlpfast.ELU(),
+        mlpfast.LeakyReLU(),
+    ]
+
+
+@pytest.mark.parametrize("gate", _gates(), ids=lambda g: type(g).__name__)
+def test_backward_uses_what_forward_saw(gate):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3))
+    out = gate.forward(x.copy())
+    dout = rng.standard_normal(out.shape)
+    reference = gate.backward(dout)
+    params = hasattr(gate, "grad_weight")
+    if params:
+        ref_grads = gate.grad_weight.copy(), gate.grad_bias.copy()
+
+    # Overwritten in place.
+    x_live = x.copy()
+    gate.forward(x_live)
+    x_live[:] = 5.0
+    np.testing.assert_array_equal(gate.backward(dout), reference)
+    if params:
+        np.testing.assert_array_equal(gate.grad_weight, ref_grads[0])
+        np.testing.assert_array_equal(gate.grad_bias, ref_grads[1])
+
+    # Resized (the buffer freed and reallocated) in between.
+    x_live = x.copy()
+    gate.forward(x_live)
+    x_live.resize((1, 2), refcheck=False)
+    np.testing.assert_array_equal(gate.backward(dout), reference)
+    if params:
+        np.testing.assert_array_equal(gate.grad_weight, ref_grads[0])

@@ -123,19 +123,22 @@ def test_estimators_raise_scikit_learns_error_and_keep_finite_weights():
 
 
 # --------------------------------------------------------------------------- hand-made NaN
-def nan_model():
+def nan_model(activation="relu"):
     """A classifier whose first weight was set to NaN through the live view."""
-    model = mlpfast.MLP([4, 6, 3], dtype="float64", seed=0)
+    model = mlpfast.MLP([4, 6, 3], activation=activation, dtype="float64", seed=0)
     model.param_layers[0].weight[0, 0] = np.nan
     return model
 
 
+# ReLU and maxout pass NaN on (max(0, NaN) is NaN, as numpy's maximum and PyTorch's relu
+# say), so a NaN weight reaches the outputs whatever the activation.
+@pytest.mark.parametrize("activation", ["relu", "maxout", "leaky_relu", "elu", "tanh"])
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score"])
-def test_non_finite_weights_do_not_predict_silently(method):
+def test_non_finite_weights_do_not_predict_silently(method, activation):
     X = np.random.default_rng(0).standard_normal((5, 4))
     args = (X, np.zeros(5, int)) if method == "score" else (X,)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        getattr(nan_model(), method)(*args)
+        getattr(nan_model(activation), method)(*args)
 
 
 def test_non_finite_weights_are_not_saved_nor_pickled_nor_trained(tmp_path):

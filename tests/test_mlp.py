@@ -278,14 +278,16 @@ def test_fit_keyword_errors_name_the_keyword(rng):
     with pytest.raises(TypeError, match="argument 'betas'"):
         model.fit(X, y, betas=0.9)
     # Out-of-range ints are ValueErrors naming the argument and the value (not OverflowError).
-    with pytest.raises(ValueError, match=r"^seed: expected an int in \[0, 2\*\*64\) or None, got -1"):
+    seed_range = r"^seed: expected an int in \[0, 2\*\*64\) or None, got -1"
+    with pytest.raises(ValueError, match=seed_range):
         model.fit(X, y, seed=-1)
-    with pytest.raises(ValueError, match=f"^epochs: expected an int in \\[0, 2\\*\\*63\\), got {2**70}") as e:
+    epochs_range = rf"^epochs: expected an int in \[0, 2\*\*63\), got {2**70}"
+    with pytest.raises(ValueError, match=epochs_range) as e:
         model.fit(X, y, epochs=2**70)
     assert e.value.arg == "epochs"
-    with pytest.raises(ValueError, match="^batch_size: .*got 9223372036854775808"):
+    with pytest.raises(ValueError, match=r"^batch_size: .*got 9223372036854775808"):
         model.fit(X, y, batch_size=2**63)
-    with pytest.raises(TypeError, match="^seed: .*got True"):
+    with pytest.raises(TypeError, match=r"^seed: .*got True"):
         model.fit(X, y, seed=True)
     for (w0, b0), (w1, b1) in zip(snap, weights(model)):
         np.testing.assert_array_equal(w0, w1)

@@ -165,3 +165,17 @@ def test_float32_scores_give_float32_gradient(rng, fn, make_y):
     assert d32.dtype == np.float32 and d64.dtype == np.float64
     assert loss32 == pytest.approx(loss64, rel=1e-5)
     np.testing.assert_allclose(d32, d64, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("w", [1e30, 3e38, 1e-30, 1e-45])
+def test_l2_penalty_squares_in_float64(w):
+    # ½λ‖W‖² is a float64: a float32 weight's square must not overflow (or vanish) first.
+    model = mlpfast.MLP([2, 1], loss="mse", dtype="float32", seed=0)
+    model.param_layers[0].weight = [[w], [0.5]]
+    weights = model.param_layers[0].weight.astype(np.float64)
+    expected = 0.5 * 0.5 * float(np.sum(weights * weights))
+    np.testing.assert_allclose(model.l2_penalty(0.5), expected, rtol=1e-12)
+    assert model.l2_penalty(0.0) == 0.0
+    X = np.zeros((1, 2), dtype=np.float32)
+    data_loss = model.loss(X, [[0.0]])[0]
+    np.testing.assert_allclose(model.loss(X, [[0.0]], weight_decay=0.5)[0] - data_loss, expected)

@@ -113,7 +113,21 @@ pub fn l2_term<T: Float>(w: &[T], grad: Option<&mut [T]>, lambda: f64) -> f64 {
             *g += l * v;
         }
     }
-    0.5 * lambda * w.iter().map(|&v| (v * v).to_f64()).sum::<f64>()
+    if lambda == 0.0 {
+        return 0.0; // not 0 · ∞ when a float64 weight's square overflows
+    }
+    0.5 * lambda * sum_of_squares(w)
+}
+
+/// ‖w‖², each square and the sum in float64: a float32 weight's square is exact there, where
+/// in float32 it would overflow above 1.8e19 or vanish below 1e-23.
+pub(crate) fn sum_of_squares<T: Float>(w: &[T]) -> f64 {
+    w.iter()
+        .map(|&v| {
+            let v = v.to_f64();
+            v * v
+        })
+        .sum()
 }
 
 /// The error for NaN or infinity in argument `arg`.

@@ -688,7 +688,7 @@ unsafe fn update<T: Float>(
             Task::Weight { .. } => {
                 let w = lp.w.slice(off, len);
                 if decay {
-                    *reg = w.iter().map(|&v| (v * v).to_f64()).sum();
+                    *reg = crate::network::sum_of_squares(w);
                 }
                 let (dw, m, v) = (
                     lp.dw.slice(off, len),

@@ -719,3 +719,33 @@ def test_backward_uses_what_forward_saw(gate):
     np.testing.assert_array_equal(gate.backward(dout), reference)
     if params:
         np.testing.assert_array_equal(gate.grad_weight, ref_grads[0])
+
+
+# --------------------------------------------------------------------------- real arguments
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda m: m.l2_penalty(10**400), "weight_decay"),
+        (lambda m: m.loss(np.zeros((1, D)), [0], weight_decay=10**400), "weight_decay"),
+        (lambda m: mlpfast.svm_loss(np.zeros((1, 2)), [0], margin=10**400), "margin"),
+        (lambda m: mlpfast.LeakyReLU(10**400), "alpha"),
+        (lambda m: mlpfast.ELU(alpha=10**400), "alpha"),
+    ],
+    ids=["l2_penalty", "loss", "svm_loss", "leaky_relu", "elu"],
+)
+def test_ints_beyond_float_range_are_value_errors(model, call, name):
+    # Python's float() raises OverflowError for them; mlpfast names the argument.
+    with pytest.raises(ValueError, match=rf"^{name}: expected a finite number.*\(401 characters\)"):
+        call(model)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_l2_penalty_checks_weight_decay_as_loss_does(model, value):
+    for call in (
+        lambda: model.l2_penalty(value),
+        lambda: model.loss(np.zeros((1, D)), [0], weight_decay=value),
+    ):
+        with pytest.raises(ValueError, match=r"^weight_decay: expected a finite number >= 0"):
+            call()
+    with pytest.raises(TypeError, match=r"^weight_decay: expected a finite number"):
+        model.l2_penalty("0.1")

@@ -15,6 +15,7 @@ use pyo3::PyClassInitializer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
 
@@ -178,8 +179,9 @@ pub struct PyLeakyReLU;
 #[pymethods]
 impl PyLeakyReLU {
     #[new]
-    #[pyo3(signature = (alpha = 0.01))]
-    fn new(alpha: f64) -> PyResult<PyClassInitializer<Self>> {
+    #[pyo3(signature = (alpha = None), text_signature = "(alpha=0.01)")]
+    fn new(alpha: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+        let alpha = args::real_or(alpha, 0.01, "alpha", "a finite number")?;
         Ok(
             PyClassInitializer::from(PyActivation::new(Activation::LeakyRelu(alpha))?)
                 .add_subclass(PyLeakyReLU),
@@ -203,8 +205,9 @@ pub struct PyELU;
 #[pymethods]
 impl PyELU {
     #[new]
-    #[pyo3(signature = (alpha = 1.0))]
-    fn new(alpha: f64) -> PyResult<PyClassInitializer<Self>> {
+    #[pyo3(signature = (alpha = None), text_signature = "(alpha=1.0)")]
+    fn new(alpha: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+        let alpha = args::real_or(alpha, 1.0, "alpha", "a finite number")?;
         Ok(
             PyClassInitializer::from(PyActivation::new(Activation::Elu(alpha))?)
                 .add_subclass(PyELU),

@@ -4,14 +4,16 @@
 //! respect to the first argument, in that argument's dtype (float32 stays float32, anything
 //! else becomes float64).
 
-use mlpfast_core::error::fmt_shape;
+use mlpfast_core::Error;
+use mlpfast_core::error::{fmt_num, fmt_shape};
 use mlpfast_core::{Loss, MatRef, Targets, alloc};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::convert::{self, DType, Elem, Kinds, for_dtype};
-use crate::error::IntoPyResult;
+use crate::error::{IntoPyResult, to_py};
 
 fn class_loss_typed<'py, T: Elem>(
     loss: Loss,
@@ -111,16 +113,16 @@ pub fn softmax_loss<'py>(
 
 /// Multiclass SVM loss: mean over rows of Σ_{j≠y} max(0, s_j − s_y + margin); (loss, dscores).
 #[pyfunction]
-#[pyo3(signature = (scores, y, margin = 1.0))]
+#[pyo3(signature = (scores, y, margin = None), text_signature = "(scores, y, margin=1.0)")]
 pub fn svm_loss<'py>(
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
-    margin: f64,
+    margin: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    let expected = "a finite number";
+    let margin = args::real_or(margin, 1.0, "margin", expected)?;
     if !margin.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "margin: expected a finite number, got {margin}"
-        )));
+        return Err(to_py(Error::value("margin", expected, fmt_num(&margin))));
     }
     class_loss(Loss::Svm { margin }, scores, y)
 }

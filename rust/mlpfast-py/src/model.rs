@@ -217,14 +217,10 @@ impl PyMLP {
         &self,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
-        weight_decay: f64,
+        weight_decay: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
         let py = x.py();
-        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "weight_decay: expected a finite number >= 0, got {weight_decay}"
-            )));
-        }
+        let weight_decay = args::weight_decay(weight_decay)?;
         let scores = self.forward_chain(x)?;
         let (mut value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
         self.backward_chain(&dscores)?;
@@ -359,19 +355,24 @@ impl PyMLP {
     /// (loss, grads): the mean data loss on (X, y), plus ½λ‖W‖² over the weights when
     /// weight_decay λ > 0, and [(grad_weight, grad_bias), ...] for every parameter layer (λW
     /// added to the weights'), by forward, loss and backward through the layers.
-    #[pyo3(signature = (X, y, *, weight_decay = 0.0))]
+    #[pyo3(
+        signature = (X, y, *, weight_decay = None),
+        text_signature = "($self, X, y, *, weight_decay=0.0)"
+    )]
     #[allow(non_snake_case)]
     fn loss<'py>(
         &self,
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
-        weight_decay: f64,
+        weight_decay: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
         guarded(|| self.loss_chain(X, y, weight_decay))
     }
 
     /// ½λ‖W‖² over the weights (not the biases): the L2 term weight_decay λ adds.
-    fn l2_penalty(&self, py: Python<'_>, weight_decay: f64) -> PyResult<f64> {
+    fn l2_penalty(&self, weight_decay: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let py = weight_decay.py();
+        let weight_decay = args::weight_decay(Some(weight_decay))?;
         guarded(|| {
             by_dtype!(&self.model, m => Ok(py.detach(|| {
                 m.read_all()

@@ -154,3 +154,21 @@ def test_non_finite_weights_are_not_saved_nor_pickled_nor_trained(tmp_path):
         with pytest.raises(ValueError, match="expected finite values to train from"):
             model.fit(X, np.zeros(8, int), epochs=1)
     assert np.isnan(model.param_layers[0].weight[0, 0])  # refused, so unchanged
+
+
+def test_validation_outputs_that_overflow_are_divergence():
+    # Finite validation data too large for the weights the epoch reached: the epoch trained,
+    # so this is not bad input (which would leave the model as it was) but a divergence.
+    model = mlpfast.MLP([1, 1], activation="identity", loss="mse", dtype="float32", seed=0)
+    model.param_layers[0].weight = [[0.5]]
+    with pytest.raises(FloatingPointError, match="the outputs for the validation data") as e:
+        model.fit(
+            np.array([[1.0]]), np.array([[1000.0]]), epochs=3,
+            validation_data=(np.array([[3.4e38]]), np.array([[0.0]])),
+        )  # fmt: skip
+    assert (e.value.epoch, e.value.step) == (1, 1)
+    twin = mlpfast.MLP([1, 1], activation="identity", loss="mse", dtype="float32", seed=0)
+    twin.param_layers[0].weight = [[0.5]]
+    twin.fit(np.array([[1.0]]), np.array([[1000.0]]), epochs=1)
+    assert_same(params(model), params(twin))  # the epoch's step, without its validation
+    assert model.history == twin.history

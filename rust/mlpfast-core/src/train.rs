@@ -389,7 +389,17 @@ fn train_loop<T: Float>(
         state.epochs = epoch;
         session.epoch_done(record.clone(), n);
         if let Some((xv, yv)) = validation {
-            let (vl, vm) = evaluate_on(Some(team), spec, params, *xv, yv)?;
+            // Finite validation data whose outputs overflow under the weights this epoch
+            // reached: the fit has diverged (it keeps them, and the epoch without validation).
+            let (vl, vm) = evaluate_on(Some(team), spec, params, *xv, yv).map_err(|e| match e {
+                Error::State(_) => Error::Diverged {
+                    epoch,
+                    step: state.steps,
+                    what: "the outputs for the validation data are NaN or infinite".into(),
+                    lr,
+                },
+                e => e,
+            })?;
             record.val_loss = Some(vl);
             record.val_metric = Some(vm);
             session.set_last_validation(vl, vm);

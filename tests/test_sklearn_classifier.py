@@ -530,3 +530,72 @@ def test_defaults_are_sklearns():
     assert extra == {"loss", "dtype"}
     assert {k: ours[k] for k in theirs} == theirs
     assert ours["loss"] == "log_loss" and ours["dtype"] == "float32"
+
+
+# --------------------------------------------------------------------------- refused calls
+X4 = np.array([[0.1], [-0.1], [0.6], [0.1]])
+
+
+def _fitted(cls, y):
+    est = cls(hidden_layer_sizes=(3,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X4, y)
+
+
+REFUSED = {
+    # A fitted estimator's network must survive a refused fit or partial_fit.
+    "regressor_y_beyond_float32": (
+        lambda: _fitted(MLPRegressor, [0.0, 1, 2, 3]),
+        lambda est: est.fit(X4, [1e39, 0.0, 0.0, 0.0]),
+    ),
+    "classifier_one_class": (
+        lambda: _fitted(MLPClassifier, [0, 1, 1, 0]),
+        lambda est: est.fit(X4, [0, 0, 0, 0]),
+    ),
+    "classifier_unseen_class": (
+        lambda: _fitted(MLPClassifier, [0, 1, 1, 0]),
+        lambda est: est.partial_fit(X4, [0, 1, 2, 0]),
+    ),
+    # An unfitted one must stay unfitted.
+    "validation_set_too_small": (
+        lambda: MLPClassifier(early_stopping=True, max_iter=3),
+        lambda est: est.fit(X4, [0, 1, 1, 0]),
+    ),
+    "partial_fit_with_early_stopping": (
+        lambda: MLPClassifier(early_stopping=True, max_iter=3),
+        lambda est: est.partial_fit(X4, [0, 1, 1, 0], classes=[0, 1]),
+    ),
+    "bad_seed": (
+        lambda: MLPClassifier(random_state=-1, max_iter=3),
+        lambda est: est.fit(X4, [0, 1, 1, 0]),
+    ),
+    "fresh_one_class": (
+        lambda: MLPClassifier(max_iter=3),
+        lambda est: est.fit(X4, [0, 0, 0, 0]),
+    ),
+    "float32_epsilon": (
+        lambda: MLPRegressor(solver="adam", epsilon=1e-46, dtype="float32"),
+        lambda est: est.fit(X4, [0.0, 1, 2, 3]),
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "call"), REFUSED.values(), ids=REFUSED.keys())
+def test_a_refused_call_leaves_the_estimator_as_it_was(make, call):
+    from sklearn.exceptions import NotFittedError
+
+    est = make()
+    fitted = hasattr(est, "coefs_")
+    before = {k: v for k, v in vars(est).items() if k != "_mlp"}
+    weights = [w.copy() for w in est.coefs_] if fitted else None
+    with pytest.raises(ValueError):
+        call(est)
+    assert set(vars(est)) == set(before) | ({"_mlp"} if fitted else set())
+    if fitted:
+        for a, b in zip(weights, est.coefs_):
+            np.testing.assert_array_equal(a, b)
+        assert est.predict(X4).shape == (4,)
+    else:
+        with pytest.raises(NotFittedError):
+            est.predict(X4)

@@ -5,10 +5,11 @@ safe-file state).
 
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 import warnings
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -59,6 +60,34 @@ _OTHER_SETTINGS = {
     "batch_size": "batch_size",
     "n_iter_no_change": "n_iter_no_change",
 }
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _unchanged_on_refusal(method: _Method) -> _Method:
+    """A fit or partial_fit that raises leaves the estimator as it was before the call.
+
+    Some checks can only run after attributes are set (the classes of a first partial_fit,
+    the validation split, the data's range in the network's dtype): on any error the
+    attributes are put back, so a refused call neither loses a fitted network nor makes an
+    unfitted estimator look fitted. A fit that trained and diverged is the exception: it
+    keeps the weights of its last finite step, as its error (whose cause is the network's
+    FloatingPointError) says.
+    """
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        saved = {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in vars(self).items()}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc.__cause__, FloatingPointError):
+                vars(self).clear()
+                vars(self).update(saved)
+            raise
+
+    return guarded  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- validation

@@ -12,7 +12,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlpfast._fields import shown
 
-from ._base import _ATTRIBUTES_DOC, _PARAMS_DOC, _BaseMLP, _dtype_name, _has_partial_fit
+from ._base import (
+    _ATTRIBUTES_DOC,
+    _PARAMS_DOC,
+    _BaseMLP,
+    _dtype_name,
+    _has_partial_fit,
+    _unchanged_on_refusal,
+)
 
 
 def _has_proba(est: MLPClassifier) -> bool:
@@ -213,6 +220,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         super()._check_restored()
 
     # ---- API
+    @_unchanged_on_refusal
     def fit(self, X, y, *, callbacks: Callable | list | None = None):
         """Fits the network to data matrix X and labels y.
 
@@ -235,6 +243,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, incremental=False, callbacks=callbacks)
 
     @available_if(_has_partial_fit)
+    @_unchanged_on_refusal
     def partial_fit(self, X, y, classes=None):
         """Trains for one epoch on (X, y), continuing the network and its optimizer.
 

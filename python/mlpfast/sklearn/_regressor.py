@@ -9,7 +9,14 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _ATTRIBUTES_DOC, _PARAMS_DOC, _BaseMLP, _dtype_name, _has_partial_fit
+from ._base import (
+    _ATTRIBUTES_DOC,
+    _PARAMS_DOC,
+    _BaseMLP,
+    _dtype_name,
+    _has_partial_fit,
+    _unchanged_on_refusal,
+)
 
 
 # --------------------------------------------------------------------------- regressor
@@ -112,7 +119,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X, y = self._check_xy(X, y, reset, y_numeric=True)
         dtype = np.dtype(_dtype_name(self.dtype))
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        return X, np.ascontiguousarray(Y, dtype=dtype)
+        with np.errstate(over="ignore"):  # beyond the dtype's range: refused by the fit
+            return X, np.ascontiguousarray(Y, dtype=dtype)
 
     def _native_loss(self) -> str:
         return "half_squared_error"
@@ -124,6 +132,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return 1.0 / self._mlp.layer_sizes[-1]
 
     # ---- API
+    @_unchanged_on_refusal
     def fit(self, X, y, *, callbacks: Callable | list | None = None):
         """Fits the network to data matrix X and targets y.
 
@@ -146,6 +155,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, incremental=False, callbacks=callbacks)
 
     @available_if(_has_partial_fit)
+    @_unchanged_on_refusal
     def partial_fit(self, X, y):
         """Trains for one epoch on (X, y), continuing the network and its optimizer.
 

@@ -81,10 +81,13 @@ pub(crate) fn real_or(
     }
 }
 
-/// λ of weight decay: a finite number >= 0.
+/// λ of weight decay: a finite number >= 0 (0 when not given).
 pub(crate) fn weight_decay(obj: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
     let expected = "a finite number >= 0";
-    let v = real_or(obj, 0.0, "weight_decay", expected)?;
+    let v = match obj {
+        Some(v) => real(v, "weight_decay", expected)?,
+        None => 0.0,
+    };
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {

@@ -14,7 +14,9 @@
 //! already written them; the fit then runs again from its start, silently and with the same
 //! seed — results are bit-identical however often they are computed — up to the step before,
 //! and ends with the same error. Checking costs a read of each updated block while it is in
-//! cache; going back costs one copy of the parameters per fit, kept from its start.
+//! cache; going back costs one copy of the parameters per fit, kept from its start. Finite
+//! validation data whose outputs overflow under an epoch's weights end the fit the same way,
+//! after that epoch (recorded without its validation figures).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

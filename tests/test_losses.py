@@ -179,3 +179,19 @@ def test_l2_penalty_squares_in_float64(w):
     X = np.zeros((1, 2), dtype=np.float32)
     data_loss = model.loss(X, [[0.0]])[0]
     np.testing.assert_allclose(model.loss(X, [[0.0]], weight_decay=0.5)[0] - data_loss, expected)
+
+
+@pytest.mark.parametrize(
+    ("loss", "args", "name"),
+    [
+        (mlpfast.mse_loss, (np.zeros((1, 0)), np.zeros((1, 0))), "pred"),
+        (mlpfast.bce_loss, (np.zeros((2, 0)), np.zeros((2, 0))), "logits"),
+        (mlpfast.softmax_loss, (np.zeros((1, 0)), [0]), "scores"),
+        (mlpfast.svm_loss, (np.zeros((1, 0)), [0]), "scores"),
+    ],
+    ids=["mse", "bce", "softmax", "svm"],
+)
+def test_a_loss_over_no_columns_is_refused(loss, args, name):
+    # The mean over no elements would be 0/0 = NaN (or a silent 0).
+    with pytest.raises(ValueError, match=rf"^{name}: expected at least one column, got 0 columns"):
+        loss(*args)

@@ -62,6 +62,14 @@ impl<T: Copy> Targets<'_, T> {
     }
 }
 
+/// A loss needs at least one column: its mean over none is 0/0, and no label has a class.
+pub fn check_columns(arg: &str, cols: usize) -> Result<()> {
+    if cols == 0 {
+        return Err(Error::value(arg, "at least one column", "0 columns"));
+    }
+    Ok(())
+}
+
 impl Loss {
     /// Parses a name from [`LOSS_NAMES`] (svm with margin 1).
     pub fn from_name(name: &str) -> Result<Self> {
@@ -155,6 +163,7 @@ impl Loss {
         targets: &Targets<'_, T>,
         grad: Option<&mut [T]>,
     ) -> Result<f64> {
+        check_columns("scores", scores.cols())?;
         self.check_targets("y", scores.rows(), scores.cols(), targets)?;
         check_finite("scores", scores)?;
         if scores.rows() == 0 {

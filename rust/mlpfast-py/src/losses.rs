@@ -22,6 +22,7 @@ fn class_loss_typed<'py, T: Elem>(
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     let s = convert::matrix::<T>(scores, "scores", None)?;
     let (n, c) = (s.shape()[0], s.shape()[1]);
+    mlpfast_core::loss::check_columns("scores", c).py()?;
     let labels = convert::labels(y, "y", n, c)?;
     let ro = s.readonly();
     let mut grad = alloc::zeros2(n, c, "gradients").py()?;

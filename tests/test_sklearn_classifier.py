@@ -355,9 +355,11 @@ def test_stopping_rule_and_convergence_warning(wine):
     assert np.all(tail > clf.best_loss_ - clf.tol)  # the last 11 epochs did not improve
     # No rule: every epoch runs, and the maximum warns as scikit-learn does.
     never = MLPClassifier((16,), n_iter_no_change=np.inf, max_iter=30, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations") as record:
         never.fit(X, y)
     assert never.n_iter_ == 30
+    # The warning points at the line that called fit, as scikit-learn's does.
+    assert [w.filename for w in record] == [__file__]
 
 
 def test_early_stopping_attributes(wine):

@@ -76,6 +76,8 @@ def _unchanged_on_refusal(method: _Method) -> _Method:
     FloatingPointError) says.
     """
 
+    # Warnings raised inside count this wrapper's frame: stacklevel=5 reaches the caller of
+    # fit from _fit_stochastic (fit → guarded → _fit → _fit_stochastic → warn).
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
         saved = {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in vars(self).items()}
@@ -434,7 +436,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
                     "be clipped",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         epochs = 1 if incremental else int(self.max_iter)
@@ -475,7 +477,7 @@ class _BaseMLP(BaseEstimator):
             )
         except KeyboardInterrupt:
             # As scikit-learn: Ctrl-C ends training, keeping the weights of the last step.
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warnings.warn("Training interrupted by user.", stacklevel=5)
             interrupted = True
         except FloatingPointError as exc:
             # The network keeps the weights of the last finite step; the curves keep the
@@ -500,7 +502,7 @@ class _BaseMLP(BaseEstimator):
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _read_session(self, before: tuple[int, int, int], scale: float) -> None:
@@ -604,7 +606,7 @@ class _BaseMLP(BaseEstimator):
                 f"(status={result.status}): {result.message}. Increase the number of "
                 "iterations (max_iter) or scale the data.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         self.n_iter_ = min(int(result.nit), int(self.max_iter))
         data_loss, _ = mlp.loss(X, Y)

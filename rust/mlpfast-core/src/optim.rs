@@ -107,8 +107,10 @@ impl<T: Float> Coeffs<T> {
     }
 
     /// Updates `w` in place from its gradient `g`; `first` and `second` are the matching
-    /// slices of the optimizer's buffers (empty when the rule keeps none).
-    pub(crate) fn apply(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) {
+    /// slices of the optimizer's buffers (empty when the rule keeps none). Returns whether
+    /// every updated value is finite: checked in the same loop, as each value is written (a
+    /// second pass over the weights cost 6% of a small-batch step).
+    pub(crate) fn apply(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) -> bool {
         crate::simd::wide(
             #[inline(always)]
             || self.apply_narrow(w, g, first, second),
@@ -116,19 +118,24 @@ impl<T: Float> Coeffs<T> {
     }
 
     #[inline(always)]
-    fn apply_narrow(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) {
+    fn apply_narrow(&self, w: &mut [T], g: &[T], first: &mut [T], second: &mut [T]) -> bool {
         debug_assert_eq!(w.len(), g.len());
         let (lr, wd) = (self.lr, self.wd);
+        // An AND of comparisons over the loop: an integer reduction, so the loops vectorize.
+        let mut finite = true;
         match self.rule {
-            Rule::Sgd => w
-                .iter_mut()
-                .zip(g)
-                .for_each(|(w, &g)| *w -= lr * (g + wd * *w)),
+            Rule::Sgd => {
+                for (w, &g) in w.iter_mut().zip(g) {
+                    *w -= lr * (g + wd * *w);
+                    finite &= w.is_finite();
+                }
+            }
             Rule::Momentum { mu, nesterov } => {
                 for ((w, &g), v) in w.iter_mut().zip(g).zip(first.iter_mut()) {
                     let g = g + wd * *w;
                     *v = mu * *v + g;
                     *w -= lr * if nesterov { g + mu * *v } else { *v };
+                    finite &= w.is_finite();
                 }
             }
             Rule::Adam {
@@ -149,9 +156,11 @@ impl<T: Float> Coeffs<T> {
                     *m = b1 * *m + c1 * g;
                     *s = b2 * *s + c2 * g * g;
                     *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
+                    finite &= w.is_finite();
                 }
             }
         }
+        finite
     }
 }
 

@@ -25,7 +25,7 @@
 use crate::activation::Activation;
 use crate::alloc;
 use crate::error::Result;
-use crate::float::{Float, all_finite};
+use crate::float::Float;
 use crate::forward::{Acts, Ptr, RawActs, forward_rows};
 use crate::gemm::matmul;
 use crate::linear::column_sums;
@@ -667,7 +667,7 @@ fn task_cost(spec: &Spec, task: Task, n: usize) -> f64 {
 
 /// The optimizer update of one task's parameters; `reg` gets their ‖·‖² before it, when
 /// weight decay is on (biases add nothing). Returns whether the updated values are all
-/// finite (read back while they are in cache).
+/// finite (tested as the update writes them).
 ///
 /// # Safety
 /// No other live reference may overlap the task's span of the block's parameters, gradients
@@ -695,8 +695,7 @@ unsafe fn update<T: Float>(
                     lp.w1.slice(off, len),
                     lp.w2.slice(off, len),
                 );
-                coeffs.apply(w, dw, m, v);
-                all_finite(w)
+                coeffs.apply(w, dw, m, v)
             }
             Task::Bias { .. } => {
                 let (b, db, m, v) = (
@@ -705,8 +704,7 @@ unsafe fn update<T: Float>(
                     lp.b1.slice(off, len),
                     lp.b2.slice(off, len),
                 );
-                coeffs.without_decay().apply(b, db, m, v);
-                all_finite(b)
+                coeffs.without_decay().apply(b, db, m, v)
             }
         }
     }

@@ -13,10 +13,10 @@
 //! before. A step whose update leaves a parameter infinite or NaN (its loss was finite) has
 //! already written them; the fit then runs again from its start, silently and with the same
 //! seed — results are bit-identical however often they are computed — up to the step before,
-//! and ends with the same error. Checking costs a read of each updated block while it is in
-//! cache; going back costs one copy of the parameters per fit, kept from its start. Finite
-//! validation data whose outputs overflow under an epoch's weights end the fit the same way,
-//! after that epoch (recorded without its validation figures).
+//! and ends with the same error. The check is part of the update loop (each value is tested
+//! as it is written); going back costs one copy of the parameters per fit, kept from its
+//! start. Finite validation data whose outputs overflow under an epoch's weights end the fit
+//! the same way, after that epoch (recorded without its validation figures).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -22,10 +22,8 @@ import os
 import random
 import struct
 import sys
-import warnings
 
 import atheris
-import numpy as np
 
 with atheris.instrument_imports(include=["mlpfast"]):
     import mlpfast
@@ -37,28 +35,7 @@ with atheris.instrument_imports(include=["mlpfast"]):
     except ImportError:
         pass
 
-
-def seed_files() -> list[bytes]:
-    """One file of each kind the loader reads: MLPs of both dtypes and a fitted estimator."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((40, 3))
-    files = [
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 4, 2], activation="tanh", dtype="float32", seed=0)),
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 5, 2], loss="mse", dtype="float64", seed=1)),
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 4, 3, 2], activation="maxout", seed=2)),
-    ]
-    try:
-        from mlpfast.sklearn import MLPClassifier, MLPRegressor
-    except ImportError:  # scikit-learn not installed: the MLP files alone
-        return files
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels = np.array(["ant", "bee", "cat"])[rng.integers(0, 3, 40)]
-        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True)
-        files.append(mlpfast.io.to_bytes(clf.fit(X, labels)))
-        reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
-        files.append(mlpfast.io.to_bytes(reg.fit(X, rng.standard_normal(40))))
-    return files
+from seeds import seed_files  # fuzz/seeds.py, beside this script
 
 
 def write_corpus(directory: str) -> None:

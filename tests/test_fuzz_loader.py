@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import json
 import struct
 import tracemalloc
-import warnings
+from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,37 +42,16 @@ SETTINGS = settings(
 
 
 # --------------------------------------------------------------------------- seed files
+_SEEDS = Path(__file__).parents[1] / "fuzz" / "seeds.py"
+
+
 @functools.cache
 def seeds() -> tuple[bytes, ...]:
-    """Files of every kind mlpfast writes, small enough to mutate quickly."""
-    import pandas as pd
-
-    from mlpfast.sklearn import MLPClassifier, MLPRegressor
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((40, 3))
-    files = [
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 4, 2], activation="tanh", dtype="float32", seed=0)),
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 5, 2], loss="mse", dtype="float64", seed=1)),
-        mlpfast.io.to_bytes(mlpfast.MLP([3, 4, 3, 2], activation="maxout", seed=2)),
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels = np.array(["ant", "bee", "cat"])[rng.integers(0, 3, 40)]
-        clf = MLPClassifier(
-            hidden_layer_sizes=(4,), max_iter=3, early_stopping=True, random_state=0
-        )
-        files.append(mlpfast.io.to_bytes(clf.fit(X, labels)))
-        flags = MLPClassifier(
-            hidden_layer_sizes=(3,), activation="maxout", dtype="float64", max_iter=2
-        )
-        files.append(mlpfast.io.to_bytes(flags.fit(X, rng.integers(0, 2, (40, 2)))))
-        df = pd.DataFrame(X, columns=["a", "b", "c"])
-        reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(
-            df, rng.standard_normal(40)
-        )
-        files.append(mlpfast.io.to_bytes(reg))
-    return tuple(files)
+    """Files of every kind mlpfast writes (fuzz/seeds.py, shared with the atheris fuzzer)."""
+    spec = importlib.util.spec_from_file_location("fuzz_seeds", _SEEDS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.seed_files())
 
 
 def split(data: bytes) -> tuple[dict, bytes]:

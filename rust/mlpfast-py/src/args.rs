@@ -20,23 +20,14 @@ pub(crate) fn int<I: TryFrom<i128>>(
     arg: &str,
     expected: &str,
 ) -> PyResult<I> {
-    let shown = || shown(obj);
     // An int, or a numpy integer (both have __index__); floats and bools are not counts.
     if obj.is_instance_of::<PyBool>() || !obj.hasattr("__index__")? {
-        let kind = obj
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        return Err(PyTypeError::new_err(format!(
-            "{arg}: expected {expected}, got {} ({kind})",
-            shown()
-        )));
+        return Err(wrong_type(obj, arg, expected));
     }
     obj.extract::<i128>()
         .ok()
         .and_then(|v| I::try_from(v).ok())
-        .ok_or_else(|| to_py(Error::value(arg, expected, shown())))
+        .ok_or_else(|| to_py(Error::value(arg, expected, shown(obj))))
 }
 
 /// An optional seed: None, or an int in [0, 2**64).
@@ -55,17 +46,23 @@ pub(crate) fn real(obj: &Bound<'_, PyAny>, arg: &str, expected: &str) -> PyResul
         if e.is_instance_of::<PyOverflowError>(obj.py()) {
             to_py(Error::value(arg, expected, shown(obj)))
         } else {
-            let kind = obj
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            PyTypeError::new_err(format!(
-                "{arg}: expected {expected}, got {} ({kind})",
-                shown(obj)
-            ))
+            wrong_type(obj, arg, expected)
         }
     })
+}
+
+/// The `TypeError` for a value of the wrong type: the argument, what it takes, the value
+/// and its type.
+fn wrong_type(obj: &Bound<'_, PyAny>, arg: &str, expected: &str) -> PyErr {
+    let kind = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    PyTypeError::new_err(format!(
+        "{arg}: expected {expected}, got {} ({kind})",
+        shown(obj)
+    ))
 }
 
 /// An optional real setting: its default when absent (or None), else [`real`].

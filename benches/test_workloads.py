@@ -1,16 +1,80 @@
-"""pytest-benchmark versions of the benchmark workloads: mlpfast and numpy side by side.
+"""The benchmark's contenders compute the same training, and pytest-benchmark timings of it.
 
-Run with ``pytest benches/ --benchmark-group-by=param:name`` (pytest-benchmark installed, a
-release build of mlpfast). ``benches/run.py`` makes the full table with medians and ratios;
-these give pytest-benchmark's statistics for the same work.
+* ``test_numpy_matches_mlpfast`` and ``test_jax_matches_numpy``: on small networks, numpy's
+  contender ends with mlpfast's weights, and each JAX contender with numpy's, so that the
+  benchmark compares the same computation (no timing).
+* ``test_train``: pytest-benchmark versions of the workloads, mlpfast and numpy side by side
+  (skipped without pytest-benchmark). Run with ``pytest benches/ --benchmark-group-by=param:name``
+  on a release build; ``benches/run.py`` makes the full table with medians and ratios.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
+import numpy as np
 import pytest
 import workloads as wl
 
 NAMES = [w.name for w in wl.WORKLOADS]
+ACTIVATIONS = [*wl.NUMPY_ACTIVATIONS, "maxout"]
+
+
+def small(activation: str, loss: str, dtype: str, batch: int, samples: int, epochs: int = 1):
+    """A small workload (three layers) for the equivalence checks."""
+    return wl.Workload(
+        "check", (20, 16, 12, 5), activation, loss, batch, samples, epochs, dtype, 1, 1
+    )
+
+
+def assert_same_weights(got, want, dtype: str) -> None:
+    """Every weight and bias equal up to float rounding of ``dtype``."""
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip([*got[0], *got[1]], [*want[0], *want[1]]):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "mse"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_numpy_matches_mlpfast(activation, loss):
+    # One batch per epoch: the order of the rows does not matter, so the two shuffles may differ.
+    w = small(activation, loss, "float64", batch=40, samples=40, epochs=3)
+    X, y = w.data()
+    params = wl.init_params(w)
+    model = wl.mlpfast_model(w, params)
+    wl.train_mlpfast(w, model, X, y)
+    got = wl.train_numpy(w, X, y, params)
+    want = (
+        [layer.weight for layer in model.param_layers],
+        [layer.bias for layer in model.param_layers],
+    )
+    assert_same_weights(got, want, w.dtype)
+    # The training moved the weights: the comparison is not of two untouched copies.
+    assert not np.allclose(got[0][0], params[0][0])
+
+
+JAX_CASES = [
+    ("relu", "softmax", "float32"),
+    ("relu", "softmax", "float64"),
+    ("sigmoid", "mse", "float64"),
+    ("tanh", "mse", "float32"),
+]
+
+
+@pytest.mark.parametrize("kind", ["step", "scan"])
+@pytest.mark.parametrize(("activation", "loss", "dtype"), JAX_CASES)
+def test_jax_matches_numpy(kind, activation, loss, dtype):
+    pytest.importorskip("jax")
+    import jax_train
+
+    # 100 rows in batches of 8: twelve full batches and a partial one of 4, two epochs.
+    w = small(activation, loss, dtype, batch=8, samples=100, epochs=2)
+    X, y = w.data()
+    params = wl.init_params(w)
+    trainer = jax_train.JaxTrainer(w, X, y)
+    got = jax_train.to_numpy(trainer.prepare(kind, params)())
+    assert_same_weights(got, wl.train_numpy(w, X, y, params), dtype)
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -21,8 +85,13 @@ def setup(request):
     return w, X, y, wl.init_params(w)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pytest_benchmark") is None, reason="needs pytest-benchmark"
+)
 @pytest.mark.parametrize("contender", ["mlpfast", "numpy"])
-def test_train(benchmark, setup, contender):
+def test_train(request, setup, contender):
+    # The fixture is looked up here, so that the test is skipped, not failed, without it.
+    benchmark = request.getfixturevalue("benchmark")
     w, X, y, params = setup
     benchmark.group = w.name
     if contender == "mlpfast":

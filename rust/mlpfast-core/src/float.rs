@@ -46,17 +46,18 @@ pub trait Float:
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64` exactly.
     fn to_f64(self) -> f64;
-    /// e^self, by [`exp_f32`] / [`exp_f64`]: branch-free, so loops over it vectorize.
+    /// e^self. This and the other transcendental functions below that name [`crate::vmath`]
+    /// are branch-free arithmetic there, so loops over them vectorize.
     fn exp(self) -> Self;
-    /// e^self - 1, accurate near 0.
-    fn exp_m1(self) -> Self;
+    /// e^self − 1 for self ≤ 0, accurate near 0 (positive self is taken as 0; [`crate::vmath`]).
+    fn exp_m1_nonpositive(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
     /// ln(1 + self), accurate near 0.
     fn ln_1p(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
-    /// Hyperbolic tangent.
+    /// Hyperbolic tangent ([`crate::vmath`]).
     fn tanh(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
@@ -72,7 +73,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $bits:ty, $name:literal, $exp:ident) => {
+    ($t:ident, $bits:ty, $name:literal) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -90,11 +91,11 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                $exp(self)
+                crate::vmath::$t::exp(self)
             }
             #[inline(always)]
-            fn exp_m1(self) -> Self {
-                <$t>::exp_m1(self)
+            fn exp_m1_nonpositive(self) -> Self {
+                crate::vmath::$t::exp_m1_nonpositive(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -110,7 +111,7 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                crate::vmath::$t::tanh(self)
             }
             #[inline(always)]
             fn abs(self) -> Self {
@@ -137,8 +138,8 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, u32, "float32", exp_f32);
-impl_float!(f64, u64, "float64", exp_f64);
+impl_float!(f32, u32, "float32");
+impl_float!(f64, u64, "float64");
 
 /// True when every value is finite (no NaN, no infinity).
 pub fn all_finite<T: Float>(values: &[T]) -> bool {
@@ -166,103 +167,9 @@ pub fn all_finite<T: Float>(values: &[T]) -> bool {
     )
 }
 
-// e^x = 2^n · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2, where e^r is a Taylor polynomial
-// (degree 7 for f32, 12 for f64: truncation below half an ulp) and 2^n is built from its bits.
-// Rounding uses the add-and-subtract-a-large-constant trick, and 2^n is applied in two halves
-// so that results down in the subnormal range come out right; no branch, no libm call, so a
-// loop of these compiles to vector code. NaN goes through as NaN (the polynomial sees it).
-
-/// e^x in single precision (within 2 ulp of the true value; 0 below −104, ∞ above 88.8).
-#[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23
-    let x = x.clamp(-104.0, 88.8);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    let n = n as i32;
-    let half = n >> 1;
-    let scale1 = f32::from_bits(((half + 127) as u32) << 23);
-    let scale2 = f32::from_bits(((n - half + 127) as u32) << 23);
-    p * scale1 * scale2
-}
-
-/// e^x in double precision (within 2 ulp of the true value; 0 below −746, ∞ above 709.8).
-#[inline(always)]
-pub fn exp_f64(x: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
-    const C: [f64; 11] = [
-        1.0 / 479_001_600.0,
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-    ];
-    let x = x.clamp(-746.0, 709.8);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = C[0];
-    for c in &C[1..] {
-        p = p * r + c;
-    }
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    let n = n as i64;
-    let half = n >> 1;
-    let scale1 = f64::from_bits(((half + 1023) as u64) << 52);
-    let scale2 = f64::from_bits(((n - half + 1023) as u64) << 52);
-    p * scale1 * scale2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_within_two_ulp_of_libm() {
-        let ulps32 = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
-        let ulps64 = |a: f64, b: f64| (a.to_bits() as i64 - b.to_bits() as i64).abs();
-        let mut x = -103.0f64;
-        while x < 709.0 {
-            if x < 88.0 {
-                let xf = x as f32;
-                let (ours, libm) = (exp_f32(xf), xf.exp());
-                if libm.is_normal() {
-                    assert!(ulps32(ours, libm) <= 2, "exp_f32({xf}) = {ours} vs {libm}");
-                }
-            }
-            let (ours, libm) = (exp_f64(x), x.exp());
-            assert!(ulps64(ours, libm) <= 2, "exp_f64({x}) = {ours} vs {libm}");
-            x += 0.013_7;
-        }
-        assert_eq!(exp_f32(0.0), 1.0);
-        assert_eq!(exp_f64(0.0), 1.0);
-        assert_eq!(exp_f32(-200.0), 0.0);
-        assert_eq!(exp_f64(-800.0), 0.0);
-        assert!(exp_f32(100.0).is_infinite() && exp_f64(800.0).is_infinite());
-        assert!(exp_f32(f32::NAN).is_nan() && exp_f64(f64::NAN).is_nan());
-        // subnormal results
-        assert!((exp_f64(-740.0) / (-740.0f64).exp() - 1.0).abs() < 1e-3);
-    }
 
     #[test]
     fn finite_scan_finds_nan_and_inf() {

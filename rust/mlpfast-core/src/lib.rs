@@ -41,11 +41,12 @@ mod pace;
 pub mod pool;
 pub mod rng;
 pub mod session;
-mod simd;
+pub mod simd;
 mod step;
 mod team;
 pub mod threads;
 pub mod train;
+pub mod vmath;
 
 pub use activation::Activation;
 pub use config::{FitConfig, OptimizerKind, Schedule};

@@ -52,6 +52,16 @@ fn _thread_info() -> (&'static str, usize) {
     (threads::limit().1.name(), threads::cores())
 }
 
+/// The vector instructions elementwise loops use, and the widest this CPU has: what the
+/// benchmark reports and what the tests of each path check (`MLPFAST_SIMD` caps the first).
+#[pyfunction]
+fn _simd_level() -> (&'static str, &'static str) {
+    (
+        mlpfast_core::simd::level().name(),
+        mlpfast_core::simd::detected().name(),
+    )
+}
+
 /// The thread limit, for threadpoolctl, which calls through the C ABI as it does for BLAS
 /// libraries (its controller finds this module by this symbol).
 #[unsafe(no_mangle)]
@@ -98,6 +108,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_info, m)?)?;
+    m.add_function(wrap_pyfunction!(_simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(fit::_check_fit_settings, m)?)?;
     m.add_function(wrap_pyfunction!(fit::_fit_defaults, m)?)?;
     // The vocabulary the Python side (model files, estimators) takes from here.

@@ -51,10 +51,11 @@ def trainer(w: wl.Workload, X, y, params, threads: int | None):
 
 
 def run_contention(names: list[str] | None, runs: int) -> dict:
-    """Per workload: medians quiet (default, 1 thread, 8 threads) and busy (default, 1)."""
+    """Per workload (those of ``names``; all when None): medians quiet (default, 1 thread,
+    8 threads) and busy (default, 1)."""
     out = {}
     for w in wl.WORKLOADS:
-        if names and w.name not in names:
+        if names is not None and w.name not in names:
             continue
         X, y = w.data()
         params = wl.init_params(w)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,13 @@ def numpy_blas() -> str | None:
     return None
 
 
+def torch_blas(torch) -> str | None:
+    """The BLAS PyTorch was built with (its build settings' BLAS_INFO, e.g. mkl): linked into
+    its own library, so threadpoolctl does not list it."""
+    match = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return match.group(1) if match else None
+
+
 def library_versions(use: dict[str, bool]) -> dict:
     """Versions of the contenders' libraries (importing them, so that threadpoolctl sees the
     thread pools they load); PyTorch gets mlpfast's thread count."""
@@ -104,6 +112,7 @@ def library_versions(use: dict[str, bool]) -> dict:
             torch=torch.__version__,
             torch_threads=torch.get_num_threads(),
             torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            torch_blas=torch_blas(torch),
         )
     if use["jax"]:
         import jax

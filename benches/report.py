@@ -182,8 +182,9 @@ def software(m: dict) -> str:
     if m.get("sklearn"):
         parts.append(f"scikit-learn {m['sklearn']}")
     if m.get("torch"):
+        blas = f", BLAS {m['torch_blas']} (linked in)" if m.get("torch_blas") else ""
         cap = f", CPU capability {m['torch_cpu_capability']}" if "torch_cpu_capability" in m else ""
-        parts.append(f"PyTorch {m['torch']} ({m['torch_threads']} threads{cap})")
+        parts.append(f"PyTorch {m['torch']} ({m['torch_threads']} threads{blas}{cap})")
     if m.get("jax"):
         parts.append(f"JAX {m['jax']}")
     if m.get("onnxruntime"):
@@ -263,7 +264,8 @@ def training_md(results: dict) -> list[str]:
         "",
         f"Measured on {when.pop() if len(when) == 1 else 'the dates in the table'}: medians, "
         f"contenders interleaved in one process, each run started after a {SETTLE} s pause "
-        "(so that the previous contender's threads are idle); default threads everywhere. "
+        "(so that the previous contender's threads are idle); every library with its default "
+        "threads (PyTorch set to mlpfast's count). "
         "*JAX best* is the faster of `jax.jit` of the step in a Python loop and the epoch "
         "as one compiled `lax.scan` (compile time excluded). numpy's BLAS: "
         f"{numpy_kernel(rs) or 'not recorded for every workload'}.",
@@ -436,6 +438,9 @@ def latency_md(section: dict) -> list[str]:
             f"| {name} | **{v:.1f}** | {'-' if target is None else f'≤ {target:g}'} "
             f"| {yes_no(None if target is None else v <= target)} |"
         )
+    best = onnx_best(us)
+    if best is not None:
+        lines += ["", f"onnxruntime's better session: {best[0]}, **{best[1]:.1f} µs**."]
     for name, check in section.get("onnx_check", {}).items():
         lines += [
             "",
@@ -483,8 +488,8 @@ def notes_md(results: dict) -> list[str]:
         *threads_note(rs),
         *sweep_note(results.get("sweep")),
         *latency_note(one_row_us(results)),
-        "- Every ratio comes from runs interleaved in one process, so the contenders meet the "
-        "same conditions; the per-run ratios above show how far single runs spread.",
+        "- Every ratio comes from runs interleaved in one process, so that the contenders "
+        "meet the same conditions; the per-run ratios above show how far single runs spread.",
         "",
     ]
     return lines

@@ -208,10 +208,10 @@ def report_gridsearch(section: dict) -> list[str]:
         intra = one / s["mlpfast n_jobs=1"]
         lines += [
             "",
-            f"With `n_jobs=1` each fit already runs on both cores when that pays: here the "
-            f"search is {intra:.2f}× faster than with one thread per fit. Two single-thread "
-            f"workers can therefore be at most 2 / {intra:.2f} = {2 / intra:.2f}× faster than "
-            f"`n_jobs=1`, before joblib's dispatch and the refit in the parent; against one "
-            f"thread per fit, `n_jobs=2` is {one / s['mlpfast n_jobs=2']:.2f}× faster.",
+            f"With `n_jobs=1`, one thread per fit takes {intra:.2f}× the time of the default "
+            f"threads. Two single-thread workers can therefore be at most 2 / {intra:.2f} = "
+            f"{2 / intra:.2f}× faster than `n_jobs=1`, before joblib's dispatch and the refit "
+            f"in the parent; against one thread per fit, `n_jobs=2` is "
+            f"{one / s['mlpfast n_jobs=2']:.2f}× as fast.",
         ]
     return [*lines, ""]

@@ -36,6 +36,10 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
         }
         return;
     }
+    if m <= FEW_ROWS && b.col_stride() == 1 {
+        few_rows(dst, a, b, accumulate);
+        return;
+    }
     let view = |m: MatRef<'_, T>| {
         // SAFETY: `in_bounds` (checked above) means every index the shape and strides reach
         // is inside the slice.
@@ -58,6 +62,75 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
         Accum::Replace
     };
     faer::linalg::matmul::matmul(out, accum, view(a), view(b), T::ONE, Par::Seq);
+}
+
+/// Products with at most this many rows (one-row inference, above all) take [`few_rows`].
+const FEW_ROWS: usize = 2;
+
+/// Output columns [`few_rows`] keeps in registers at once: 4 AVX-512 registers of f32.
+const COLUMNS: usize = 64;
+
+/// `dst (+)= a · b` for a few rows and a row-major `b`. A general kernel packs its operands
+/// into blocks first, which for one row is most of the time; here each block of output
+/// columns is summed in registers while `b`'s rows stream past, in vector loops at the CPU's
+/// full width. Each output is summed over `b`'s rows in order (no fused multiply-add), so
+/// every width gives the same bits.
+fn few_rows<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool) {
+    let (k, n) = (a.cols(), b.cols());
+    let (rs, data) = (b.row_stride(), b.data());
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for (r, out) in dst.chunks_exact_mut(n).enumerate() {
+                let mut blocks = out.chunks_exact_mut(COLUMNS);
+                let mut j0 = 0;
+                for block in &mut blocks {
+                    column_block::<T, COLUMNS>(block, a, r, data, rs, j0, k, accumulate);
+                    j0 += COLUMNS;
+                }
+                let tail = blocks.into_remainder();
+                let mut tails = tail.chunks_exact_mut(8);
+                for block in &mut tails {
+                    column_block::<T, 8>(block, a, r, data, rs, j0, k, accumulate);
+                    j0 += 8;
+                }
+                for (c, o) in tails.into_remainder().iter_mut().enumerate() {
+                    let mut acc = if accumulate { *o } else { T::ZERO };
+                    for i in 0..k {
+                        acc += a.at(r, i) * data[i * rs + j0 + c];
+                    }
+                    *o = acc;
+                }
+            }
+        },
+    )
+}
+
+/// `out (+)= Σ_i a[r, i] · b[i, j0..j0 + W]`, the W sums kept in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn column_block<T: Float, const W: usize>(
+    out: &mut [T],
+    a: MatRef<'_, T>,
+    r: usize,
+    data: &[T],
+    rs: usize,
+    j0: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    let mut acc = [T::ZERO; W];
+    if accumulate {
+        acc.copy_from_slice(out);
+    }
+    for i in 0..k {
+        let x = a.at(r, i);
+        let w: &[T; W] = data[i * rs + j0..][..W].try_into().expect("W columns");
+        for c in 0..W {
+            acc[c] += x * w[c];
+        }
+    }
+    out.copy_from_slice(&acc);
 }
 
 #[cfg(test)]
@@ -112,6 +185,49 @@ mod tests {
         matmul(&mut acc, a, b, true);
         let expect: Vec<f64> = naive(a, b).iter().map(|v| v + 1.0).collect();
         assert!(close(&acc, &expect));
+    }
+
+    #[test]
+    fn few_rows_match_the_naive_product_and_agree_at_every_width() {
+        use crate::simd::{Level, at_level, detected};
+        // Column counts that exercise the 64-wide blocks, the 8-wide tail and the last few.
+        for n in [1, 7, 8, 10, 64, 75, 130, 256] {
+            for rows in 1..=FEW_ROWS {
+                let k = 37;
+                let a: Vec<f64> = (0..rows * k).map(|v| (v as f64 * 0.37).sin()).collect();
+                let b: Vec<f64> = (0..k * n).map(|v| (v as f64 * 0.11).cos()).collect();
+                let (a, b) = (MatRef::new(&a, rows, k), MatRef::new(&b, k, n));
+                let mut out = vec![0.0; rows * n];
+                matmul(&mut out, a, b, false);
+                assert!(close(&out, &naive(a, b)), "{rows}x{k}x{n}");
+                let mut acc = vec![0.5; rows * n];
+                matmul(&mut acc, a, b, true);
+                let expect: Vec<f64> = naive(a, b).iter().map(|v| v + 0.5).collect();
+                assert!(close(&acc, &expect), "accumulate {rows}x{k}x{n}");
+                // A transposed (strided) left operand takes the same path.
+                let at: Vec<f64> = (0..k * rows).map(|v| (v as f64).sqrt()).collect();
+                let at = MatRef::new(&at, k, rows).t();
+                let mut out_t = vec![0.0; rows * n];
+                matmul(&mut out_t, at, b, false);
+                assert!(close(&out_t, &naive(at, b)), "transposed {rows}x{k}x{n}");
+                for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+                    if level > detected() {
+                        continue;
+                    }
+                    let mut at_l = vec![0.0; rows * n];
+                    at_level(level, || matmul(&mut at_l, a, b, false));
+                    assert!(at_l == out, "{level:?} {rows}x{k}x{n}");
+                    let b32: Vec<f32> = b.data().iter().map(|&v| v as f32).collect();
+                    let a32: Vec<f32> = a.data().iter().map(|&v| v as f32).collect();
+                    let (a32, b32) = (MatRef::new(&a32, rows, k), MatRef::new(&b32, k, n));
+                    let mut base = vec![0.0f32; rows * n];
+                    at_level(Level::Baseline, || matmul(&mut base, a32, b32, false));
+                    let mut wide = vec![0.0f32; rows * n];
+                    at_level(level, || matmul(&mut wide, a32, b32, false));
+                    assert!(base == wide, "f32 {level:?} {rows}x{k}x{n}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -59,19 +59,4 @@ fn main() {
         );
     });
     println!("three products alone: {us:.2} µs");
-    let all: Vec<f32> = params.iter().flat_map(|(w, _)| w.iter().copied()).collect();
-    let mut sink = 0.0f32;
-    let us = median_us(|| {
-        let mut acc = [0.0f32; 64];
-        for c in all.chunks_exact(64) {
-            for (a, &v) in acc.iter_mut().zip(c) {
-                *a += v;
-            }
-        }
-        sink += acc.iter().sum::<f32>();
-    });
-    println!(
-        "one pass over the {} KB of weights: {us:.2} µs ({sink})",
-        all.len() * 4 / 1024
-    );
 }

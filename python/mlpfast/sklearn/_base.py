@@ -613,6 +613,39 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = float(data_loss) * self._loss_scale() + mlp.l2_penalty(alpha / n)
 
     # ---- prediction helpers
+    def _native(self, method: str, X):
+        """``self._mlp.<method>`` on X, checked as scikit-learn checks it for prediction.
+
+        A plain two-dimensional numpy array of numbers, with the fitted number of columns and
+        at least one row, from an estimator fitted without feature names, needs none of
+        ``validate_data``'s work but the conversion to the model's dtype (finiteness is
+        checked by the native call, which refuses NaN and infinity): that fast path keeps
+        one-row prediction in microseconds. Anything else, and any refusal, goes through
+        ``check_is_fitted`` and ``validate_data``, so errors and warnings are scikit-learn's.
+        """
+        d = self.__dict__
+        mlp = d.get("_mlp")
+        if (
+            type(X) is np.ndarray
+            and mlp is not None
+            and X.ndim == 2
+            and X.dtype.kind in "fiub"
+            and X.shape[0] > 0
+            and X.shape[1] == d.get("n_features_in_")
+            and "feature_names_in_" not in d
+        ):
+            try:
+                return getattr(mlp, method)(np.ascontiguousarray(X, dtype=mlp.dtype))
+            except ValueError:
+                # scikit-learn's message for the same input, if it has one. (A value beyond
+                # float32 has become inf above, with numpy's overflow warning: once is enough.)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self._check_x(X)
+                raise
+        check_is_fitted(self)
+        return getattr(self._mlp, method)(self._check_x(X))
+
     def _check_x(self, X):
         X = validate_data(
             self,

@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted
 
 from mlpfast._fields import shown
 
@@ -291,8 +290,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             The predicted classes.
         """
-        check_is_fitted(self)
-        pred = self._mlp.predict(self._check_x(X))
+        pred = self._native("predict", X)
         if self._kind == "multilabel":
             return pred
         return self.classes_[pred]
@@ -312,8 +310,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Softmax probabilities (multiclass), ``[1 - p, p]`` (binary) or one probability
             per label (multilabel), in the estimator's dtype.
         """
-        check_is_fitted(self)
-        return self._mlp.predict_proba(self._check_x(X))
+        return self._native("predict_proba", X)
 
     @available_if(_has_proba)
     def predict_log_proba(self, X):
@@ -349,8 +346,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             scikit-learn's convention, the second class's score minus the first's (positive
             means ``classes_[1]``).
         """
-        check_is_fitted(self)
-        scores = self._mlp.decision_function(self._check_x(X))
+        scores = self._native("decision_function", X)
         if scores.shape[1] == 2:
             return scores[:, 1] - scores[:, 0]
         return scores

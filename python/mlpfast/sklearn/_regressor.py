@@ -7,7 +7,6 @@ from typing import Callable
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     _ATTRIBUTES_DOC,
@@ -186,8 +185,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predictions, as float64 (computed in the estimator's dtype).
         """
-        check_is_fitted(self)
-        pred = self._mlp.predict(self._check_x(X)).astype(np.float64, copy=False)
+        pred = self._native("predict", X).astype(np.float64, copy=False)
         return pred.ravel() if pred.shape[1] == 1 else pred
 
     def __sklearn_tags__(self):

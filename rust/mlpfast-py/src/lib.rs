@@ -4,11 +4,12 @@
 //! `model`, `fit`); `state` holds a model's shared storage and training session, `targets`
 //! turns labels and targets into the core's form; `convert` turns numpy arrays into core
 //! views and back and holds the one dtype enum (`ByDType`, with `for_dtype!` and
-//! `by_dtype!`), and `error` maps core errors and panics to Python exceptions. No numeric
-//! loop lives in this crate.
+//! `by_dtype!`), and `error` maps core errors and panics to Python exceptions; `bench` times
+//! the GEMM kernel alone, for benches/. No numeric loop lives in this crate.
 
 mod activations;
 mod args;
+mod bench;
 mod convert;
 mod error;
 mod fit;
@@ -109,6 +110,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_info, m)?)?;
     m.add_function(wrap_pyfunction!(_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::_gemm_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(fit::_check_fit_settings, m)?)?;
     m.add_function(wrap_pyfunction!(fit::_fit_defaults, m)?)?;
     // The vocabulary the Python side (model files, estimators) takes from here.

@@ -67,8 +67,8 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
 /// Products with at most this many rows (one-row inference, above all) take [`few_rows`].
 const FEW_ROWS: usize = 2;
 
-/// Output columns [`few_rows`] keeps in registers at once: 4 AVX-512 registers of f32.
-const COLUMNS: usize = 64;
+/// Output columns [`few_rows`] keeps in registers at once: 8 AVX-512 registers of f32.
+const COLUMNS: usize = 128;
 
 /// `dst (+)= a · b` for a few rows and a row-major `b`. A general kernel packs its operands
 /// into blocks first, which for one row is most of the time; here each block of output

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import gemm_bench
 import sweep
 import threads_bench
 import workloads as wl
@@ -140,6 +141,7 @@ def dates(results: dict) -> list[str]:
     found = {r.get("date") for r in results.get("workloads", {}).values()}
     for key in ("predict", "memory", "latency", "sweep", "contention", "gridsearch"):
         found.add(results.get(key, {}).get("date"))
+    found |= {r.get("date") for r in gemm_workloads(results).values()}
     found.add(results.get("machine", {}).get("date"))
     return sorted(d for d in found if d)
 
@@ -161,12 +163,14 @@ def results_md(results: dict) -> str:
         lines += machine_md(results["machine"])
     if results.get("workloads"):
         lines += training_md(results)
+    if gemm_workloads(results):
+        lines += kernel_md(results)
     if "sweep" in results:
         lines += sweep_md(results["sweep"])
     lines += inference_md(results)
     if "memory" in results:
         lines += memory_md(results["memory"])
-    if results.get("workloads"):
+    if results.get("workloads") or gemm_workloads(results):
         lines += notes_md(results)
     if "contention" in results:
         lines += threads_bench.report_contention(results["contention"])
@@ -485,6 +489,7 @@ def notes_md(results: dict) -> list[str]:
         "",
         *targets_met(rs),
         *[note for r in rs for note in miss_note(r)],
+        *floor_notes(results),
         *threads_note(rs),
         *sweep_note(results.get("sweep")),
         *latency_note(one_row_us(results)),
@@ -501,6 +506,8 @@ def targets_met(rs: list[Row]) -> list[str]:
     def names(ok) -> str:
         return ", ".join(f"`{r.w.name}`" for r in rs if ok(r)) or "none"
 
+    if not rs:
+        return []
     lines = [
         f"- numpy targets met: {sum(r.numpy_met for r in rs)} of {len(rs)} "
         f"({names(lambda r: r.numpy_met)})."
@@ -569,6 +576,293 @@ def latency_note(us: dict[str, float]) -> list[str]:
     return [f"- One-row latencies over target: {listed}."]
 
 
+# --------------------------------------------------------------------------- GEMM kernel
+
+
+def gemm_workloads(results: dict) -> dict[str, dict]:
+    """The workloads of the GEMM section, in the table's order."""
+    done = results.get("gemm", {}).get("workloads", {})
+    return {w.name: done[w.name] for w in wl.WORKLOADS if w.name in done}
+
+
+def other_dtypes(r: dict) -> list[str]:
+    """The workload's own dtype first, then the others measured."""
+    return [r["dtype"], *(d for d in r["dtypes"] if d != r["dtype"])]
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f}"
+
+
+def kernel_totals(entry: dict) -> dict:
+    """A step's products in one dtype: µs per contender, GFLOP/s, and numpy 1 thread / faer."""
+    flop = gemm_bench.step_flop(entry)
+    sec = {c: gemm_bench.step_seconds(entry, c) for c in gemm_bench.CONTENDERS}
+    return {
+        "flop": flop,
+        "seconds": sec,
+        "gflops": {c: flop / s / 1e9 for c, s in sec.items()},
+        "numpy_over_faer": sec["numpy_1t"] / sec["faer"],
+    }
+
+
+def step_count(r: dict) -> str:
+    """'469 (468 + 1 of 96 rows) × 1 epoch'."""
+    total = r["full_steps"] + bool(r["last_rows"])
+    part = f" ({r['full_steps']} + 1 of {r['last_rows']} rows)" if r["last_rows"] else ""
+    return f"{total:,}{part} × {plural(r['epochs'], 'epoch')}"
+
+
+@dataclass
+class Floor:
+    """One workload's GEMM floor beside its training time and the targets' times."""
+
+    name: str
+    dtype: str
+    seconds: float  # the products of the whole run spread over mlpfast's threads
+    threads: int
+    mlpfast: float | None  # measured training time (main section), when present
+    numpy_asks: float | None  # numpy's time / the numpy target
+    jax_asks: float | None  # JAX best's time / the JAX target
+    last_rows: int
+
+    @property
+    def share(self) -> float | None:
+        return div(self.seconds, self.mlpfast)
+
+
+def floors(results: dict) -> list[Floor]:
+    """Every workload of the GEMM section, with the main section's figures when it has them."""
+    main = {r.w.name: r for r in rows(results)}
+    out = []
+    for name, g in gemm_workloads(results).items():
+        if g["dtype"] not in g["dtypes"]:
+            continue
+        r = main.get(name)
+        jax = None if r is None or r.jax_best is None else r.jax_best / r.w.jax_target
+        out.append(
+            Floor(
+                name,
+                g["dtype"],
+                gemm_bench.floor_seconds(g),
+                g["threads"],
+                None if r is None else r.s("mlpfast"),
+                None if r is None else r.s("numpy") / r.w.target,
+                jax,
+                g["last_rows"],
+            )
+        )
+    return out
+
+
+def below(asks: float | None, floor: float) -> str:
+    """Whether a target's time is below the products' floor."""
+    return "-" if asks is None else ("**yes**" if asks < floor else "no")
+
+
+def kernel_md(results: dict) -> list[str]:
+    """The GEMM section: step totals per workload and dtype, the floor, the per-product detail."""
+    section = results["gemm"]
+    gw = gemm_workloads(results)
+    days = sorted({r["date"] for r in gw.values()})
+    first = next(iter(gw.values()))
+    p0 = next(iter(first["dtypes"].values()))["products"][0]
+    lines = [
+        "## GEMM kernel: faer against numpy, product by product",
+        "",
+        f"`python benches/run.py --gemm` on {', '.join(days)}: every GEMM of one training step "
+        "timed alone. *faer* is the kernel mlpfast runs, always on one thread per product "
+        "(`mlpfast._core._gemm_seconds`); numpy is `np.matmul(A, B, out=out)` with transposed "
+        "views where the step reads an operand transposed (as the numpy contender's `.T @` "
+        f"does), with 1 and with 2 BLAS threads ({section.get('numpy_blas') or 'BLAS'}). Each "
+        f"figure is the best of {gemm_bench.SMALL_REPS} runs ({gemm_bench.LARGE_REPS} for "
+        f"products over {gemm_bench.LARGE_FLOP / 1e6:.0f} MFLOP), the three taking turns "
+        f"shape by shape over {plural(p0['rounds'], 'round')}, each batch of runs after a "
+        f"{SETTLE} s pause; numpy's times include the Python call of `np.matmul`. A layer "
+        "in → out on B rows does x·W (B × in · in × out), xᵀ·dy (in × B · B × out) and dy·Wᵀ "
+        "(B × out · out × in); the first layer has no dy·Wᵀ. Each workload's own dtype is in "
+        "bold; the other is extra information.",
+        "",
+        "| workload | dtype | products | MFLOP per step | faer µs (1 thread) "
+        "| numpy µs, 1 thread | numpy µs, 2 threads | faer GFLOP/s | numpy GFLOP/s, 1 thread "
+        "| numpy 1 thread / faer (time) | numpy GFLOP/s, 2 threads |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in gw.items():
+        for dtype in other_dtypes(r):
+            entry = r["dtypes"].get(dtype)
+            if entry is None:
+                continue
+            t = kernel_totals(entry)
+            sec, gf = t["seconds"], t["gflops"]
+            own = dtype == r["dtype"]
+            ratio = f"{t['numpy_over_faer']:.2f}"
+            lines.append(
+                f"| {name} | {bold(dtype) if own else dtype} | {len(entry['products'])} "
+                f"| {t['flop'] / 1e6:,.1f} | {us(sec['faer'])} | {us(sec['numpy_1t'])} "
+                f"| {us(sec['numpy_2t'])} | {gf['faer']:.0f} | {gf['numpy_1t']:.0f} "
+                f"| {bold(ratio) if own else ratio} "
+                f"| {gf['numpy_2t']:.0f} |"
+            )
+    lines += ["", *floor_md(results, gw), ""]
+    for own in (True, False):
+        lines += product_detail_md(gw, own)
+    return lines
+
+
+def floor_md(results: dict, gw: dict[str, dict]) -> list[str]:
+    """The GEMM floor of each workload beside mlpfast's time and the targets' times."""
+    fs = floors(results)
+    if not fs:
+        return []
+    threads = sorted({f.threads for f in fs})
+    caveat = ""
+    timed = {f.name for f in fs if f.mlpfast is not None}
+    main_days = sorted(
+        {r.r.get("date", results["machine"]["date"]) for r in rows(results) if r.w.name in timed}
+    )
+    gemm_days = sorted({r["date"] for r in gw.values()})
+    if timed and main_days != gemm_days:
+        caveat = (
+            f" The products were timed on {', '.join(gemm_days)}, the training on "
+            f"{', '.join(main_days)}: shares across two runs on a shared machine are "
+            "approximate."
+        )
+    lines = [
+        "**GEMM floor**: the faer products of every step of the training run (steps per epoch "
+        "= ceil(samples / batch), the last partial batch's smaller products timed as such) × "
+        f"epochs, divided by mlpfast's {' or '.join(map(str, threads))} threads: the time the "
+        "products alone would take with both cores perfectly used, in the workload's own "
+        "dtype. Beside it mlpfast's training time from the table above, and the time each "
+        "target asks for (numpy's or JAX best's time / the target ratio); *below the floor* "
+        f"means no engine using this kernel can meet that target on this machine.{caveat}",
+        "",
+        "| workload | dtype | steps | faer µs per step | GEMM floor s | mlpfast s "
+        "| floor / mlpfast | numpy target asks s | below the floor | JAX target asks s "
+        "| below the floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in fs:
+        r = gw[f.name]
+        per_step = gemm_bench.step_seconds(r["dtypes"][f.dtype], "faer")
+        share = f.share
+        lines.append(
+            f"| {f.name} | {f.dtype} | {step_count(r)} | {us(per_step)} | {f.seconds:.3f} "
+            f"| {fmt(f.mlpfast)} | {'-' if share is None else f'{100 * share:.0f}%'} "
+            f"| {fmt(f.numpy_asks)} | {below(f.numpy_asks, f.seconds)} "
+            f"| {fmt(f.jax_asks)} | {below(f.jax_asks, f.seconds)} |"
+        )
+    return lines
+
+
+def product_detail_md(gw: dict[str, dict], own: bool) -> list[str]:
+    """Every product's figures, in each workload's own dtype (own) or in the others."""
+    body = []
+    for name, r in gw.items():
+        for dtype in other_dtypes(r):
+            if (dtype == r["dtype"]) != own:
+                continue
+            entry = r["dtypes"][dtype]
+            for key, rows_ in (("products", r["batch"]), ("last_products", r["last_rows"])):
+                for p in entry.get(key, []):
+                    body.append(
+                        f"| {name} | {dtype} | {rows_} | {p['layer'] + 1} | {p['product']} "
+                        f"| {p['m']} × {p['k']} × {p['n']} | {p['flop'] / 1e6:,.2f} "
+                        f"| {us(p['faer_s'])} | {us(p['numpy_1t_s'])} | {us(p['numpy_2t_s'])} "
+                        f"| {p['faer_gflops']:.0f} | {p['numpy_1t_gflops']:.0f} "
+                        f"| {p['numpy_2t_gflops']:.0f} | {p['numpy_1t_s'] / p['faer_s']:.2f} |"
+                    )
+    if not body:
+        return []
+    which = "each workload's own dtype" if own else "the other dtype"
+    return [
+        "<details>",
+        f"<summary>Per product, {which} (rows: of the batch; layer: 1 is the first)</summary>",
+        "",
+        "| workload | dtype | rows | layer | product | m × k × n | MFLOP | faer µs "
+        "| numpy µs, 1 thread | numpy µs, 2 threads | faer GFLOP/s | numpy GFLOP/s, 1 thread "
+        "| numpy GFLOP/s, 2 threads | numpy 1 thread / faer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *body,
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def floor_notes(results: dict) -> list[str]:
+    """Per workload: the kernel against numpy's, the share of mlpfast's time the floor is,
+    and whether each target's time lies below it."""
+    gw = gemm_workloads(results)
+    lines = []
+    for f in floors(results):
+        r = gw[f.name]
+        t = kernel_totals(r["dtypes"][f.dtype])
+        sec = t["seconds"]
+        text = (
+            f"- `{f.name}` ({f.dtype}): faer's kernel runs a step's products at "
+            f"{t['gflops']['faer']:.0f} GFLOP/s on one thread, numpy's at "
+            f"{t['gflops']['numpy_1t']:.0f} (numpy takes {t['numpy_over_faer']:.2f}× faer's "
+            f"time); with two BLAS threads numpy takes {us(sec['numpy_2t'])} µs per step, "
+            f"faer's products spread over {plural(f.threads, 'thread')} "
+            f"{us(sec['faer'] / f.threads)} µs. The products of the whole run alone, spread "
+            f"perfectly over {plural(f.threads, 'thread')}, take {f.seconds:.3f} s"
+        )
+        text += (
+            f" (the last partial batch of {f.last_rows} rows counted with its own products)"
+            if f.last_rows
+            else ""
+        )
+        if f.mlpfast is None:
+            lines.append(text + "; mlpfast's training time is not in the results.")
+            continue
+        text += (
+            f": **{100 * f.share:.0f}%** of mlpfast's {f.mlpfast:.3f} s, leaving "
+            f"{f.mlpfast - f.seconds:.3f} s to everything else."
+        )
+        for who, asks in (("numpy", f.numpy_asks), ("JAX", f.jax_asks)):
+            if asks is None:
+                continue
+            if asks < f.seconds:
+                text += (
+                    f" The {who} target asks for {asks:.3f} s, **below the floor** "
+                    f"({100 * asks / f.seconds:.0f}% of it): no engine using this kernel can "
+                    "meet it on this machine."
+                )
+            else:
+                text += (
+                    f" The {who} target asks for {asks:.3f} s, above the floor: it leaves "
+                    f"{asks - f.seconds:.3f} s ({100 * (asks - f.seconds) / asks:.0f}% of it) "
+                    "to everything but the products."
+                )
+        lines.append(text)
+    return lines
+
+
+def gemm_sentence(results: dict) -> str | None:
+    """The kernel against numpy's, and the floor's share of mlpfast's time, as ranges."""
+    gw = gemm_workloads(results)
+    ratios = [
+        kernel_totals(r["dtypes"][r["dtype"]])["numpy_over_faer"]
+        for r in gw.values()
+        if r["dtype"] in r["dtypes"]
+    ]
+    if not ratios:
+        return None
+    text = (
+        f"On the products of a training step, numpy's one-thread GEMM takes {span(ratios)}× "
+        f"the time of faer's kernel (which mlpfast runs on one thread per product) in the "
+        f"{len(ratios)} workloads' own dtypes"
+    )
+    shares = [f.share for f in floors(results) if f.share is not None]
+    if shares:
+        text += (
+            "; those products alone, both cores perfectly used, account for "
+            f"{span([100 * s for s in shares], '.0f')}% of mlpfast's training time"
+        )
+    return text + "."
+
+
 # -------------------------------------------------------------------------------- README
 
 
@@ -579,7 +873,13 @@ def readme_block(results: dict) -> str:
         return "No benchmark results yet: run `python benches/run.py`."
     sentences = [training_sentence(results, rs), targets_sentence(results, rs)]
     sentences += [
-        s for s in (latency_sentence(one_row_us(results)), threads_sentence(results)) if s
+        s
+        for s in (
+            gemm_sentence(results),
+            latency_sentence(one_row_us(results)),
+            threads_sentence(results),
+        )
+        if s
     ]
     return "\n".join(wrap(" ".join(sentences)))
 

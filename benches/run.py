@@ -7,6 +7,8 @@ Run from the repository root, after ``pip install ".[bench]"`` (a release build)
     python benches/run.py --main --only tiny mnist --runs 7
     python benches/run.py --sweep         # mnist with every activation
     python benches/run.py --latency       # one-row predict: native, estimator, onnxruntime
+    python benches/run.py --gemm          # faer's GEMM kernel against numpy's, product by product
+    python benches/run.py --gemm --only tiny mnist
     python benches/run.py --contention    # threads with a busy core (threads_bench.py)
     python benches/run.py --gridsearch    # GridSearchCV with n_jobs=1 / 2 and on dask
     python benches/run.py --report-only   # RESULTS.md and the README's figures, no measuring
@@ -17,7 +19,13 @@ against the targets of BENCHMARKS.md and numpy's GEMM peak (best of 5 products a
 float32 and float64). It also times ``predict`` on the mnist model against numpy's forward
 pass, and peak memory during the mnist fit (each contender in a fresh subprocess). ``--only``
 names the workloads to run (and the parts ``predict``, ``latency``, ``memory`` of the main
-section); the others keep their figures.
+section; ``--gemm`` and ``--contention`` take the workloads); the others keep their figures.
+
+The GEMM section (gemm_bench.py) times faer's kernel, the one mlpfast runs on one thread per
+product, against numpy's with one and with two BLAS threads on every product of a training
+step of every workload, in float32 and float64; report.py sets the products' floor (all of a
+run's products spread perfectly over mlpfast's threads) beside mlpfast's training time and the
+times the targets ask for.
 
 Results go to ``benches/results.json``, merged with what earlier runs measured (a section or
 workload run again replaces its old figures, each keeping the date it was measured on); then
@@ -56,6 +64,7 @@ import mlpfast  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import gemm_bench  # noqa: E402
 import latency  # noqa: E402
 import machine  # noqa: E402
 import memory  # noqa: E402
@@ -67,7 +76,7 @@ from timing import interleave, medians, with_threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-SECTIONS = ("main", "sweep", "latency", "contention", "gridsearch")
+SECTIONS = ("main", "gemm", "sweep", "latency", "contention", "gridsearch")
 PARTS = ("predict", "latency", "memory")  # of the main section, besides the workloads
 
 
@@ -245,6 +254,29 @@ def run_sweep(results: dict, args) -> None:
         print(f"sweep {act:10s} mlpfast {s['mlpfast']:.3f}s numpy {s['numpy']:.3f}s", flush=True)
 
 
+def run_gemm(results: dict, args) -> None:
+    """faer's GEMM kernel against numpy's on every product, merged workload by workload."""
+    names = [w.name for w in wl.WORKLOADS if wanted(args, w.name)]
+    if not names:
+        return
+    section = results.get("gemm", {"workloads": {}})
+    section.update(date=today(), numpy_blas=machine.numpy_blas())
+    for name in names:
+        r = gemm_bench.run_workload(wl.BY_NAME[name])
+        section["workloads"][name] = r
+        head = r["dtypes"][r["dtype"]]
+        totals = {c: gemm_bench.step_seconds(head, c) * 1e6 for c in gemm_bench.CONTENDERS}
+        print(
+            f"gemm {name:9s} {r['dtype']} step products: "
+            + "  ".join(f"{c} {us:,.1f} µs" for c, us in totals.items()),
+            flush=True,
+        )
+    section["workloads"] = {
+        w.name: section["workloads"][w.name] for w in wl.WORKLOADS if w.name in section["workloads"]
+    }
+    results["gemm"] = section
+
+
 def run_contention(results: dict, args) -> None:
     """Threads with a busy core, merged workload by workload."""
     names = [w.name for w in wl.WORKLOADS if wanted(args, w.name)]
@@ -324,6 +356,9 @@ def parse(argv: list[str]):
     parser.add_argument(
         "--main", action="store_true", help="training table, predict, latency, memory"
     )
+    parser.add_argument(
+        "--gemm", action="store_true", help="faer's GEMM kernel against numpy's, per product"
+    )
     parser.add_argument("--sweep", action="store_true", help="mnist with every activation")
     parser.add_argument("--latency", action="store_true", help="one-row predict latency")
     parser.add_argument("--contention", action="store_true", help="threads with a busy core")
@@ -363,6 +398,8 @@ def measure(results: dict, args) -> None:
     # --latency runs it; as a part of the main section (or of everything), --only may leave it out.
     if args.latency or ("main" in chosen and wanted(args, "latency")):
         run_latency(results, args, use)
+    if "gemm" in chosen:
+        run_gemm(results, args)
     if "sweep" in chosen:
         run_sweep(results, args)
     if "contention" in chosen:

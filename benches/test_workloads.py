@@ -105,3 +105,39 @@ def test_train(request, setup, contender):
     else:
         benchmark.pedantic(wl.train_numpy, args=(w, X, y, params), rounds=3, iterations=1)
     benchmark.extra_info["gflop"] = w.flops_per_epoch() * w.epochs / 1e9
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gemm_products_match_layers(name):
+    import gemm_bench
+
+    # The --gemm section's products of a step: per layer (in → out) x·W, xᵀ·dy, and dy·Wᵀ
+    # but for the first layer, whose input gradient mlpfast never computes.
+    w = wl.BY_NAME[name]
+    for rows in (w.batch, 3):
+        want = []
+        for i, (n_in, n_out) in enumerate(zip(w.sizes[:-1], w.sizes[1:])):
+            want += [(rows, n_in, n_out, False, False), (n_in, rows, n_out, True, False)]
+            if i > 0:
+                want.append((rows, n_out, n_in, False, True))
+        got = gemm_bench.products(w, rows)
+        assert [p.shape for p in got] == want
+        assert sum(p.flop for p in got) == w.flops_per_step(rows)
+    full, last = gemm_bench.steps(w)
+    assert full * w.batch + last == w.samples and 0 <= last < w.batch
+
+
+def test_gemm_floor_counts_every_step():
+    import gemm_bench
+
+    # mnist: 60,000 rows in batches of 128, 468 full steps and one of 96 rows, on 2 threads.
+    w = wl.BY_NAME["mnist"]
+    full, last = gemm_bench.steps(w)
+    entry = {
+        "products": [{"faer_s": 1.0}, {"faer_s": 2.0}],
+        "last_products": [{"faer_s": 0.5}],
+    }
+    r = {"dtype": "float32", "dtypes": {"float32": entry}, "full_steps": full}
+    r.update(last_rows=last, epochs=2, threads=2)
+    assert (full, last) == (468, 96)
+    assert gemm_bench.floor_seconds(r) == 2 * (468 * 3.0 + 0.5) / 2

@@ -55,6 +55,8 @@ pub trait Float:
     fn ln(self) -> Self;
     /// ln(1 + self), accurate near 0.
     fn ln_1p(self) -> Self;
+    /// self · a + b, rounded once (an instruction where the CPU has one, else libm's).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
     /// Hyperbolic tangent ([`crate::vmath`]).
@@ -104,6 +106,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {

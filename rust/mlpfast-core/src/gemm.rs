@@ -36,8 +36,7 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
         }
         return;
     }
-    if m <= FEW_ROWS && b.col_stride() == 1 {
-        few_rows(dst, a, b, accumulate);
+    if m == 1 && n >= 2 && !accumulate && b.col_stride() == 1 && one_row(dst, a, b) {
         return;
     }
     let view = |m: MatRef<'_, T>| {
@@ -64,70 +63,65 @@ pub fn matmul<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accum
     faer::linalg::matmul::matmul(out, accum, view(a), view(b), T::ONE, Par::Seq);
 }
 
-/// Products with at most this many rows (one-row inference, above all) take [`few_rows`].
-const FEW_ROWS: usize = 2;
-
-/// Output columns [`few_rows`] keeps in registers at once: 8 AVX-512 registers of f32.
+/// Output columns [`one_row`] keeps in registers at once: 8 AVX-512 registers of f32.
 const COLUMNS: usize = 128;
 
-/// `dst (+)= a · b` for a few rows and a row-major `b`. A general kernel packs its operands
-/// into blocks first, which for one row is most of the time; here each block of output
-/// columns is summed in registers while `b`'s rows stream past, in vector loops at the CPU's
-/// full width. Each output is summed over `b`'s rows in order (no fused multiply-add), so
-/// every width gives the same bits.
-fn few_rows<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool) {
-    let (k, n) = (a.cols(), b.cols());
+/// `dst = a · b` for one row `a` and a row-major `b`, the product of one-row inference.
+/// faer packs its operands even then, which is most of the time for one row; here each block
+/// of output columns is summed in registers while `b`'s rows stream past once. Each output is
+/// `fma(a_k−1, b_k−1, … fma(a_1, b_1, a_0·b_0))`, in order: exactly what faer computes for
+/// one row of two or more columns (one column is a dot product there, summed in lanes, and
+/// stays faer's), so a row's result does not depend on which kernel ran: scikit-learn checks
+/// that predicting rows one by one gives what predicting them together gives. It runs with
+/// AVX2 and FMA or wider (see [`crate::simd`]) and returns false without them, leaving the
+/// product to faer.
+fn one_row<T: Float>(dst: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>) -> bool {
+    if crate::simd::active() < crate::simd::Level::Avx2 {
+        return false;
+    }
+    let k = a.cols();
     let (rs, data) = (b.row_stride(), b.data());
     crate::simd::wide(
         #[inline(always)]
         || {
-            for (r, out) in dst.chunks_exact_mut(n).enumerate() {
-                let mut blocks = out.chunks_exact_mut(COLUMNS);
-                let mut j0 = 0;
-                for block in &mut blocks {
-                    column_block::<T, COLUMNS>(block, a, r, data, rs, j0, k, accumulate);
-                    j0 += COLUMNS;
-                }
-                let tail = blocks.into_remainder();
-                let mut tails = tail.chunks_exact_mut(8);
-                for block in &mut tails {
-                    column_block::<T, 8>(block, a, r, data, rs, j0, k, accumulate);
-                    j0 += 8;
-                }
-                for (c, o) in tails.into_remainder().iter_mut().enumerate() {
-                    let mut acc = if accumulate { *o } else { T::ZERO };
-                    for i in 0..k {
-                        acc += a.at(r, i) * data[i * rs + j0 + c];
-                    }
-                    *o = acc;
-                }
+            let mut blocks = dst.chunks_exact_mut(COLUMNS);
+            let mut j0 = 0;
+            for block in &mut blocks {
+                column_block::<T, COLUMNS>(block, a, data, rs, j0, k);
+                j0 += COLUMNS;
+            }
+            let mut tails = blocks.into_remainder().chunks_exact_mut(8);
+            for block in &mut tails {
+                column_block::<T, 8>(block, a, data, rs, j0, k);
+                j0 += 8;
+            }
+            for (c, o) in tails.into_remainder().iter_mut().enumerate() {
+                *o = (0..k).fold(T::ZERO, |acc, i| {
+                    a.at(0, i).mul_add(data[i * rs + j0 + c], acc)
+                });
             }
         },
-    )
+    );
+    true
 }
 
-/// `out (+)= Σ_i a[r, i] · b[i, j0..j0 + W]`, the W sums kept in registers.
+/// `out = Σ_i a[0, i] · b[i, j0..j0 + W]` by fused multiply-adds in order, the W sums kept in
+/// registers.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn column_block<T: Float, const W: usize>(
     out: &mut [T],
     a: MatRef<'_, T>,
-    r: usize,
     data: &[T],
     rs: usize,
     j0: usize,
     k: usize,
-    accumulate: bool,
 ) {
     let mut acc = [T::ZERO; W];
-    if accumulate {
-        acc.copy_from_slice(out);
-    }
     for i in 0..k {
-        let x = a.at(r, i);
+        let x = a.at(0, i);
         let w: &[T; W] = data[i * rs + j0..][..W].try_into().expect("W columns");
         for c in 0..W {
-            acc[c] += x * w[c];
+            acc[c] = x.mul_add(w[c], acc[c]);
         }
     }
     out.copy_from_slice(&acc);
@@ -187,47 +181,57 @@ mod tests {
         assert!(close(&acc, &expect));
     }
 
-    #[test]
-    fn few_rows_match_the_naive_product_and_agree_at_every_width() {
+    /// faer's product, which [`one_row`] stands in for.
+    fn faer_product<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Vec<T> {
+        let mut out = vec![T::ZERO; a.rows() * b.cols()];
+        let (ad, bd) = (
+            &a.data()[..a.rows() * a.cols()],
+            &b.data()[..b.rows() * b.cols()],
+        );
+        let av = FaerRef::<T>::from_row_major_slice(ad, a.rows(), a.cols());
+        let bv = FaerRef::<T>::from_row_major_slice(bd, b.rows(), b.cols());
+        let dst = MatMut::<T>::from_row_major_slice_mut(&mut out, a.rows(), b.cols());
+        faer::linalg::matmul::matmul(dst, Accum::Replace, av, bv, T::ONE, Par::Seq);
+        out
+    }
+
+    fn one_row_agrees_with_faer<T: Float>() {
         use crate::simd::{Level, at_level, detected};
-        // Column counts that exercise the 64-wide blocks, the 8-wide tail and the last few.
-        for n in [1, 7, 8, 10, 64, 75, 130, 256] {
-            for rows in 1..=FEW_ROWS {
-                let k = 37;
-                let a: Vec<f64> = (0..rows * k).map(|v| (v as f64 * 0.37).sin()).collect();
-                let b: Vec<f64> = (0..k * n).map(|v| (v as f64 * 0.11).cos()).collect();
-                let (a, b) = (MatRef::new(&a, rows, k), MatRef::new(&b, k, n));
-                let mut out = vec![0.0; rows * n];
-                matmul(&mut out, a, b, false);
-                assert!(close(&out, &naive(a, b)), "{rows}x{k}x{n}");
-                let mut acc = vec![0.5; rows * n];
-                matmul(&mut acc, a, b, true);
-                let expect: Vec<f64> = naive(a, b).iter().map(|v| v + 0.5).collect();
-                assert!(close(&acc, &expect), "accumulate {rows}x{k}x{n}");
-                // A transposed (strided) left operand takes the same path.
-                let at: Vec<f64> = (0..k * rows).map(|v| (v as f64).sqrt()).collect();
-                let at = MatRef::new(&at, k, rows).t();
-                let mut out_t = vec![0.0; rows * n];
-                matmul(&mut out_t, at, b, false);
-                assert!(close(&out_t, &naive(at, b)), "transposed {rows}x{k}x{n}");
-                for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
-                    if level > detected() {
-                        continue;
-                    }
-                    let mut at_l = vec![0.0; rows * n];
-                    at_level(level, || matmul(&mut at_l, a, b, false));
-                    assert!(at_l == out, "{level:?} {rows}x{k}x{n}");
-                    let b32: Vec<f32> = b.data().iter().map(|&v| v as f32).collect();
-                    let a32: Vec<f32> = a.data().iter().map(|&v| v as f32).collect();
-                    let (a32, b32) = (MatRef::new(&a32, rows, k), MatRef::new(&b32, k, n));
-                    let mut base = vec![0.0f32; rows * n];
-                    at_level(Level::Baseline, || matmul(&mut base, a32, b32, false));
-                    let mut wide = vec![0.0f32; rows * n];
-                    at_level(level, || matmul(&mut wide, a32, b32, false));
-                    assert!(base == wide, "f32 {level:?} {rows}x{k}x{n}");
+        // Column counts that exercise the 128-wide blocks, the 8-wide tail and the last few.
+        for (k, n) in [
+            (784, 256),
+            (37, 1),
+            (100, 1),
+            (100, 2),
+            (100, 3),
+            (3, 100),
+            (37, 7),
+            (5, 10),
+            (300, 130),
+            (64, 1000),
+        ] {
+            // Pseudo-random values: smooth ones can hide a different order of summation.
+            let mut rng = crate::rng::Rng::new((k * n) as u64);
+            let a: Vec<T> = (0..k).map(|_| T::from_f64(rng.normal())).collect();
+            let b: Vec<T> = (0..k * n).map(|_| T::from_f64(rng.normal())).collect();
+            let (a, b) = (MatRef::new(&a, 1, k), MatRef::new(&b, k, n));
+            let want = faer_product(a, b);
+            for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+                if level > detected() {
+                    continue;
                 }
+                let mut out = vec![T::ZERO; n];
+                at_level(level, || matmul(&mut out, a, b, false));
+                let same = out.iter().zip(&want).all(|(x, y)| x.to_f64() == y.to_f64());
+                assert!(same, "{} {level:?} 1x{k}x{n}", T::NAME);
             }
         }
+    }
+
+    #[test]
+    fn one_row_products_give_faers_bits_at_every_width() {
+        one_row_agrees_with_faer::<f32>();
+        one_row_agrees_with_faer::<f64>();
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! The wheel is built for baseline x86-64 (SSE2), which leaves most of a modern core's vector
 //! width unused in the elementwise passes: bias and activation, the loss, optimizer updates,
 //! gradient sums. [`wide`] runs a loop compiled again with AVX-512 (512-bit vectors) or AVX2
-//! enabled, the widest the CPU supports. No fused multiply-add is ever formed (Rust does not
-//! contract `a * b + c`), and no sum is reordered, so every build of a loop gives the same
-//! bits: only their speed differs.
+//! enabled, the widest the CPU supports. No sum is reordered, and no fused multiply-add is
+//! formed where the code does not ask for one (Rust never contracts `a * b + c`; where it asks,
+//! with `mul_add`, every level has the exactly rounded instruction: AVX2 comes with FMA
+//! here), so every build of a loop gives the same bits: only their speed differs.
 //!
 //! `MLPFAST_SIMD=avx2` or `MLPFAST_SIMD=baseline` in the environment caps the level, read once
 //! per process: to compare the paths, or to rule one out when chasing a problem.
@@ -17,7 +18,7 @@ use std::sync::OnceLock;
 pub enum Level {
     /// The wheel's baseline: SSE2 on x86-64, whatever the target has elsewhere.
     Baseline,
-    /// 256-bit vectors.
+    /// 256-bit vectors, with fused multiply-add.
     Avx2,
     /// 512-bit vectors (AVX-512 F, with its integer and conversion extensions).
     Avx512,
@@ -51,7 +52,8 @@ pub fn detected() -> Level {
         {
             return Level::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Level::Avx2;
         }
     }
@@ -85,14 +87,21 @@ pub(crate) fn at_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// The level [`wide`] runs at on this thread: [`level`], or in tests the one [`at_level`]
+/// forces.
+#[inline(always)]
+pub(crate) fn active() -> Level {
+    #[cfg(test)]
+    return FORCED.with(|c| c.get()).unwrap_or_else(level);
+    #[cfg(not(test))]
+    level()
+}
+
 /// Runs `f`, compiled for the widest level available (see [`level`]). `f` should be an
 /// `#[inline(always)]` closure so that its body is compiled into each level's function.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(test)]
-    let level = FORCED.with(|c| c.get()).unwrap_or_else(level);
-    #[cfg(not(test))]
-    let level = level();
+    let level = active();
     #[cfg(target_arch = "x86_64")]
     {
         match level {
@@ -109,7 +118,7 @@ pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }

@@ -23,9 +23,9 @@ import mlpfast
 DTYPES = [np.float32, np.float64]
 # The largest distance from the extended-precision reference, in ulps: what the kernels
 # measure on these inputs (forward: tanh 2, sigmoid 2 in float32 and 3 in float64, ELU 1;
-# derivative at the input: 4, 4, 2).
+# derivative at the input: tanh 4 in float32 and 3 in float64, sigmoid 4, ELU 1).
 FORWARD_ULPS = {"sigmoid": 3, "tanh": 2, "elu": 1}
-DERIVATIVE_ULPS = {"sigmoid": 4, "tanh": 4, "elu": 2}
+DERIVATIVE_ULPS = {"sigmoid": 4, "tanh": 4, "elu": 1}
 
 
 def inputs(dtype) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Every array argument accepts any float/int array or nested list of the right shape.
+"""Every array argument accepts any float/int array or nested list of the right shape (X also
+a boolean array, as the estimators do).
 
 Fortran order, strided views, reversed views, integer arrays, float16 and nested
 lists must give exactly the results of the equivalent C-contiguous array in the
@@ -36,6 +37,15 @@ def variants(base):
 VARIANT_NAMES = [v[0] for v in variants(np.zeros((2, 2)))]
 
 
+def x_variants(base):
+    """:func:`variants`, and a boolean X (0 and 1 after conversion), which the estimators'
+    validation accepts and so does every method taking X."""
+    return [*variants(base), ("bool", base > 0, (base > 0).astype(np.float64))]
+
+
+X_VARIANT_NAMES = [v[0] for v in x_variants(np.zeros((2, 2)))]
+
+
 @pytest.fixture
 def data(rng):
     """Training data for a softmax model (values exact in float16 not required)."""
@@ -45,10 +55,10 @@ def data(rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("which", VARIANT_NAMES)
+@pytest.mark.parametrize("which", X_VARIANT_NAMES)
 def test_model_methods_accept_array_variants(data, which, dtype):
     X, y = data
-    _, Xv, Xc = next(v for v in variants(X) if v[0] == which)
+    _, Xv, Xc = next(v for v in x_variants(X) if v[0] == which)
     model = mlpfast.MLP([D, 5, C], dtype=dtype, seed=0)
     np.testing.assert_array_equal(model.forward(Xv), model.forward(Xc))
     np.testing.assert_array_equal(model.predict(Xv), model.predict(Xc))
@@ -62,10 +72,10 @@ def test_model_methods_accept_array_variants(data, which, dtype):
         np.testing.assert_array_equal(b, d)
 
 
-@pytest.mark.parametrize("which", VARIANT_NAMES)
+@pytest.mark.parametrize("which", X_VARIANT_NAMES)
 def test_fit_accepts_array_variants(data, which):
     X, y = data
-    _, Xv, Xc = next(v for v in variants(X) if v[0] == which)
+    _, Xv, Xc = next(v for v in x_variants(X) if v[0] == which)
     a = mlpfast.MLP([D, 5, C], dtype="float64", seed=0)
     b = mlpfast.MLP([D, 5, C], dtype="float64", seed=0)
     ha = a.fit(Xv, y, epochs=2, batch_size=4, seed=3, lr=0.1)

@@ -57,12 +57,15 @@ def test_clock():
     assert _clock(3600 + 62) == "1:01:02"
 
 
+@pytest.mark.parametrize("terminal", [True, False])
 @pytest.mark.parametrize("with_tqdm", [True, False])
-def test_verbose_fit_prints_a_line_per_epoch(rng, capsys, monkeypatch, with_tqdm):
+def test_verbose_fit_prints_a_line_per_epoch(rng, capsys, monkeypatch, with_tqdm, terminal):
     if not with_tqdm:
         monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed
     else:
         pytest.importorskip("tqdm")
+    # The bar is drawn only on a terminal: in a log file it would leave a frame per update.
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
     X, y = blobs(rng)
     model = mlpfast.MLP([4, 8, 3], seed=0)
     h = model.fit(X, y, epochs=4, seed=0, verbose=True, validation_data=(X[:30], y[:30]))
@@ -75,7 +78,10 @@ def test_verbose_fit_prints_a_line_per_epoch(rng, capsys, monkeypatch, with_tqdm
         assert (int(m[1]), int(m[2])) == (i + 1, 4)
         assert float(m[3]) == pytest.approx(h["loss"][i], abs=1e-6)
         assert f"val_accuracy {h['val_accuracy'][i]:.4f}" in line
-    assert ("epoch" in err) == with_tqdm  # the tqdm bar, on stderr
+    bar = with_tqdm and terminal
+    assert ("epoch" in err) == bar  # the tqdm bar, on stderr
+    assert ("\r" in err) == bar
+    assert "\r" not in out
 
 
 def test_estimator_verbose_lines_match_its_curves(rng, capsys):
@@ -203,11 +209,16 @@ def test_plot_history_dict_writes_png(rng, tmp_path, mpl):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     loss_ax, score_ax = fig.axes
     assert curves(loss_ax)[:2] == [h["loss"], h["val_loss"]]
+    # The loss on a log axis (it falls by orders of magnitude), the score on a linear one.
+    assert (loss_ax.get_yscale(), score_ax.get_yscale()) == ("log", "linear")
     assert curves(score_ax)[0] == h["val_accuracy"]
     assert score_ax.get_ylabel() == "validation accuracy"
     # Without validation: one panel, and no file unless asked.
     fig = mlpfast.plot_history({"loss": h["loss"]})
     assert len(fig.axes) == 1 and curves(fig.axes[0]) == [h["loss"]]
+    # A loss that reaches 0 (the hinge loss can) cannot go on a log axis.
+    fig = mlpfast.plot_history({"loss": [0.5, 0.1, 0.0]})
+    assert fig.axes[0].get_yscale() == "linear"
 
 
 def test_plot_history_estimator(rng, tmp_path, mpl):
@@ -241,5 +252,7 @@ def test_plot_history_refuses_other_input(mpl):
 
 def test_plot_history_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"mlpfast\[plot\]"):
+    # The hint names what works for a package that is not on an index: matplotlib itself,
+    # or the extra from mlpfast's source tree.
+    with pytest.raises(ImportError, match=r"pip install matplotlib .*pip install '\.\[plot\]'"):
         mlpfast.plot_history({"loss": [1.0]})

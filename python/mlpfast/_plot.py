@@ -67,13 +67,14 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *, title: 
     Raises
     ------
     ImportError
-        matplotlib is not installed (``pip install 'mlpfast[plot]'``).
+        matplotlib is not installed (``pip install matplotlib``).
     """
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
-            "plot_history needs matplotlib: pip install 'mlpfast[plot]' (or matplotlib)"
+            "plot_history needs matplotlib: pip install matplotlib (or, in mlpfast's source "
+            "tree, pip install '.[plot]')"
         ) from exc
     loss, val_loss, metric, scores = _curves(history)
     panels = 2 if metric else 1
@@ -85,6 +86,10 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *, title: 
         ax.plot(range(1, len(val_loss) + 1), val_loss, label="validation loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    # A loss falls by orders of magnitude, most of it in the first epochs: a linear axis
+    # squashes everything after them into a line. Log, unless some loss is 0 (a hinge loss).
+    if all(v > 0 for v in loss) and all(v > 0 for v in val_loss or ()):
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     if metric and scores is not None:

@@ -1,8 +1,10 @@
 """The progress line ``fit(verbose=True)`` prints after every epoch.
 
 One line per epoch on standard output: loss, validation figures, samples per second, elapsed
-and remaining time. When tqdm is installed, an epoch bar runs on standard error as well and
-the lines are written above it.
+and remaining time. When tqdm is installed and there is somewhere to draw it (standard error
+is a terminal, or the fit runs in a notebook), an epoch bar runs there as well and the lines
+are written above it. Written to a log file or a pipe, the output is the lines alone: a bar
+would leave a carriage-return frame in the log for every update.
 """
 
 from __future__ import annotations
@@ -19,6 +21,19 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _is_terminal(stream) -> bool:
+    """Whether ``stream`` is an open terminal."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _in_notebook(tqdm_class) -> bool:
+    """Whether ``tqdm.auto`` chose its notebook bar (a widget, not carriage returns)."""
+    return any(c.__module__ == "tqdm.notebook" for c in tqdm_class.__mro__)
+
+
 class Progress:
     """Prints one line per epoch; called by ``MLP.fit`` with the epoch's figures."""
 
@@ -29,7 +44,7 @@ class Progress:
             from tqdm.auto import tqdm
         except ImportError:
             tqdm = None
-        if tqdm is not None and epochs > 0:
+        if tqdm is not None and epochs > 0 and (_in_notebook(tqdm) or _is_terminal(sys.stderr)):
             self.bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=False)
 
     def line(self, info: dict) -> str:

@@ -59,7 +59,8 @@ try:
     import sklearn.base  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
-        "mlpfast.sklearn needs scikit-learn (>= 1.6): pip install 'mlpfast[sklearn]'"
+        "mlpfast.sklearn needs scikit-learn (>= 1.6): pip install 'scikit-learn>=1.6' (or, "
+        "in mlpfast's source tree, pip install '.[sklearn]')"
     ) from exc
 
 from typing import Any

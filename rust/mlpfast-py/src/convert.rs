@@ -157,8 +157,9 @@ pub fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 pub enum Kinds {
     /// Integers and floats (numpy's numbers, without complex).
     Numeric,
-    /// Integers, floats and booleans (labels).
-    Labels,
+    /// Integers, floats and booleans: labels, and the rows of X (numpy turns booleans into
+    /// 0 and 1, as scikit-learn's validation does).
+    WithBool,
 }
 
 /// `obj` as a numpy array (any dtype, any layout), refusing non-numeric data.
@@ -193,7 +194,7 @@ pub fn as_numeric<'py>(
     let dtype = arr.dtype();
     let ok = match dtype.kind() {
         b'f' | b'i' | b'u' => true,
-        b'b' => kinds == Kinds::Labels,
+        b'b' => kinds == Kinds::WithBool,
         _ => false,
     };
     if !ok {
@@ -232,7 +233,7 @@ pub fn matrix<'py, T: Elem>(
     arg: &str,
     cols: Option<usize>,
 ) -> PyResult<Bound<'py, numpy::PyArray2<T>>> {
-    let arr = as_numeric(obj, arg, Kinds::Numeric)?;
+    let arr = as_numeric(obj, arg, Kinds::WithBool)?;
     let shape = arr.shape().to_vec();
     let expected = match cols {
         Some(c) => format!("(N, {c})"),
@@ -296,7 +297,7 @@ pub fn labels(
     rows: usize,
     classes: usize,
 ) -> PyResult<Vec<u32>> {
-    let arr = as_numeric(obj, arg, Kinds::Labels)?;
+    let arr = as_numeric(obj, arg, Kinds::WithBool)?;
     let shape = arr.shape().to_vec();
     if shape.len() != 1 || shape[0] != rows {
         return Err(PyValueError::new_err(format!(

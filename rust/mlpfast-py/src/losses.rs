@@ -66,7 +66,7 @@ fn value_loss_typed<'py, T: Elem>(
     };
     let p = convert::contiguous::<T, numpy::IxDyn>(&arr, pred_arg)?;
     let kinds = if loss == Loss::Bce {
-        Kinds::Labels
+        Kinds::WithBool
     } else {
         Kinds::Numeric
     };

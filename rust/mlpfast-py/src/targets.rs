@@ -28,7 +28,9 @@ pub(crate) fn owned_targets<'py, T: Elem>(
         Loss::Mse | Loss::HalfSquared => {
             OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?)
         }
-        Loss::Bce => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Labels)?),
+        Loss::Bce => {
+            OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::WithBool)?)
+        }
     })
 }
 

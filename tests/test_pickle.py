@@ -92,6 +92,72 @@ def test_activations_round_trip(rng, act):
     np.testing.assert_array_equal(back.forward(x), act.forward(x))
 
 
+# ------------------------------------------------------------------ the training session
+SESSIONS = {
+    "momentum": {"optimizer": "sgd", "momentum": 0.9, "lr": 0.05},
+    "nesterov": {"optimizer": "sgd", "momentum": 0.8, "nesterov": True, "lr": 0.05},
+    "adam": {"optimizer": "adam", "lr": 0.01},
+    "adaptive": {"optimizer": "sgd", "lr": 0.1, "schedule": "adaptive", "n_iter_no_change": 1},
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(SESSIONS))
+def test_a_pickled_model_goes_on_training_as_the_original(rng, name, dtype):
+    # The optimizer's state, the schedule, the stopping rule (with its best weights), the
+    # generator and the history travel with the model: resuming a copy gives the original's
+    # bits, shuffling with seed=None included.
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    val = (X[:20], y[:20])
+    settings = {**SESSIONS[name], "batch_size": 16, "validation_data": val}
+    model = mlpfast.MLP([4, 7, 3], dtype=dtype, seed=1)
+    model.fit(X, y, epochs=3, **settings)
+    twins = [pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    for twin in twins:
+        assert twin.samples_seen == model.samples_seen
+        assert twin.learning_rate == model.learning_rate
+        assert twin.history == model.history
+        assert twin.stopped_early == model.stopped_early
+    runs = [m.fit(X, y, epochs=3, resume=True, **settings) for m in [model, *twins]]
+    assert runs[0] == runs[1] == runs[2]
+    for twin in twins:
+        assert_same_params(model, twin)
+        assert twin.history == model.history
+
+
+def test_a_damaged_session_state_is_refused(rng):
+    model = mlpfast.MLP([3, 4, 2], dtype="float64", seed=0)
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    model.fit(X, y, epochs=2, optimizer="adam", seed=0)
+    state = model._session_state()
+    fresh = mlpfast.MLP([3, 4, 2], dtype="float64", seed=5)
+    with pytest.raises(ValueError, match="session state"):
+        fresh._set_session_state(state[:-3])
+    with pytest.raises(ValueError, match="session state"):
+        fresh._set_session_state(b"x" + state[1:])
+    with pytest.raises(ValueError, match=r"session state.*float32"):
+        mlpfast.MLP([3, 4, 2], dtype="float32")._set_session_state(state)
+    with pytest.raises(ValueError, match=r"session state.*other layer sizes"):
+        mlpfast.MLP([3, 5, 2], dtype="float64")._set_session_state(state)
+    assert fresh.samples_seen == 0  # unchanged by the refusals
+    fresh._set_session_state(state)
+    assert fresh.samples_seen == model.samples_seen == 40
+    # A pickle with a damaged state fails as a pickle does: with the reason.
+    reducer, args = copyreg_reduce(model)
+    with pytest.raises(ValueError, match="pickled MLP: session state"):
+        reducer(*args[:5], args[5][:10])
+    # A pickle written before sessions travelled (five arguments) still loads.
+    old = reducer(*args[:5])
+    assert_same_params(old, model)
+    assert old.samples_seen == 0
+
+
+def copyreg_reduce(obj):
+    import copyreg
+
+    return copyreg.dispatch_table[type(obj)](obj)
+
+
 # --------------------------------------------------------------------------- estimators
 @pytest.fixture
 def skl():
@@ -118,6 +184,21 @@ def test_classifier_pickle(rng, skl):
     # And it keeps training.
     back.partial_fit(X, y)
     assert back.n_iter_ == 1 and len(back.loss_curve_) == 6
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_after_pickling_continues_the_optimizer_as_sklearn(rng, skl, solver):
+    # scikit-learn's pickles keep the optimizer's state, so a partial_fit after a round trip
+    # is the one without it; so are mlpfast's (dask-ml's Incremental relies on it).
+    X, y = rng.standard_normal((120, 4)), rng.integers(0, 3, 120)
+    clf = skl.MLPClassifier((8,), solver=solver, random_state=0)
+    clf.partial_fit(X[:60], y[:60], classes=np.arange(3))
+    back = pickle.loads(pickle.dumps(clf))
+    clf.partial_fit(X[60:], y[60:])
+    back.partial_fit(X[60:], y[60:])
+    assert back.loss_curve_ == clf.loss_curve_
+    for a, b in zip(back.coefs_ + back.intercepts_, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_regressor_pickle_and_deepcopy(rng, skl):

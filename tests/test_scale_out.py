@@ -58,14 +58,13 @@ def test_workers_run_mlpfast_on_one_thread_each(client):
 
 
 @pytest.mark.parametrize(
-    ("settings", "exact"),
-    [({"solver": "sgd", "momentum": 0.0, "learning_rate_init": 0.05}, True), ({}, False)],
-    ids=["sgd", "adam"],
+    "settings",
+    [{"solver": "sgd", "momentum": 0.9, "learning_rate_init": 0.05}, {}],
+    ids=["momentum", "adam"],
 )
-def test_incremental_is_partial_fit_block_by_block(client, data, settings, exact):
-    # Incremental sends the estimator, pickled, to the worker holding each block. A pickle
-    # does not carry mlpfast's optimizer state (Adam's moments, momentum's velocity; see the
-    # README), so only a stateless optimizer gives the in-process loop's bits exactly.
+def test_incremental_is_partial_fit_block_by_block(client, data, settings):
+    # Incremental sends the estimator, pickled, to the worker holding each block; the
+    # pickle carries the optimizer's state, so the run is the in-process loop's, bit for bit.
     X, y = data
     Xd, yd = blocks(X, y)
     inc = Incremental(MLPClassifier((16,), random_state=0, **settings), shuffle_blocks=False)
@@ -78,16 +77,11 @@ def test_incremental_is_partial_fit_block_by_block(client, data, settings, exact
     remote = inc.estimator_
     # Every block passed through partial_fit, once per pass, in order (t_ counts the samples).
     assert remote.t_ == local.t_ == PASSES * ROWS
-    assert len(remote.loss_curve_) == len(local.loss_curve_) == PASSES * ROWS // CHUNK
-    assert remote.loss_curve_[0] == local.loss_curve_[0]  # the first block, from the same start
-    if exact:
-        assert remote.loss_curve_ == local.loss_curve_
-        for a, b in zip(remote.coefs_ + remote.intercepts_, local.coefs_ + local.intercepts_):
-            np.testing.assert_array_equal(a, b)
-        assert inc.score(Xd, yd) == local.score(X, y) > 0.75
-    else:
-        # Restarted moments change the path, not where it leads.
-        assert abs(inc.score(Xd, yd) - local.score(X, y)) < 0.1 and inc.score(Xd, yd) > 0.6
+    assert remote.loss_curve_ == local.loss_curve_
+    assert len(local.loss_curve_) == PASSES * ROWS // CHUNK
+    for a, b in zip(remote.coefs_ + remote.intercepts_, local.coefs_ + local.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert inc.score(Xd, yd) == local.score(X, y) > 0.65
 
 
 def test_parallel_post_fit_predicts_what_the_estimator_predicts(client, data):

@@ -2,11 +2,14 @@
 
 Importing ``mlpfast`` registers a reducer for ``MLP``, ``Linear``, ``Maxout`` and every
 activation, so ``pickle.loads(pickle.dumps(obj))`` gives an object with the same
-architecture, dtype and parameters, bit for bit. What does not round-trip: a model's random
-generator (the copy draws a fresh one, so ``fit(seed=None)`` shuffles differently), its
-optimizer state, ``samples_seen`` and ``learning_rate``, a layer's gradients and the inputs
-``forward`` kept for ``backward``; and layer objects shared between a model and other
-pickled objects are copied separately.
+architecture, dtype and parameters, bit for bit. A model's training session goes with it:
+its optimizer state (momentum's velocity, Adam's moments and step count), its learning rate
+schedule and stopping rule, its random generator, ``samples_seen`` and ``history``, so a
+``fit(..., resume=True)`` or an estimator's ``partial_fit`` after unpickling continues
+exactly as it would have (scikit-learn's pickles do the same). A model pickled while it
+trains carries its last published epoch, without that fit's optimizer state. What does not
+round-trip: a layer's gradients and the inputs ``forward`` kept for ``backward``; and layer
+objects shared between a model and other pickled objects are copied separately.
 
 Unpickling runs the code the pickle names, as always: load pickles only from sources you
 trust. :func:`mlpfast.save` and :func:`mlpfast.load` write and read a file format that
@@ -22,8 +25,9 @@ import numpy as np
 from mlpfast._core import ELU, MLP, Identity, LeakyReLU, Linear, Maxout, ReLU, Sigmoid, Tanh
 
 
-def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
-    """An MLP of the given architecture with the given (weight, bias) per parameter layer."""
+def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None) -> MLP:
+    """An MLP of the given architecture with the given (weight, bias) per parameter layer
+    and, when given (pickles of earlier versions have none), training session."""
     model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype)
     layers = model.param_layers
     if len(layers) != len(params):
@@ -33,12 +37,22 @@ def _rebuild_mlp(layer_sizes, activation, loss, dtype, params) -> MLP:
     for lay, (weight, bias) in zip(layers, params):
         lay.weight = weight
         lay.bias = bias
+    if session is not None:
+        if not isinstance(session, bytes):
+            raise TypeError(
+                f"pickled MLP: expected the session state as bytes, got {type(session).__name__}"
+            )
+        try:
+            model._set_session_state(session)
+        except ValueError as exc:
+            raise ValueError(f"pickled MLP: {exc}") from None
     return model
 
 
 def _reduce_mlp(model: MLP):
     params = model._params()  # one moment's weights, also while a fit publishes epochs
-    args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params)
+    session = model._session_state()
+    args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params, session)
     return _rebuild_mlp, args
 
 

@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod network;
 pub mod optim;
 mod pace;
+mod persist;
 pub mod pool;
 pub mod rng;
 pub mod session;

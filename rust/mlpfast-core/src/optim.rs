@@ -184,6 +184,69 @@ impl<T: Float> OptimState<T> {
         })
     }
 
+    /// Appends the state to a record (see `persist`).
+    pub(crate) fn write(&self, w: &mut crate::persist::Writer) {
+        match self.kind {
+            Optimizer::Sgd { momentum, nesterov } => {
+                w.u64(0);
+                w.f64(momentum);
+                w.bool(nesterov);
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                w.u64(1);
+                w.f64(beta1);
+                w.f64(beta2);
+                w.f64(eps);
+            }
+        }
+        w.u64(self.step);
+        w.u64(self.blocks.len() as u64);
+        for m in self.blocks.iter().flatten() {
+            w.floats(&m.first);
+            w.floats(&m.second);
+        }
+    }
+
+    /// A state from a record, for tensors of the lengths `lens` (weights, biases per block):
+    /// each buffer holds the rule's count of them, as [`OptimState::new`] makes them.
+    pub(crate) fn read(
+        r: &mut crate::persist::Reader<'_>,
+        lens: &[(usize, usize)],
+    ) -> Result<Self> {
+        use crate::persist::corrupt;
+        let kind = match r.u64()? {
+            0 => Optimizer::Sgd {
+                momentum: r.f64()?,
+                nesterov: r.bool()?,
+            },
+            1 => Optimizer::Adam {
+                beta1: r.f64()?,
+                beta2: r.f64()?,
+                eps: r.f64()?,
+            },
+            _ => return Err(corrupt("an unknown optimizer")),
+        };
+        let step = r.u64()?;
+        if r.u64()? != lens.len() as u64 {
+            return Err(corrupt("optimizer state for another number of layers"));
+        }
+        let count = kind.buffer_count();
+        let mut blocks = Vec::with_capacity(lens.len());
+        for &(wl, bl) in lens {
+            let mut pair = [Moments::default(), Moments::default()];
+            for (m, n) in pair.iter_mut().zip([wl, bl]) {
+                m.first = r.floats()?;
+                m.second = r.floats()?;
+                let want = |k: usize| if count >= k { n } else { 0 };
+                if m.first.len() != want(1) || m.second.len() != want(2) {
+                    return Err(corrupt("optimizer state for other layer sizes"));
+                }
+            }
+            blocks.push(pair);
+        }
+        Ok(OptimState { kind, step, blocks })
+    }
+
     /// Zeroed state for these parameters.
     pub fn for_params(kind: Optimizer, params: &[impl Params<T>]) -> Result<Self> {
         let lens: Vec<(usize, usize)> = params

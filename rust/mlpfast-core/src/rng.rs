@@ -47,6 +47,21 @@ impl Rng {
         Rng::new(h.finish())
     }
 
+    /// Appends the generator's state to a record (see `persist`).
+    pub(crate) fn write(&self, w: &mut crate::persist::Writer) {
+        self.s.iter().for_each(|&v| w.u64(v));
+    }
+
+    /// A generator from a record; the all-zero state, which would give zeros forever, is
+    /// refused.
+    pub(crate) fn read(r: &mut crate::persist::Reader<'_>) -> crate::error::Result<Self> {
+        let s = [r.u64()?, r.u64()?, r.u64()?, r.u64()?];
+        if s == [0; 4] {
+            return Err(crate::persist::corrupt("a generator state of zeros"));
+        }
+        Ok(Rng { s })
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;

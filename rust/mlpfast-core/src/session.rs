@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::network::ParamsMut;
 use crate::optim::OptimState;
+use crate::persist::{Reader, Writer, corrupt};
 use crate::rng::Rng;
 
 /// One epoch's figures.
@@ -80,6 +81,35 @@ impl Rate {
             epochs: 0,
             now: cfg.lr,
         }
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.f64(self.lr0);
+        w.f64(self.lr_decay);
+        w.u64(match self.schedule {
+            Schedule::Constant => 0,
+            Schedule::InvScaling => 1,
+            Schedule::Adaptive => 2,
+        });
+        w.f64(self.power_t);
+        w.u64(u64::from(self.epochs));
+        w.f64(self.now);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Rate {
+            lr0: r.f64()?,
+            lr_decay: r.f64()?,
+            schedule: match r.u64()? {
+                0 => Schedule::Constant,
+                1 => Schedule::InvScaling,
+                2 => Schedule::Adaptive,
+                _ => return Err(corrupt("an unknown schedule")),
+            },
+            power_t: r.f64()?,
+            epochs: u32::try_from(r.u64()?).map_err(|_| corrupt("an epoch count out of range"))?,
+            now: r.f64()?,
+        })
     }
 
     /// After an epoch, `seen` the samples seen so far.
@@ -185,6 +215,46 @@ impl<T: Float> Watch<T> {
         Ok(())
     }
 
+    fn write(&self, w: &mut Writer) {
+        w.bool(self.on_validation);
+        w.f64(self.best);
+        w.u64(self.count as u64);
+        w.u64(self.best_params.len() as u64);
+        for (wt, b) in &self.best_params {
+            w.floats(wt);
+            w.floats(b);
+        }
+    }
+
+    /// A stopping rule from a record; best weights, when kept, of the lengths `lens`.
+    fn read(r: &mut Reader<'_>, lens: &[(usize, usize)]) -> Result<Self> {
+        let on_validation = r.bool()?;
+        let best = r.f64()?;
+        let count = usize::try_from(r.u64()?).map_err(|_| corrupt("a count out of range"))?;
+        let kept = r.u64()?;
+        let best_params = if kept == 0 {
+            Vec::new()
+        } else if kept == lens.len() as u64 {
+            let mut all = Vec::with_capacity(lens.len());
+            for &(wl, bl) in lens {
+                let (wt, b) = (r.floats()?, r.floats()?);
+                if (wt.len(), b.len()) != (wl, bl) {
+                    return Err(corrupt("best weights of other layer sizes"));
+                }
+                all.push((wt, b));
+            }
+            all
+        } else {
+            return Err(corrupt("best weights for another number of layers"));
+        };
+        Ok(Watch {
+            on_validation,
+            best,
+            count,
+            best_params,
+        })
+    }
+
     /// Starts the count over (the adaptive schedule lowered the rate instead of stopping).
     pub(crate) fn reset_count(&mut self) {
         self.count = 0;
@@ -257,6 +327,74 @@ impl<T: Float> Session<T> {
             history: History::default(),
             stopped_early: false,
         }
+    }
+
+    /// Appends every field to a record (see `persist`).
+    pub(crate) fn write(&self, w: &mut Writer) {
+        self.rng.write(w);
+        w.u64(self.samples_seen);
+        w.bool(self.stopped_early);
+        w.u64(self.history.epochs.len() as u64);
+        for e in &self.history.epochs {
+            w.f64(e.loss);
+            w.opt_f64(e.val_loss);
+            w.opt_f64(e.val_metric);
+            w.f64(e.lr);
+        }
+        w.bool(self.optim.is_some());
+        if let Some(o) = &self.optim {
+            o.write(w);
+        }
+        w.bool(self.rate.is_some());
+        if let Some(rate) = &self.rate {
+            rate.write(w);
+        }
+        w.bool(self.watch.is_some());
+        if let Some(watch) = &self.watch {
+            watch.write(w);
+        }
+    }
+
+    /// A session from a record, for parameter tensors of the lengths `lens`.
+    pub(crate) fn read(r: &mut Reader<'_>, lens: &[(usize, usize)]) -> Result<Self> {
+        let rng = Rng::read(r)?;
+        let samples_seen = r.u64()?;
+        let stopped_early = r.bool()?;
+        // An epoch's record is 8 + 9 + 9 + 8 bytes.
+        let n = r.count(34)?;
+        let mut epochs = Vec::with_capacity(n);
+        for _ in 0..n {
+            epochs.push(EpochRecord {
+                loss: r.f64()?,
+                val_loss: r.opt_f64()?,
+                val_metric: r.opt_f64()?,
+                lr: r.f64()?,
+            });
+        }
+        let optim = if r.bool()? {
+            Some(OptimState::read(r, lens)?)
+        } else {
+            None
+        };
+        let rate = if r.bool()? {
+            Some(Rate::read(r)?)
+        } else {
+            None
+        };
+        let watch = if r.bool()? {
+            Some(Watch::read(r, lens)?)
+        } else {
+            None
+        };
+        Ok(Session {
+            rng,
+            optim,
+            rate,
+            watch,
+            samples_seen,
+            history: History { epochs },
+            stopped_early,
+        })
     }
 
     /// Samples trained on, over all fits.

@@ -16,7 +16,7 @@ use mlpfast_core::{
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::activations::PyActivation;
 use crate::args;
@@ -424,6 +424,18 @@ impl PyMLP {
                 &slf.clone().into_any(), &me.spec, m, X, y, validation_data, cfg, verbose, callbacks
             ))
         })
+    }
+
+    /// The training session (optimizer state, schedule, stopping rule, generator, history)
+    /// as bytes, for pickle.
+    fn _session_state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = by_dtype!(&self.model, m => m.session_bytes());
+        PyBytes::new(py, &bytes)
+    }
+
+    /// Restores a session `_session_state` wrote for a model of this architecture and dtype.
+    fn _set_session_state(&self, state: &[u8]) -> PyResult<()> {
+        guarded(|| by_dtype!(&self.model, m => m.restore_session(state)))
     }
 
     /// Samples trained on, over all fits so far.

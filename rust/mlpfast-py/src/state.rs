@@ -103,6 +103,33 @@ impl<T: Elem> Model<T> {
         }
     }
 
+    /// The session as bytes, for pickle (while a fit runs: as of its last completed epoch,
+    /// without the optimizer state that fit holds).
+    pub(crate) fn session_bytes(&self) -> Vec<u8> {
+        self.session().to_bytes()
+    }
+
+    /// Replaces the session by the one `bytes` hold (written by [`Model::session_bytes`] for
+    /// a model of these shapes); refused while a fit runs, which owns the session.
+    pub(crate) fn restore_session(&self, bytes: &[u8]) -> PyResult<()> {
+        let lens: Vec<(usize, usize)> = self
+            .read_all()
+            .iter()
+            .map(|s| {
+                let p = s.params();
+                (p.weight.len(), p.bias.len())
+            })
+            .collect();
+        let session = Session::from_bytes(bytes, &lens).py()?;
+        if self.training.load(Ordering::Acquire) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the model is training: its session cannot be replaced until the fit ends",
+            ));
+        }
+        *self.session() = session;
+        Ok(())
+    }
+
     /// The session (while a fit runs: as of its last completed epoch).
     pub(crate) fn session(&self) -> MutexGuard<'_, Session<T>> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)

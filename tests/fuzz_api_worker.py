@@ -202,7 +202,8 @@ ALLOWED = (ValueError, TypeError, MemoryError, ArithmeticError, RuntimeError)
 DOCUMENTED_RUNTIME = ("training already",)
 ACTIVATIONS = list(mlpfast._core.ACTIVATIONS)
 LOSSES = list(mlpfast._core.LOSSES)
-REGRESSION = ("mse", "half_squared_error")  # losses whose predict gives the raw outputs
+# Losses whose predict gives an (n, k) array of real predictions (poisson's: e^output).
+REGRESSION = ("mse", "half_squared_error", "huber", "mae", "poisson")
 
 
 class FuzzFailureError(AssertionError):
@@ -419,6 +420,9 @@ def targets(draw, spec: ModelSpec, n: int, wrong: int = 15) -> str:
         return draw(arrays((n,), "labels", spec.k, wrong))
     if spec.loss == "bce":
         return draw(arrays((n,) if spec.k == 1 else (n, spec.k), "binary", wrong=wrong))
+    if spec.loss == "poisson":
+        # Counts must be >= 0: 0/1 values keep most draws valid (wrong ones test refusal).
+        return draw(arrays((n, spec.k), "binary", wrong=wrong))
     return draw(arrays((n, spec.k), "real", wrong=wrong))
 
 

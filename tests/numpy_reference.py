@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout"]
-LOSSES = ["softmax", "svm", "mse", "bce"]
+LOSSES = ["softmax", "svm", "mse", "bce", "huber", "mae", "poisson"]
 RELU_FAMILY = {"relu", "leaky_relu", "elu"}
 LEAKY_ALPHA = 0.01
 ELU_ALPHA = 1.0
@@ -107,6 +107,34 @@ def bce_loss(z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     return float(per.sum() / n), (sig - t) / n
 
 
+def huber_loss(p: np.ndarray, t: np.ndarray, delta: float = 1.0) -> tuple[float, np.ndarray]:
+    """Mean over all elements of the Huber loss (PyTorch's HuberLoss), and its gradient."""
+    d = p - t
+    a = np.abs(d)
+    per = np.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    slope = np.where(a <= delta, d, delta * np.sign(d))
+    return float(per.mean()), slope / d.size
+
+
+def mae_loss(p: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean absolute error (PyTorch's L1Loss), and its gradient (0 where p = t)."""
+    d = p - t
+    return float(np.abs(d).mean()), np.sign(d) / d.size
+
+
+def poisson_loss(f: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over all elements of e^f - t*f (f the log mean), and its gradient."""
+    return float(np.mean(np.exp(f) - t * f)), (np.exp(f) - t) / f.size
+
+
+def loss_kink_distance(name: str, scores: np.ndarray, y: np.ndarray) -> float:
+    """How far the scores are from a point where the loss is not differentiable."""
+    if name in ("huber", "mae"):
+        d = np.abs(scores - np.asarray(y, dtype=np.float64).reshape(scores.shape))
+        return float(np.min(np.abs(d - 1.0)) if name == "huber" else np.min(d))
+    return np.inf
+
+
 def loss_fn(name: str, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Dispatch to the loss called ``name`` (as MLP(loss=...) spells it)."""
     if name == "softmax":
@@ -117,6 +145,9 @@ def loss_fn(name: str, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
         return mse_loss(scores, np.asarray(y, dtype=np.float64).reshape(scores.shape))
     if name == "bce":
         return bce_loss(scores, y)
+    values = {"huber": huber_loss, "mae": mae_loss, "poisson": poisson_loss}
+    if name in values:
+        return values[name](scores, np.asarray(y, dtype=np.float64).reshape(scores.shape))
     raise ValueError(name)
 
 
@@ -213,13 +244,20 @@ def r2(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def metric(loss: str, scores: np.ndarray, y) -> float:
-    """Accuracy (classification) or R^2 (mse) of scores against targets."""
+    """Accuracy (classification) or R^2 (regression: of the predicted means e^f for poisson)
+    of scores against targets."""
     if loss in ("softmax", "svm"):
         return float(np.mean(np.argmax(scores, axis=1) == y))
     if loss == "bce":
         t = np.asarray(y).reshape(scores.shape)
         return float(np.mean(np.all((scores > 0) == (t == 1), axis=1)))
-    return r2(scores, np.asarray(y, dtype=np.float64))
+    pred = np.exp(scores) if loss == "poisson" else scores
+    return r2(pred, np.asarray(y, dtype=np.float64))
+
+
+def metric_name(loss: str) -> str:
+    """The history key of the validation metric."""
+    return "val_accuracy" if loss in ("softmax", "svm", "bce") else "val_r2"
 
 
 # --------------------------------------------------------------------------- training
@@ -253,7 +291,7 @@ def fit(
     history = {"loss": []}
     if validation_data is not None:
         history["val_loss"] = []
-        history["val_r2" if loss == "mse" else "val_accuracy"] = []
+        history[metric_name(loss)] = []
     for _ in range(epochs):
         total = 0.0
         for lo in range(0, n, batch_size):
@@ -285,7 +323,7 @@ def fit(
             Xv, yv = validation_data
             sv, _ = forward(params, activation, Xv)
             history["val_loss"].append(loss_fn(loss, sv, yv)[0])
-            history["val_r2" if loss == "mse" else "val_accuracy"].append(metric(loss, sv, yv))
+            history[metric_name(loss)].append(metric(loss, sv, yv))
     return params, history
 
 
@@ -298,6 +336,10 @@ def make_data(loss: str, n: int, d: int, k: int, rng: np.random.Generator, scale
         y[:k] = np.arange(k)  # every class present
     elif loss == "mse":
         y = rng.standard_normal((n, k))
+    elif loss in ("huber", "mae"):
+        y = 1.5 * rng.standard_normal((n, k))  # both sides of huber's delta = 1
+    elif loss == "poisson":
+        y = rng.poisson(1.5, size=(n, k)).astype(np.float64)
     else:
         y = rng.integers(0, 2, size=(n,) if k == 1 else (n, k)).astype(np.float64)
     return X, y

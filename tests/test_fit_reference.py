@@ -24,6 +24,9 @@ MODELS = [
     ("softmax", "maxout", [5, 6, 3]),
     ("mse", "elu", [5, 6, 4, 2]),
     ("bce", "identity", [5, 4, 3]),  # multi-label bce
+    ("huber", "elu", [5, 6, 2]),
+    ("mae", "tanh", [5, 6, 2]),
+    ("poisson", "sigmoid", [5, 6, 2]),
 ]
 OPTIMIZERS = {
     "sgd": {"optimizer": "sgd", "lr": 0.05},
@@ -87,7 +90,7 @@ def test_fit_matches_numpy(loss, activation, sizes, opt):
     # The run really trained (otherwise the comparison would be vacuous).
     assert not np.allclose(ref.params_of(model)[0][0], start[0][0])
     assert_params_close(model, params)
-    metric = "val_r2" if loss == "mse" else "val_accuracy"
+    metric = ref.metric_name(loss)
     assert set(history) == {"loss", "val_loss", metric}
     for key in history:
         assert len(history[key]) == EPOCHS, key

@@ -195,3 +195,85 @@ def test_a_loss_over_no_columns_is_refused(loss, args, name):
     # The mean over no elements would be 0/0 = NaN (or a silent 0).
     with pytest.raises(ValueError, match=rf"^{name}: expected at least one column, got 0 columns"):
         loss(*args)
+
+
+# --------------------------------------------------------------------------- huber, mae, poisson
+def regression_problem(rng, loss):
+    model = mlpfast.MLP([3, 5, 2], loss=loss, dtype="float64", seed=0)
+    X = 2.0 * rng.standard_normal((9, 3))
+    if loss == "poisson":
+        y = rng.poisson(1.5, (9, 2)).astype(np.float64)
+    else:
+        y = 2.0 * rng.standard_normal((9, 2))
+    return model, X, y
+
+
+@pytest.mark.parametrize("loss", ["huber", "mae", "poisson"])
+def test_regression_losses_are_pytorchs(rng, loss):
+    # HuberLoss(delta=1), L1Loss and PoissonNLLLoss(log_input=True, full=False): the mean
+    # over every element, in value and in the gradient with respect to the scores.
+    torch = pytest.importorskip("torch")
+    model, X, y = regression_problem(rng, loss)
+    scores = model.forward(X)
+    value, _ = model.loss(X, y)
+    f = torch.tensor(scores, requires_grad=True)
+    fn = {
+        "huber": torch.nn.HuberLoss(delta=1.0),
+        "mae": torch.nn.L1Loss(),
+        "poisson": torch.nn.PoissonNLLLoss(log_input=True, full=False),
+    }[loss]
+    expected = fn(f, torch.from_numpy(y))
+    expected.backward()
+    assert value == pytest.approx(expected.item(), rel=1e-12)
+    # The gradient: the numpy reference's (which MLP.loss's parameter gradients match, in
+    # test_mlp_gradcheck) is PyTorch's.
+    _, ref_grad = ref.loss_fn(loss, scores, y)
+    np.testing.assert_allclose(ref_grad, f.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_huber_has_both_branches_and_mae_is_zero_sloped_at_zero():
+    # Worked numbers: residuals 0.5 (quadratic side), -3 (linear side), 0.
+    p = np.array([[0.5, -3.0, 2.0]])
+    t = np.array([[0.0, 0.0, 2.0]])
+    value, grad = ref.huber_loss(p, t)
+    assert value == pytest.approx((0.125 + 2.5 + 0.0) / 3)
+    np.testing.assert_array_equal(grad, [[0.5 / 3, -1 / 3, 0.0]])
+    model = mlpfast.MLP([3, 3], activation="identity", loss="huber", dtype="float64", seed=0)
+    model.param_layers[0].weight = np.eye(3)
+    model.param_layers[0].bias = np.zeros(3)
+    assert model.loss(p, t)[0] == pytest.approx(value, rel=1e-15)
+    model = mlpfast.MLP([3, 3], activation="identity", loss="mae", dtype="float64", seed=0)
+    model.param_layers[0].weight = np.eye(3)
+    model.param_layers[0].bias = np.zeros(3)
+    loss, grads = model.loss(p, t)
+    assert loss == pytest.approx((0.5 + 3.0 + 0.0) / 3)
+    # dL/db = sign(p - t) / 3, with sign(0) = 0 as PyTorch's L1Loss.
+    np.testing.assert_array_equal(grads[0][1], [1 / 3, -1 / 3, 0.0])
+
+
+def test_poisson_predicts_the_mean_and_scores_it(rng):
+    model, X, y = regression_problem(rng, "poisson")
+    np.testing.assert_allclose(model.predict(X), np.exp(model.forward(X)), rtol=1e-15)
+    mean = np.exp(model.forward(X))
+    r2 = np.mean(
+        [
+            1 - np.sum((y[:, j] - mean[:, j]) ** 2) / np.sum((y[:, j] - y[:, j].mean()) ** 2)
+            for j in range(2)
+        ]
+    )
+    assert model.score(X, y) == pytest.approx(r2, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^y: expected targets >= 0 for the poisson loss, got -1"):
+        model.fit(X, -np.ones_like(y), epochs=1)
+    with pytest.raises(ValueError, match="predict_proba"):
+        model.predict_proba(X)
+    # Finite outputs whose means e^output overflow are refused, not returned as inf.
+    big = mlpfast.MLP([3, 2], loss="poisson", dtype="float32", seed=0)
+    big.param_layers[0].bias = [100.0, 0.0]
+    with pytest.raises(ValueError, match="predicted means e\\^output for X overflow float32"):
+        big.predict(X)
+    # A fit learns: the held-out R² of a log-linear count model rises well above 0.
+    Xl = rng.standard_normal((400, 3))
+    yl = rng.poisson(np.exp(0.8 * Xl[:, :2])).astype(np.float64)
+    fitted = mlpfast.MLP([3, 16, 2], loss="poisson", dtype="float64", seed=1)
+    fitted.fit(Xl[:300], yl[:300], epochs=60, optimizer="adam", lr=0.01, seed=0)
+    assert fitted.score(Xl[300:], yl[300:]) > 0.3

@@ -12,8 +12,17 @@
 //! For logits z (N, K) and 0/1 targets: `bce = max(z, 0) − z·t + log(1 + e^{−|z|})`, which is
 //! sigmoid cross-entropy written so that it never overflows, `dz = σ(z) − t`.
 //!
-//! The loss is the mean over the N rows (summing the K outputs of a row), except MSE, which
-//! is the mean over all N·K elements; the gradient is that of the mean. Softmax subtracts the
+//! The robust and count losses, per element with d = p − t (PyTorch's `HuberLoss`, `L1Loss`
+//! and `PoissonNLLLoss(log_input=True, full=False)`):
+//!
+//! ```text
+//! huber    ½d² if |d| ≤ δ, else δ(|d| − ½δ)                dp = d, else δ·sign(d)
+//! mae      |d|                                              dp = sign(d) (0 at d = 0)
+//! poisson  e^f − t·f   (f the log of the predicted mean)    df = e^f − t;  predict gives e^f
+//! ```
+//!
+//! The loss is the mean over the N rows (summing the K outputs of a row), except MSE, huber,
+//! mae and poisson, which are means over all N·K elements; the gradient is that of the mean. Softmax subtracts the
 //! row maximum before exponentiating, so no score overflows.
 
 use crate::activation::sigmoid_given;
@@ -38,10 +47,19 @@ pub enum Loss {
     HalfSquared,
     /// Sigmoid (binary) cross-entropy on logits.
     Bce,
+    /// Huber loss with threshold δ (PyTorch's `HuberLoss`; δ = 1 by name).
+    Huber {
+        /// δ > 0, where the quadratic part meets the linear one.
+        delta: f64,
+    },
+    /// Mean absolute error (PyTorch's `L1Loss`).
+    Mae,
+    /// Poisson negative log-likelihood with a log link: the scores are log means.
+    Poisson,
 }
 
 /// The names [`Loss::from_name`] accepts.
-pub const LOSS_NAMES: &str = "softmax, svm, mse, bce, half_squared_error";
+pub const LOSS_NAMES: &str = "softmax, svm, mse, bce, half_squared_error, huber, mae, poisson";
 
 /// What the scores are compared with.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +97,9 @@ impl Loss {
             "mse" => Loss::Mse,
             "bce" => Loss::Bce,
             "half_squared_error" => Loss::HalfSquared,
+            "huber" => Loss::Huber { delta: 1.0 },
+            "mae" => Loss::Mae,
+            "poisson" => Loss::Poisson,
             _ => {
                 return Err(Error::value(
                     "loss",
@@ -97,6 +118,29 @@ impl Loss {
             Loss::Mse => "mse",
             Loss::Bce => "bce",
             Loss::HalfSquared => "half_squared_error",
+            Loss::Huber { .. } => "huber",
+            Loss::Mae => "mae",
+            Loss::Poisson => "poisson",
+        }
+    }
+
+    /// True for the losses of regression: real-valued targets, R² as the metric, and the
+    /// scores (through [`Loss::predict_inplace`]) as the predictions.
+    pub fn is_regression(self) -> bool {
+        matches!(
+            self,
+            Loss::Mse | Loss::HalfSquared | Loss::Huber { .. } | Loss::Mae | Loss::Poisson
+        )
+    }
+
+    /// Turns a regression loss's scores into its predictions: e^f for poisson (its scores
+    /// are log means), the scores themselves otherwise.
+    pub fn predict_inplace<T: Float>(self, scores: &mut [T]) {
+        if self == Loss::Poisson {
+            crate::simd::wide(
+                #[inline(always)]
+                || scores.iter_mut().for_each(|v| *v = v.exp()),
+            )
         }
     }
 
@@ -108,7 +152,7 @@ impl Loss {
     /// What the summed loss of N rows of K scores is divided by to give the mean.
     pub fn normalizer(self, rows: usize, cols: usize) -> usize {
         match self {
-            Loss::Mse => rows * cols,
+            Loss::Mse | Loss::Huber { .. } | Loss::Mae | Loss::Poisson => rows * cols,
             _ => rows,
         }
     }
@@ -139,6 +183,9 @@ impl Loss {
                 }
                 if self == Loss::Bce {
                     check_binary(arg, *t)?;
+                }
+                if self == Loss::Poisson {
+                    check_counts(arg, *t)?;
                 }
                 check_finite(arg, *t)
             }
@@ -210,6 +257,11 @@ impl Loss {
                 (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale + scale),
                 (Loss::HalfSquared, Targets::Values(t)) => 0.5 * mse_row(s, t.row(i), g, scale),
                 (Loss::Bce, Targets::Values(t)) => bce_row(s, t.row(i), g, scale),
+                (Loss::Huber { delta }, Targets::Values(t)) => {
+                    huber_row(s, t.row(i), T::from_f64(delta), g, scale)
+                }
+                (Loss::Mae, Targets::Values(t)) => mae_row(s, t.row(i), g, scale),
+                (Loss::Poisson, Targets::Values(t)) => poisson_row(s, t.row(i), g, scale),
                 _ => unreachable!("targets are checked against the loss before training"),
             };
         }
@@ -349,6 +401,78 @@ fn bce_row<T: Float>(z: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 
         }
     }
     loss
+}
+
+/// Σ over the row of ½d² (|d| ≤ δ) or δ(|d| − ½δ), d = p − t; gradient `scale ·` d clipped
+/// to [−δ, δ].
+#[inline(always)]
+fn huber_row<T: Float>(p: &[T], t: &[T], delta: T, grad: Option<&mut [T]>, scale: T) -> f64 {
+    let half = T::from_f64(0.5);
+    let mut loss = 0.0f64;
+    let mut g = grad;
+    for (j, (&p, &t)) in p.iter().zip(t).enumerate() {
+        let d = p - t;
+        let a = d.abs();
+        let (value, slope) = if a <= delta {
+            (half * d * d, d)
+        } else {
+            (
+                delta * (a - half * delta),
+                if d > T::ZERO { delta } else { -delta },
+            )
+        };
+        loss += value.to_f64();
+        if let Some(g) = g.as_deref_mut() {
+            g[j] = scale * slope;
+        }
+    }
+    loss
+}
+
+/// Σ |p − t| over the row; gradient `scale · sign(p − t)`, 0 where p = t (as PyTorch).
+#[inline(always)]
+fn mae_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
+    let mut loss = 0.0f64;
+    let mut g = grad;
+    for (j, (&p, &t)) in p.iter().zip(t).enumerate() {
+        let d = p - t;
+        loss += d.abs().to_f64();
+        if let Some(g) = g.as_deref_mut() {
+            g[j] = if d > T::ZERO {
+                scale
+            } else if d < T::ZERO {
+                -scale
+            } else {
+                T::ZERO
+            };
+        }
+    }
+    loss
+}
+
+/// Σ e^f − t·f over the row (f the log mean); gradient `scale · (e^f − t)`.
+#[inline(always)]
+fn poisson_row<T: Float>(f: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
+    let mut loss = 0.0f64;
+    let mut g = grad;
+    for (j, (&f, &t)) in f.iter().zip(t).enumerate() {
+        let e = f.exp();
+        loss += (e - t * f).to_f64();
+        if let Some(g) = g.as_deref_mut() {
+            g[j] = scale * (e - t);
+        }
+    }
+    loss
+}
+
+/// Checks that the targets of a count loss are ≥ 0.
+pub fn check_counts<T: Float>(arg: &str, t: MatRef<'_, T>) -> Result<()> {
+    for i in 0..t.rows() {
+        if let Some(&bad) = t.row(i).iter().find(|&&v| v < T::ZERO) {
+            return Err(Error::value(arg, "targets >= 0 for the poisson loss", bad));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

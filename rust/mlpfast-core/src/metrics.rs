@@ -11,14 +11,16 @@ use crate::loss::{Loss, Targets};
 use crate::matrix::MatRef;
 
 /// The metric of a loss: accuracy for classification (for several 0/1 outputs, the share of
-/// rows with every output right), R² averaged over outputs for MSE.
+/// rows with every output right), R² averaged over outputs for regression (of the predicted
+/// means e^f for poisson).
 pub fn score<T: Float>(loss: Loss, scores: MatRef<'_, T>, targets: &Targets<'_, T>) -> f64 {
     let n = scores.rows();
     if n == 0 {
         return f64::NAN;
     }
     match (loss, targets) {
-        (Loss::Mse | Loss::HalfSquared, Targets::Values(t)) => r2_score(scores, *t),
+        (Loss::Poisson, Targets::Values(t)) => r2_score(scores, *t, |f| f.exp()),
+        (l, Targets::Values(t)) if l.is_regression() => r2_score(scores, *t, |p| p),
         (Loss::Bce, Targets::Values(t)) => {
             let right = (0..n)
                 .filter(|&i| {
@@ -52,9 +54,9 @@ pub fn argmax<T: Float>(row: &[T]) -> usize {
     best
 }
 
-/// Coefficient of determination, averaged over columns; a constant column scores 1 when
-/// predicted exactly and 0 otherwise.
-fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>) -> f64 {
+/// Coefficient of determination of the predictions `predict(score)`, averaged over columns;
+/// a constant column scores 1 when predicted exactly and 0 otherwise.
+fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>, predict: impl Fn(T) -> T) -> f64 {
     let (n, k) = (pred.rows(), pred.cols());
     let mut total = 0.0;
     for j in 0..k {
@@ -62,7 +64,7 @@ fn r2_score<T: Float>(pred: MatRef<'_, T>, truth: MatRef<'_, T>) -> f64 {
         let (mut res, mut tot) = (0.0, 0.0);
         for i in 0..n {
             let t = truth.at(i, j).to_f64();
-            res += (t - pred.at(i, j).to_f64()).powi(2);
+            res += (t - predict(pred.at(i, j)).to_f64()).powi(2);
             tot += (t - mean).powi(2);
         }
         total += match (tot == 0.0, res == 0.0) {

@@ -155,6 +155,6 @@ pub fn apply<'py>(
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     match loss {
         Loss::Softmax | Loss::Svm { .. } => class_loss(loss, scores, y),
-        Loss::Mse | Loss::HalfSquared | Loss::Bce => value_loss(loss, (scores, "scores"), (y, "y")),
+        _ => value_loss(loss, (scores, "scores"), (y, "y")),
     }
 }

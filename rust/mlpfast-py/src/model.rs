@@ -469,7 +469,8 @@ impl PyMLP {
         })
     }
 
-    /// Class indices (softmax, svm), 0/1 (bce), or raw outputs (mse).
+    /// Class indices (softmax, svm), 0/1 (bce), or predictions (regression losses: the raw
+    /// outputs, and for poisson e^output, the predicted mean).
     #[allow(non_snake_case)]
     fn predict<'py>(&self, X: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| by_dtype!(&self.model, m => self.predict_typed(m, X)))
@@ -495,7 +496,7 @@ impl PyMLP {
         guarded(|| by_dtype!(&self.model, m => self.predict_proba_typed(m, X)))
     }
 
-    /// Accuracy (classification) or R² averaged over outputs (mse).
+    /// Accuracy (classification) or R² of the predictions averaged over outputs (regression).
     #[allow(non_snake_case)]
     fn score(&self, X: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
         guarded(|| {
@@ -530,7 +531,6 @@ impl PyMLP {
         let (rows, scores) = m.scores(&self.spec, x)?;
         let k = self.spec.outputs();
         Ok(match self.spec.loss() {
-            Loss::Mse | Loss::HalfSquared => convert::new_array(py, (rows, k), scores).into_any(),
             Loss::Bce => {
                 let labels: Vec<i64> = scores.iter().map(|&z| i64::from(z > T::ZERO)).collect();
                 if k == 1 {
@@ -547,6 +547,19 @@ impl PyMLP {
                     .map(|r| metrics::argmax(r) as i64)
                     .collect();
                 numpy::PyArray1::from_vec(py, labels).into_any()
+            }
+            regression => {
+                let mut pred = scores;
+                regression.predict_inplace(&mut pred);
+                // The scores are finite (checked); poisson's e^score may still overflow.
+                if !mlpfast_core::float::all_finite(&pred) {
+                    return Err(PyValueError::new_err(format!(
+                        "the network's predicted means e^output for X overflow {}: its \
+                         outputs are too large for the poisson loss",
+                        T::NAME
+                    )));
+                }
+                convert::new_array(py, (rows, k), pred).into_any()
             }
         })
     }

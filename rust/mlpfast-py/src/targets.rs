@@ -25,12 +25,10 @@ pub(crate) fn owned_targets<'py, T: Elem>(
         Loss::Softmax | Loss::Svm { .. } => {
             OwnedTargets::Classes(convert::labels(y, arg, rows, outputs)?)
         }
-        Loss::Mse | Loss::HalfSquared => {
-            OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?)
-        }
         Loss::Bce => {
             OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::WithBool)?)
         }
+        _ => OwnedTargets::Values(convert::targets(y, arg, rows, outputs, Kinds::Numeric)?),
     })
 }
 
@@ -59,7 +57,7 @@ pub(crate) use with_targets_impl as with_targets;
 
 /// The history key of the validation metric.
 pub(crate) fn metric_name(loss: Loss) -> &'static str {
-    if matches!(loss, Loss::Mse | Loss::HalfSquared) {
+    if loss.is_regression() {
         "val_r2"
     } else {
         "val_accuracy"

@@ -403,66 +403,75 @@ fn bce_row<T: Float>(z: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 
     loss
 }
 
+/// Σ over the row of a loss that treats each output alone: `f(p, t)` gives an element's
+/// value and slope, and `grad` receives `scale · slope`.
+#[inline(always)]
+fn elementwise_row<T: Float>(
+    p: &[T],
+    t: &[T],
+    grad: Option<&mut [T]>,
+    scale: T,
+    f: impl Fn(T, T) -> (T, T),
+) -> f64 {
+    let mut loss = 0.0f64;
+    match grad {
+        Some(g) => {
+            for ((&p, &t), g) in p.iter().zip(t).zip(g.iter_mut()) {
+                let (value, slope) = f(p, t);
+                loss += value.to_f64();
+                *g = scale * slope;
+            }
+        }
+        None => p
+            .iter()
+            .zip(t)
+            .for_each(|(&p, &t)| loss += f(p, t).0.to_f64()),
+    }
+    loss
+}
+
 /// Σ over the row of ½d² (|d| ≤ δ) or δ(|d| − ½δ), d = p − t; gradient `scale ·` d clipped
 /// to [−δ, δ].
 #[inline(always)]
 fn huber_row<T: Float>(p: &[T], t: &[T], delta: T, grad: Option<&mut [T]>, scale: T) -> f64 {
     let half = T::from_f64(0.5);
-    let mut loss = 0.0f64;
-    let mut g = grad;
-    for (j, (&p, &t)) in p.iter().zip(t).enumerate() {
+    elementwise_row(p, t, grad, scale, |p, t| {
         let d = p - t;
         let a = d.abs();
-        let (value, slope) = if a <= delta {
+        if a <= delta {
             (half * d * d, d)
         } else {
             (
                 delta * (a - half * delta),
                 if d > T::ZERO { delta } else { -delta },
             )
-        };
-        loss += value.to_f64();
-        if let Some(g) = g.as_deref_mut() {
-            g[j] = scale * slope;
         }
-    }
-    loss
+    })
 }
 
 /// Σ |p − t| over the row; gradient `scale · sign(p − t)`, 0 where p = t (as PyTorch).
 #[inline(always)]
 fn mae_row<T: Float>(p: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
-    let mut loss = 0.0f64;
-    let mut g = grad;
-    for (j, (&p, &t)) in p.iter().zip(t).enumerate() {
+    elementwise_row(p, t, grad, scale, |p, t| {
         let d = p - t;
-        loss += d.abs().to_f64();
-        if let Some(g) = g.as_deref_mut() {
-            g[j] = if d > T::ZERO {
-                scale
-            } else if d < T::ZERO {
-                -scale
-            } else {
-                T::ZERO
-            };
-        }
-    }
-    loss
+        let sign = if d > T::ZERO {
+            T::ONE
+        } else if d < T::ZERO {
+            -T::ONE
+        } else {
+            T::ZERO
+        };
+        (d.abs(), sign)
+    })
 }
 
 /// Σ e^f − t·f over the row (f the log mean); gradient `scale · (e^f − t)`.
 #[inline(always)]
 fn poisson_row<T: Float>(f: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
-    let mut loss = 0.0f64;
-    let mut g = grad;
-    for (j, (&f, &t)) in f.iter().zip(t).enumerate() {
+    elementwise_row(f, t, grad, scale, |f, t| {
         let e = f.exp();
-        loss += (e - t * f).to_f64();
-        if let Some(g) = g.as_deref_mut() {
-            g[j] = scale * (e - t);
-        }
-    }
-    loss
+        (e - t * f, e - t)
+    })
 }
 
 /// Checks that the targets of a count loss are ≥ 0.

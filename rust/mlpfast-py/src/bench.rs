@@ -29,17 +29,13 @@ pub fn _gemm_seconds(
             "m, k, n, reps: expected positive sizes, got {m}, {k}, {n}, {reps}"
         )));
     }
-    for_dtype!(DType::parse(dtype)?, T => time::<T>(py, m, k, n, ta, tb, reps))
+    for_dtype!(DType::parse(dtype)?, T => time::<T>(py, (m, k, n), (ta, tb), reps))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn time<T: Float>(
     py: Python<'_>,
-    m: usize,
-    k: usize,
-    n: usize,
-    ta: bool,
-    tb: bool,
+    (m, k, n): (usize, usize, usize),
+    (ta, tb): (bool, bool),
     reps: usize,
 ) -> PyResult<f64> {
     let fill = |len: usize, what| -> PyResult<Vec<T>> {

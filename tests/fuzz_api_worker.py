@@ -781,6 +781,15 @@ def same_bits(a: Any, b: Any) -> bool:
     return canon(a) == canon(b)
 
 
+def checked_against_references(runner: Runner, step: Step, out: Any) -> str | None:
+    """The step's numpy reference, when it has one, then the canonical rerun."""
+    if step.meta.get("reference"):
+        problem = REFERENCES[step.meta["reference"]](runner, step, out)
+        if problem:
+            return problem
+    return canonical_rerun(runner, step, out)
+
+
 def canonical_rerun(runner: Runner, step: Step, result: Any) -> str | None:
     """The result for the same input as a C-contiguous array in the model's dtype."""
     source = step.meta.get("canonical")
@@ -811,11 +820,7 @@ def check_forward(runner: Runner, step: Step, out: Any, finite: bool) -> str | N
         return f"dtype {out.dtype}, expected {dtype}"
     if finite and has_nan(out):
         return "NaN from finite input and weights (an overflow inside, not reported)"
-    if step.meta.get("reference"):
-        problem = REFERENCES[step.meta["reference"]](runner, step, out)
-        if problem:
-            return problem
-    return canonical_rerun(runner, step, out)
+    return checked_against_references(runner, step, out)
 
 
 def check_backward(runner: Runner, step: Step, out: Any, finite: bool) -> str | None:
@@ -901,11 +906,7 @@ def check_loss(runner: Runner, step: Step, out: Any, finite: bool) -> str | None
     arrays_ = [a for pair in grads for a in pair] if shapes is not None else [grads]
     if finite and any(has_nan(a) for a in arrays_):
         return "NaN gradient from finite input and weights"
-    if step.meta.get("reference"):
-        problem = REFERENCES[step.meta["reference"]](runner, step, out)
-        if problem:
-            return problem
-    return canonical_rerun(runner, step, out)
+    return checked_against_references(runner, step, out)
 
 
 def check_penalty(runner: Runner, step: Step, out: Any, finite: bool) -> str | None:

@@ -10,8 +10,8 @@ Two levels, as the backpropagation lecture teaches them:
 ``mlpfast.gradcheck`` checks every analytic gradient against centered differences.
 ``mlpfast.sklearn`` holds scikit-learn's ``MLPClassifier`` and ``MLPRegressor`` as drop-ins
 (it needs scikit-learn; this package does not). ``save`` / ``load`` write and read safe model
-files (safetensors), ``plot_history`` draws training curves (with matplotlib), and the
-native objects pickle.
+files (safetensors), ``to_onnx`` exports a model to ONNX (with onnx), ``plot_history``
+draws training curves (with matplotlib), and the native objects pickle.
 """
 
 from mlpfast import _pickle as _pickle  # registers the native objects' pickle reducers
@@ -35,6 +35,7 @@ from mlpfast._core import (
     softmax_loss,
     svm_loss,
 )
+from mlpfast._onnx import to_onnx
 from mlpfast._plot import plot_history
 from mlpfast._threadpool import register as _register_with_threadpoolctl
 from mlpfast.io import load, save
@@ -63,4 +64,5 @@ __all__ = [
     "set_num_threads",
     "softmax_loss",
     "svm_loss",
+    "to_onnx",
 ]

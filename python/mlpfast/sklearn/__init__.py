@@ -78,6 +78,21 @@ MLPRegressor.__module__ = __name__
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
+def _register_skl2onnx() -> None:
+    # With skl2onnx installed, its to_onnx / convert_sklearn convert pipelines holding these
+    # estimators (see ._skl2onnx); without it there is nothing to register.
+    try:
+        import skl2onnx  # noqa: F401
+    except ImportError:
+        return
+    from ._skl2onnx import register
+
+    register()
+
+
+_register_skl2onnx()
+
+
 def restore(mlp: MLP, meta: dict, where: str, limit: int) -> Any:
     """The estimator a model file describes, around its network (see :mod:`mlpfast.io`);
     its arrays may take ``limit`` bytes (see :func:`mlpfast._fields.allocation_limit`)."""

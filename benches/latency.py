@@ -7,10 +7,10 @@ Contenders, each called on the same single row:
   fitted briefly on mnist-shaped data (target ≤ 20 µs);
 * ``sklearn predict`` / ``sklearn predict_proba``: scikit-learn's ``MLPClassifier`` of the same
   shape, for reference, when installed;
-* ``onnxruntime``: the same network built here as an ONNX graph (MatMul, Add, the activation;
-  float32, input [N, 784]) from the native model's weights, checked to give its scores, then
-  ``InferenceSession.run`` with default session options and with ``intra_op_num_threads=1``;
-  when onnx and onnxruntime import.
+* ``onnxruntime``: the native model exported by ``mlpfast.to_onnx`` (float32, input
+  ``X`` [N, 784]), checked to give its scores and labels, then ``InferenceSession.run`` of
+  its ``label`` output (what ``predict`` returns) with default session options and with
+  ``intra_op_num_threads=1``; when onnx and onnxruntime import.
 
 The contenders take turns: every round calls each one ``CALLS`` times after a pause (so that
 other threads are idle); the figure is the median over all the calls, after a warm-up.
@@ -29,16 +29,6 @@ from timing import SETTLE
 
 CALLS = 1000  # calls per contender and round
 WARMUP = 200
-
-# ONNX operators (and attributes) of mlpfast's elementwise activations.
-ONNX_ACTIVATIONS = {
-    "identity": None,
-    "relu": ("Relu", {}),
-    "sigmoid": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "leaky_relu": ("LeakyRelu", {"alpha": 0.01}),
-    "elu": ("Elu", {"alpha": 1.0}),
-}
 
 
 def call_seconds(fn: Callable[[], object], calls: int) -> list[float]:
@@ -89,39 +79,6 @@ def fitted(cls, w: wl.Workload, X, y):
     return est
 
 
-def onnx_model(params, activation: str) -> bytes:
-    """The network of ``params`` as a serialized float32 ONNX model: input "X" [N, in],
-    output "scores" [N, out]."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, weights, x = [], [], "X"
-    last = len(params) - 1
-    for i, (W, b) in enumerate(params):
-        weights += [numpy_helper.from_array(W, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
-        z = "scores" if i == last else f"z{i}"
-        nodes += [
-            helper.make_node("MatMul", [x, f"W{i}"], [f"m{i}"]),
-            helper.make_node("Add", [f"m{i}", f"b{i}"], [z]),
-        ]
-        x = z
-        if i < last and ONNX_ACTIVATIONS[activation] is not None:
-            op, attrs = ONNX_ACTIVATIONS[activation]
-            nodes.append(helper.make_node(op, [z], [f"a{i}"], **attrs))
-            x = f"a{i}"
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", params[0][0].shape[0]])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", params[-1][0].shape[1]])],
-        weights,
-    )
-    # Opset 17 and IR version 8: what every onnxruntime of the last years reads.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
 def onnx_sessions(model: bytes) -> dict:
     """InferenceSessions of ``model``: default options, and one intra-op thread."""
     import onnxruntime as ort
@@ -135,12 +92,12 @@ def onnx_sessions(model: bytes) -> dict:
 
 
 def check_onnx(session, model, X: np.ndarray) -> dict:
-    """onnxruntime's scores against the native model's on ``X``: they must agree."""
+    """onnxruntime's scores and labels against the native model's on ``X``: they must agree."""
     ours = model.decision_function(X)
-    theirs = session.run(None, {"X": X})[0]
+    theirs, labels = session.run(["scores", "label"], {"X": X})
     # float32 sums of 784 products, added in another order: rounding differs, no more.
     np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-4)
-    agree = float(np.mean(theirs.argmax(axis=1) == model.predict(X)))
+    agree = float(np.mean(labels == model.predict(X)))
     assert agree > 0.99, f"onnxruntime and mlpfast predict the same class on only {agree:.3f}"
     return {
         "rows": X.shape[0],
@@ -170,9 +127,12 @@ def contenders(w: wl.Workload, X, y, use: dict[str, bool]) -> tuple[dict, dict]:
         fns["sklearn predict_proba"] = lambda: sk.predict_proba(one)
     checks = {}
     if use["onnx"]:
-        for name, session in onnx_sessions(onnx_model(params, w.activation)).items():
+        import mlpfast
+
+        exported = mlpfast.to_onnx(model).SerializeToString()
+        for name, session in onnx_sessions(exported).items():
             checks[f"onnxruntime ({name})"] = check_onnx(session, model, X[:256])
-            fns[f"onnxruntime ({name})"] = lambda s=session: s.run(None, {"X": one})
+            fns[f"onnxruntime ({name})"] = lambda s=session: s.run(["label"], {"X": one})
     return fns, checks
 
 

@@ -203,7 +203,7 @@ DOCUMENTED_RUNTIME = ("training already",)
 ACTIVATIONS = list(mlpfast._core.ACTIVATIONS)
 LOSSES = list(mlpfast._core.LOSSES)
 # Losses whose predict gives an (n, k) array of real predictions (poisson's: e^output).
-REGRESSION = ("mse", "half_squared_error", "huber", "mae", "poisson")
+REGRESSION = ("mse", "half_squared_error", "huber", "mae", "poisson", "half_poisson_deviance")
 
 
 class FuzzFailureError(AssertionError):
@@ -274,6 +274,10 @@ def odd_shapes(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     if len(shape) == 1:
         (n,) = shape
         return [(max(n - 1, 0),), (n + 1,), (0,), (n, 1), (n, 2), (), (1, n)]
+    if len(shape) == 3:  # maxout weights (pieces, in, out)
+        p, n, d = shape
+        return [(p + 1, n, d), (p, n, d + 1), (p, n + 1, d), (n, d), (p * n, d), (), (0, n, d),
+                (p, n, d, 1)]  # fmt: skip
     n, d = shape
     return [(0, d), (n, 0), (n, d + 1), (n, max(d - 1, 0)), (d,), (n * d,), (1, n, d),
             (n, d, 1), (), (n + 1, d), (n, 2 * d)]  # fmt: skip
@@ -420,7 +424,7 @@ def targets(draw, spec: ModelSpec, n: int, wrong: int = 15) -> str:
         return draw(arrays((n,), "labels", spec.k, wrong))
     if spec.loss == "bce":
         return draw(arrays((n,) if spec.k == 1 else (n, spec.k), "binary", wrong=wrong))
-    if spec.loss == "poisson":
+    if spec.loss in ("poisson", "half_poisson_deviance"):
         # Counts must be >= 0: 0/1 values keep most draws valid (wrong ones test refusal).
         return draw(arrays((n, spec.k), "binary", wrong=wrong))
     return draw(arrays((n, spec.k), "real", wrong=wrong))
@@ -1684,7 +1688,11 @@ def plan_sklearn(draw) -> Plan:
     if cls == "MLPClassifier" and odd(draw, 20):
         kw["loss"] = choose(draw, ["'log_loss'", "'hinge'"], ["'squared_error'", "'x'"])
     if cls == "MLPRegressor" and odd(draw, 10):
-        kw["loss"] = choose(draw, ["'squared_error'"], ["'poisson'", "'log_loss'"])
+        kw["loss"] = choose(
+            draw,
+            ["'squared_error'", "'poisson'", "'huber'", "'absolute_error'"],
+            ["'hinge'", "'log_loss'"],
+        )
     e = names("est")
     plan.append(Step(f"from mlpfast.sklearn import {cls}", api=False))
     plan.append(Step(f"{e} = {cls}({keywords_source(kw)})"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout"]
-LOSSES = ["softmax", "svm", "mse", "bce", "huber", "mae", "poisson"]
+LOSSES = ["softmax", "svm", "mse", "bce", "huber", "mae", "poisson", "half_poisson_deviance"]
 RELU_FAMILY = {"relu", "leaky_relu", "elu"}
 LEAKY_ALPHA = 0.01
 ELU_ALPHA = 1.0
@@ -127,6 +127,15 @@ def poisson_loss(f: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.mean(np.exp(f) - t * f)), (np.exp(f) - t) / f.size
 
 
+def half_poisson_loss(f: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over rows of half the Poisson deviance summed over outputs, with a log link
+    (scikit-learn's MLPRegressor(loss="poisson")), and its gradient."""
+    mu = np.exp(f)
+    t_ln_t = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0)
+    per = t_ln_t - t * f - t + mu
+    return float(per.sum() / f.shape[0]), (mu - t) / f.shape[0]
+
+
 def loss_kink_distance(name: str, scores: np.ndarray, y: np.ndarray) -> float:
     """How far the scores are from a point where the loss is not differentiable."""
     if name in ("huber", "mae"):
@@ -145,10 +154,47 @@ def loss_fn(name: str, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
         return mse_loss(scores, np.asarray(y, dtype=np.float64).reshape(scores.shape))
     if name == "bce":
         return bce_loss(scores, y)
-    values = {"huber": huber_loss, "mae": mae_loss, "poisson": poisson_loss}
+    values = {
+        "huber": huber_loss,
+        "mae": mae_loss,
+        "poisson": poisson_loss,
+        "half_poisson_deviance": half_poisson_loss,
+    }
     if name in values:
         return values[name](scores, np.asarray(y, dtype=np.float64).reshape(scores.shape))
     raise ValueError(name)
+
+
+def weighted_loss_fn(name: str, scores: np.ndarray, y, w) -> tuple[float, np.ndarray]:
+    """The weighted mean of the loss over rows, sum_i w_i L_i / sum_i w_i, and its gradient;
+    ``w=None`` is ``loss_fn``. Each row goes through ``loss_fn`` alone, so a loss averaged over
+    a row's outputs stays so."""
+    if w is None:
+        return loss_fn(name, scores, y)
+    rows = [loss_fn(name, scores[i : i + 1], y[i : i + 1]) for i in range(len(scores))]
+    total = float(np.sum(w))
+    value = sum(float(wi) * v for wi, (v, _) in zip(w, rows)) / total
+    grad = np.concatenate([float(wi) * g for wi, (_, g) in zip(w, rows)]) / total
+    return value, grad
+
+
+def weighted_metric(loss: str, scores: np.ndarray, y, w) -> float:
+    """``metric`` with row weights, as scikit-learn's accuracy_score and r2_score weigh."""
+    if w is None:
+        return metric(loss, scores, y)
+    w = np.asarray(w, dtype=np.float64)
+    if loss in ("softmax", "svm"):
+        return float(np.sum(w * (np.argmax(scores, axis=1) == y)) / w.sum())
+    if loss == "bce":
+        t = np.asarray(y).reshape(scores.shape)
+        return float(np.sum(w * np.all((scores > 0) == (t == 1), axis=1)) / w.sum())
+    pred = np.exp(scores) if loss in ("poisson", "half_poisson_deviance") else scores
+    pred = pred.reshape(pred.shape[0], -1)
+    truth = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+    mean = (w[:, None] * truth).sum(axis=0) / w.sum()
+    ss_res = (w[:, None] * (truth - pred) ** 2).sum(axis=0)
+    ss_tot = (w[:, None] * (truth - mean) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - ss_res / ss_tot))
 
 
 # --------------------------------------------------------------------------- network
@@ -213,10 +259,10 @@ def backward(params, activation: str, cache, dscores: np.ndarray):
     return grads, d
 
 
-def data_loss_and_grads(params, activation: str, loss: str, X, y):
-    """Mean data loss and its gradients for one batch."""
+def data_loss_and_grads(params, activation: str, loss: str, X, y, w=None):
+    """Mean data loss (weighted by ``w``, when given) and its gradients for one batch."""
     scores, cache = forward(params, activation, X)
-    value, ds = loss_fn(loss, scores, y)
+    value, ds = weighted_loss_fn(loss, scores, y, w)
     grads, _ = backward(params, activation, cache, ds)
     return value, grads
 
@@ -251,7 +297,7 @@ def metric(loss: str, scores: np.ndarray, y) -> float:
     if loss == "bce":
         t = np.asarray(y).reshape(scores.shape)
         return float(np.mean(np.all((scores > 0) == (t == 1), axis=1)))
-    pred = np.exp(scores) if loss == "poisson" else scores
+    pred = np.exp(scores) if loss in ("poisson", "half_poisson_deviance") else scores
     return r2(pred, np.asarray(y, dtype=np.float64))
 
 
@@ -279,8 +325,13 @@ def fit(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     validation_data=None,
+    sample_weight=None,
 ):
-    """Train copies of ``params`` like ``MLP.fit(..., shuffle=False)``; return (params, history)."""
+    """Train copies of ``params`` like ``MLP.fit(..., shuffle=False)``; return (params, history).
+
+    With ``sample_weight``, every batch's loss is the weighted mean over its rows and a batch
+    whose weights are all 0 is skipped; ``validation_data`` may be (X, y, weights).
+    """
     params = [(W.copy(), b.copy()) for W, b in params]
     flat = [arr for pair in params for arr in pair]  # W0, b0, W1, b1, ...
     m1 = [np.zeros_like(p) for p in flat]
@@ -296,7 +347,10 @@ def fit(
         total = 0.0
         for lo in range(0, n, batch_size):
             Xb, yb = X[lo : lo + batch_size], y[lo : lo + batch_size]
-            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb)
+            wb = None if sample_weight is None else sample_weight[lo : lo + batch_size]
+            if wb is not None and not np.any(wb):
+                continue
+            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb, wb)
             if weight_decay > 0:
                 value += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in params)
             total += len(Xb) * value
@@ -320,10 +374,10 @@ def fit(
         history["loss"].append(total / n)
         lr *= lr_decay
         if validation_data is not None:
-            Xv, yv = validation_data
+            Xv, yv, wv = (*validation_data, None)[:3]
             sv, _ = forward(params, activation, Xv)
-            history["val_loss"].append(loss_fn(loss, sv, yv)[0])
-            history[metric_name(loss)].append(metric(loss, sv, yv))
+            history["val_loss"].append(weighted_loss_fn(loss, sv, yv, wv)[0])
+            history[metric_name(loss)].append(weighted_metric(loss, sv, yv, wv))
     return params, history
 
 
@@ -338,7 +392,7 @@ def make_data(loss: str, n: int, d: int, k: int, rng: np.random.Generator, scale
         y = rng.standard_normal((n, k))
     elif loss in ("huber", "mae"):
         y = 1.5 * rng.standard_normal((n, k))  # both sides of huber's delta = 1
-    elif loss == "poisson":
+    elif loss in ("poisson", "half_poisson_deviance"):
         y = rng.poisson(1.5, size=(n, k)).astype(np.float64)
     else:
         y = rng.integers(0, 2, size=(n,) if k == 1 else (n, k)).astype(np.float64)

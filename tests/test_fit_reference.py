@@ -27,6 +27,7 @@ MODELS = [
     ("huber", "elu", [5, 6, 2]),
     ("mae", "tanh", [5, 6, 2]),
     ("poisson", "sigmoid", [5, 6, 2]),
+    ("half_poisson_deviance", "relu", [5, 6, 2]),
 ]
 OPTIMIZERS = {
     "sgd": {"optimizer": "sgd", "lr": 0.05},

@@ -260,7 +260,7 @@ def test_fit_signature_states_the_core_defaults():
         name: p.default
         for name, p in params.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
-        and name not in ("validation_data", "verbose", "callbacks")
+        and name not in ("sample_weight", "validation_data", "verbose", "callbacks")
     }
     assert shown == _core._fit_defaults()
     assert not any(name.startswith("_") for name in params)

@@ -33,10 +33,25 @@ ESTIMATORS = [
     MLPRegressor(),
     MLPRegressor(max_iter=100, activation="leaky_relu"),
     MLPRegressor(max_iter=100, solver="sgd", dtype="float64", activation="tanh"),
+    MLPRegressor(max_iter=100, loss="huber"),
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def expected_failures(estimator):
+    """The checks an estimator is known to fail, with why. (scikit-learn's own MLPs are
+    marked to fail the same ones.) The check demands rtol 1e-7 after a fit that stopped
+    early: a row written twice lands in other minibatches than a row of weight 2, and an
+    unconverged L-BFGS carries float32 rounding of sums taken in another order; the fits
+    differ by about 1e-5. With full batches, weights and repeated rows are the same fit to
+    1e-12 (tests/test_sample_weight.py); with float64 and SGD the check may pass (XPASS)."""
+    why = "weights and repeated rows: the same objective, fits apart by rounding (~1e-5)"
+    return {
+        "check_sample_weight_equivalence_on_dense_data": why,
+        "check_sample_weight_equivalence_on_sparse_data": why,
+    }
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

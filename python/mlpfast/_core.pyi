@@ -163,7 +163,12 @@ class MLP:
     def forward(self, X: ArrayLike) -> _FloatArray: ...
     def backward(self, dscores: ArrayLike) -> _FloatArray: ...
     def loss(
-        self, X: ArrayLike, y: ArrayLike, *, weight_decay: float = 0.0
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        weight_decay: float = 0.0,
+        sample_weight: ArrayLike | None = None,
     ) -> tuple[float, list[tuple[_FloatArray, _FloatArray]]]: ...
     def l2_penalty(self, weight_decay: float) -> float: ...
     @property
@@ -176,6 +181,7 @@ class MLP:
         X: ArrayLike,
         y: ArrayLike,
         *,
+        sample_weight: ArrayLike | None = None,
         epochs: int = 10,
         batch_size: int = 64,
         optimizer: str = "sgd",
@@ -186,7 +192,9 @@ class MLP:
         lr_decay: float = 1.0,
         shuffle: bool = True,
         seed: int | None = None,
-        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike]
+        | tuple[ArrayLike, ArrayLike, ArrayLike | None]
+        | None = None,
         verbose: bool = False,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -210,7 +218,9 @@ class MLP:
     def predict(self, X: ArrayLike) -> NDArray[np.int64] | _FloatArray: ...
     def decision_function(self, X: ArrayLike) -> _FloatArray: ...
     def predict_proba(self, X: ArrayLike) -> _FloatArray: ...
-    def score(self, X: ArrayLike, y: ArrayLike) -> float: ...
+    def score(
+        self, X: ArrayLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> float: ...
 
 ACTIVATIONS: list[str]
 LOSSES: list[str]

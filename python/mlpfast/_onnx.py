@@ -48,6 +48,7 @@ _LOSS_HEADS = {
     "huber": ("value", "identity"),
     "mae": ("value", "identity"),
     "poisson": ("value", "exp"),
+    "half_poisson_deviance": ("value", "exp"),
 }
 
 _ONNX_HINT = "pip install 'onnx>=1.16' (or, in mlpfast's source tree, pip install '.[onnx]')"

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from mlpfast import _modelfile
 from mlpfast._core import MLP, _check_fit_settings
@@ -172,16 +172,15 @@ def _dense(X):
 class _EpochListener:
     """The one callback the estimators give ``MLP.fit``.
 
-    It puts the epoch's figures on scikit-learn's scale (the regressor's loss divided by
-    the number of outputs), gives the estimator as ``info["model"]``, prints the progress
+    It gives the estimator as ``info["model"]`` (the figures are on scikit-learn's scale
+    already: see ``_reported_data_scale``), prints the progress
     line when verbose, and calls the user's callbacks with those figures; one returning
     exactly ``False`` stops training. (The fitted curves come from the network's session
     afterwards, not from here.)
     """
 
-    def __init__(self, est, scale: float, epochs: int, verbose: bool, callbacks):
+    def __init__(self, est, epochs: int, verbose: bool, callbacks):
         self.est = est
-        self.scale = scale
         self.progress = Progress(epochs, est._metric) if verbose else None
         if callbacks is None:
             callbacks = []
@@ -198,9 +197,6 @@ class _EpochListener:
 
     def __call__(self, info: dict) -> bool | None:
         info = dict(info, model=self.est)
-        info["loss"] *= self.scale
-        if "val_loss" in info:
-            info["val_loss"] *= self.scale
         if self.progress is not None:
             self.progress(info)
         go_on = True
@@ -319,6 +315,23 @@ class _BaseMLP(BaseEstimator):
     def _stratify(self, Y):
         return None
 
+    def _class_weights(self, Y, sample_weight, incremental: bool):
+        """Per-row factors from ``class_weight`` (classifiers), or None."""
+        return None
+
+    def _row_weights(self, X, Y, sample_weight, incremental: bool):
+        """``sample_weight`` checked as scikit-learn checks it, times the class weights, in
+        float64 (the network rounds them to its dtype once); None when neither is given."""
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        factors = self._class_weights(Y, sample_weight, incremental)
+        if factors is None:
+            return sample_weight
+        factors = np.asarray(factors, dtype=np.float64)
+        return factors if sample_weight is None else sample_weight * factors
+
     # ---- the fitted model
     def _bind_params(self) -> None:
         """coefs_ and intercepts_: live views of the native layers' weights and biases."""
@@ -396,10 +409,11 @@ class _BaseMLP(BaseEstimator):
             )
 
     # ---- fitting
-    def _fit(self, X, y, *, incremental: bool, callbacks=None):
+    def _fit(self, X, y, *, incremental: bool, callbacks=None, sample_weight=None):
         settings = self._validated()
         first_pass = not hasattr(self, "_mlp") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = self._row_weights(X, Y, sample_weight, incremental)
         n_outputs = self._n_outputs(Y)
         layer_sizes = [X.shape[1], *settings["hidden"], n_outputs]
         rs = check_random_state(self.random_state)
@@ -408,9 +422,9 @@ class _BaseMLP(BaseEstimator):
         else:
             self._check_same_model(layer_sizes, settings)
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y)
+            self._fit_lbfgs(X, Y, sample_weight)
         else:
-            self._fit_stochastic(X, Y, rs, settings, incremental, callbacks)
+            self._fit_stochastic(X, Y, sample_weight, rs, settings, incremental, callbacks)
         if not all(np.isfinite(w).all() for w in (*self.coefs_, *self.intercepts_)):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -421,13 +435,13 @@ class _BaseMLP(BaseEstimator):
     def _n_outputs(self, Y) -> int:
         return 1 if Y.ndim == 1 else Y.shape[1]
 
-    def _fit_stochastic(self, X, Y, rs, settings, incremental, callbacks) -> None:
+    def _fit_stochastic(self, X, Y, sw, rs, settings, incremental, callbacks) -> None:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         validation = None
         if self.early_stopping:
-            X, Xv, Y, Yv = self._split(X, Y, rs)
-            validation = (Xv, Yv)
+            X, Xv, Y, Yv, sw, swv = self._split(X, Y, sw, rs)
+            validation = (Xv, Yv, swv)
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -440,16 +454,11 @@ class _BaseMLP(BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         epochs = 1 if incremental else int(self.max_iter)
-        scale = self._loss_scale()
-        listener = _EpochListener(self, scale, epochs, bool(self.verbose), callbacks)
+        listener = _EpochListener(self, epochs, bool(self.verbose), callbacks)
         sgd = self.solver == "sgd"
         reals = self._real_settings()
         if not sgd:
             reals["momentum"] = 0.0
-        # The stopping rule watches the validation score, or MLP.fit's own training loss,
-        # which is the reported loss_ divided by `scale`: tol goes on the same scale.
-        if not self.early_stopping:
-            reals["tol"] /= scale
         interrupted = False
         diverged = None
         history = self._mlp.history
@@ -458,6 +467,7 @@ class _BaseMLP(BaseEstimator):
             self._mlp.fit(
                 X,
                 Y,
+                sample_weight=sw,
                 **reals,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -474,6 +484,8 @@ class _BaseMLP(BaseEstimator):
                 resume=incremental,
                 # scikit-learn's alpha: a batch of n rows adds 0.5 * alpha / n * ||W||^2.
                 _l2_per_sample=True,
+                # The losses MLP.fit reports (and its stopping rule watches) are loss_'s.
+                _reported_data_scale=self._loss_scale(),
             )
         except KeyboardInterrupt:
             # As scikit-learn: Ctrl-C ends training, keeping the weights of the last step.
@@ -485,7 +497,7 @@ class _BaseMLP(BaseEstimator):
             diverged = exc
         finally:
             listener.close()
-        self._read_session(before, scale)
+        self._read_session(before)
         if diverged is not None:
             # scikit-learn's error for a diverged solver (a ValueError), with what happened.
             raise ValueError(
@@ -505,8 +517,9 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=5,
             )
 
-    def _read_session(self, before: tuple[int, int, int], scale: float) -> None:
-        """This fit's epochs, from the network's training session, on scikit-learn's scale.
+    def _read_session(self, before: tuple[int, int, int]) -> None:
+        """This fit's epochs, from the network's training session (on scikit-learn's scale:
+        see ``_reported_data_scale``).
 
         ``before`` is what the session held before the fit (epochs, validated epochs,
         samples); the curves go on from what the estimator had (a loaded or unpickled
@@ -514,7 +527,7 @@ class _BaseMLP(BaseEstimator):
         """
         epochs, validated, seen = before
         history = self._mlp.history
-        losses = [scale * v for v in history["loss"][epochs:]]
+        losses = history["loss"][epochs:]
         self.n_iter_ = len(losses)
         self.t_ += self._mlp.samples_seen - seen
         self.loss_curve_ = [*self.loss_curve_, *losses]
@@ -524,7 +537,7 @@ class _BaseMLP(BaseEstimator):
             self.loss_ = float("nan")
         if self.early_stopping:
             scores = history.get(self._metric, [])[validated:]
-            val_losses = [scale * v for v in history.get("val_loss", [])[validated:]]
+            val_losses = history.get("val_loss", [])[validated:]
             # (None after a warm start from a fit without early stopping.)
             self.validation_scores_ = [*(self.validation_scores_ or []), *scores]
             self.validation_loss_curve_ = [*(self.validation_loss_curve_ or []), *val_losses]
@@ -535,31 +548,35 @@ class _BaseMLP(BaseEstimator):
             best = self.best_loss_
             self.best_loss_ = min([np.inf if best is None else best, *losses])
 
-    def _split(self, X, Y, rs):
-        """scikit-learn's validation split for early stopping."""
+    def _split(self, X, Y, sw, rs):
+        """scikit-learn's validation split for early stopping (the weights split alike)."""
         stratify = self._stratify(Y)
         kw = {"random_state": rs, "test_size": self.validation_fraction}
+        arrays = (X, Y) if sw is None else (X, Y, sw)
         try:
-            X, Xv, Y, Yv = train_test_split(X, Y, stratify=stratify, **kw)
+            parts = train_test_split(*arrays, stratify=stratify, **kw)
         except ValueError:
             if stratify is None:
                 raise
             # A class too rare to stratify on: a plain split, as scikit-learn makes.
-            X, Xv, Y, Yv = train_test_split(X, Y, **kw)
+            parts = train_test_split(*arrays, **kw)
+        X, Xv, Y, Yv = parts[:4]
+        sw, swv = parts[4:] if sw is not None else (None, None)
         if Xv.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        return X, Xv, Y, Yv
+        return X, Xv, Y, Yv, sw, swv
 
-    def _fit_lbfgs(self, X, Y) -> None:
+    def _fit_lbfgs(self, X, Y, sw) -> None:
         """scipy's L-BFGS-B on the full-batch loss and gradient (scikit-learn's lbfgs)."""
         from scipy.optimize import minimize
 
         layers = self._mlp.param_layers
         mlp = self._mlp
-        n = X.shape[0]
+        # alpha is divided by the row count, or by the weight sum (as scikit-learn).
+        n = X.shape[0] if sw is None else float(np.sum(sw, dtype=np.float64))
         alpha = float(self.alpha)
         shapes = [(lay.weight.shape, lay.bias.shape) for lay in layers]
 
@@ -580,7 +597,7 @@ class _BaseMLP(BaseEstimator):
         def fun(theta: np.ndarray):
             unpack(theta)
             # The loss with the L2 term, and its gradient, as the core computes them.
-            value, grads = mlp.loss(X, Y, weight_decay=alpha / n)
+            value, grads = mlp.loss(X, Y, weight_decay=alpha / n, sample_weight=sw)
             last[0] = float(value)
             return last[0], pack(grads)
 
@@ -609,7 +626,7 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=5,
             )
         self.n_iter_ = min(int(result.nit), int(self.max_iter))
-        data_loss, _ = mlp.loss(X, Y)
+        data_loss, _ = mlp.loss(X, Y, sample_weight=sw)
         self.loss_ = float(data_loss) * self._loss_scale() + mlp.l2_penalty(alpha / n)
 
     # ---- prediction helpers
@@ -793,7 +810,8 @@ default="relu"
         L-BFGS-B on mlpfast's full-batch loss and gradient.
     alpha : float, default=0.0001
         L2 penalty, scikit-learn's convention: a batch of n rows adds
-        ``0.5 * alpha / n * sum ||W||^2`` (weights, not biases) to its loss.
+        ``0.5 * alpha / n * sum ||W||^2`` (weights, not biases) to its loss; with
+        ``sample_weight``, n is the batch's weight sum.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"

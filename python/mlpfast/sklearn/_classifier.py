@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
@@ -49,6 +50,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Training loss: the log loss, or the multiclass SVM (hinge) loss on one score per
         class (binary and multiclass targets; ``decision_function`` instead of
         ``predict_proba``). mlpfast's addition.
+    class_weight : dict, list of dicts, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``: ``{label: weight}`` (other
+        classes weigh 1), or "balanced", ``n_samples / (n_classes * count)`` with the counts
+        weighted by ``sample_weight`` (scikit-learn's ``compute_class_weight``). For a
+        multilabel indicator ``y``, "balanced" or one dict per label (``{0: w0, 1: w1}``),
+        multiplied over the labels (scikit-learn's ``compute_sample_weight``). Not
+        "balanced" in ``partial_fit``. mlpfast's addition.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the weights and of all computation. mlpfast's addition.
 """
@@ -97,6 +105,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         loss="log_loss",
+        class_weight=None,
         dtype="float32",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -123,6 +132,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.loss = loss
+        self.class_weight = class_weight
         self.dtype = dtype
 
     # ---- targets
@@ -206,6 +216,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _stratify(self, Y):
         return Y if Y.ndim == 1 else None
 
+    def _class_weights(self, Y, sample_weight, incremental: bool):
+        """Each row's ``class_weight`` factor, scikit-learn's ``compute_class_weight`` (with
+        the sample weights, for "balanced", as LogisticRegression counts them)."""
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if not (isinstance(cw, (dict, list)) or (isinstance(cw, str) and cw == "balanced")):
+            raise ValueError(
+                "The 'class_weight' parameter must be None, 'balanced', a dict or a list of "
+                f"dicts. Got {cw!r} instead."
+            )
+        if incremental and cw == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs the class frequencies of all the data, which "
+                "partial_fit does not see: compute them with sklearn.utils.class_weight."
+                "compute_class_weight('balanced', classes=classes, y=y) on the full targets "
+                "(or a large sample) and pass them as a dict."
+            )
+        if self._kind == "multilabel":
+            # One output per label, classes 0 and 1: scikit-learn's multi-output meaning
+            # (the product over the outputs; "balanced" counts rows, unweighted).
+            return compute_sample_weight(cw, Y.astype(np.intp))
+        if isinstance(cw, list):
+            raise ValueError(
+                "class_weight: a list of dicts is for multilabel targets (one per label); "
+                "binary and multiclass targets take a dict"
+            )
+        idx = Y.astype(np.intp)
+        present = np.unique(idx)
+        # "balanced" counts the classes in y (all of them, in a fit); a dict may name any.
+        classes = self.classes_[present] if cw == "balanced" else self.classes_
+        per_class = compute_class_weight(
+            cw, classes=classes, y=self.classes_[idx], sample_weight=sample_weight
+        )
+        table = np.ones(len(self.classes_))
+        table[present if cw == "balanced" else slice(None)] = per_class
+        return table[idx]
+
     _FITTED = (*_BaseMLP._FITTED, "classes_", "_kind")
 
     def _check_restored(self) -> None:
@@ -220,7 +268,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     # ---- API
     @_unchanged_on_refusal
-    def fit(self, X, y, *, callbacks: Callable | list | None = None):
+    def fit(self, X, y, sample_weight=None, *, callbacks: Callable | list | None = None):
         """Fits the network to data matrix X and labels y.
 
         Parameters
@@ -229,6 +277,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             The input data (sparse matrices are densified).
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (strings, integers or booleans), or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples (finite, >= 0, not all zero), times ``class_weight``'s:
+            every batch's loss is the weighted mean over its rows, as scikit-learn's.
         callbacks : callable or list of callables, optional
             Called after every epoch with a dict of its figures ("epoch", "epochs", "loss",
             "val_loss" and "val_accuracy" with early stopping, "lr", "elapsed",
@@ -239,11 +290,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : MLPClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False, callbacks=callbacks)
+        return self._fit(X, y, incremental=False, callbacks=callbacks, sample_weight=sample_weight)
 
     @available_if(_has_partial_fit)
     @_unchanged_on_refusal
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Trains for one epoch on (X, y), continuing the network and its optimizer.
 
         Parameters
@@ -255,6 +306,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes : array-like of shape (n_classes,), default=None
             All the classes over all calls; required on the first call, optional after.
             Not needed for a multilabel indicator ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples, as in ``fit``.
 
         Returns
         -------
@@ -275,7 +328,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 f"`classes={classes!r}` is not the same as on last call to partial_fit, was: "
                 f"{self.classes_!r}"
             )
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicts class labels (a 0/1 indicator matrix for multilabel models).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 from sklearn.base import RegressorMixin
@@ -22,12 +22,10 @@ from ._base import (
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor trained by mlpfast; scikit-learn's drop-in.
 
-    It minimizes scikit-learn's squared error: half the squared error summed over the
-    outputs and averaged over the rows, plus the L2 term. Like scikit-learn, ``loss_`` and
-    ``loss_curve_`` report the data term divided by the number of outputs (and ``tol``
-    applies to that scale). With several outputs and ``alpha > 0``, mlpfast's reported
-    figure divides the L2 term by the number of outputs too (scikit-learn does not), a
-    difference of the order of ``alpha / n_samples``.
+    By default it minimizes scikit-learn's squared error: half the squared error summed over
+    the outputs and averaged over the rows, plus the L2 term. Like scikit-learn, ``loss_``
+    and ``loss_curve_`` report that data term divided by the number of outputs, plus the L2
+    term (and ``tol`` applies to that figure).
     """
 
     __doc__ = (
@@ -35,8 +33,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         + """
     Parameters
     ----------
-    loss : {"squared_error"}, default="squared_error"
-        The loss; scikit-learn's "poisson" is not supported.
+    loss : {"squared_error", "poisson", "huber", "absolute_error"}, default="squared_error"
+        The training loss. "squared_error" and "poisson" are scikit-learn's: half the squared
+        error, and half the Poisson deviance (summed over the outputs, averaged over the rows)
+        with a log link — the network's outputs are log means, ``predict`` returns their
+        exponential (``out_activation_`` is "exp") and the targets must be >= 0. "huber"
+        (threshold 1) and "absolute_error" are mlpfast's additions for robust regression:
+        PyTorch's ``HuberLoss`` and ``L1Loss``, averaged over every output of every row.
 """
         + _PARAMS_DOC.split("----------\n", 1)[1]
         + """    dtype : {"float32", "float64"}, default="float32"
@@ -56,7 +59,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 """
     )
 
-    _loss_options = ("squared_error",)
+    _loss_options = ("squared_error", "poisson", "huber", "absolute_error")
+    # The native loss of each, and the output activation predict applies.
+    _NATIVE: ClassVar[dict[str, tuple[str, str]]] = {
+        "squared_error": ("half_squared_error", "identity"),
+        "poisson": ("half_poisson_deviance", "exp"),
+        "huber": ("huber", "identity"),
+        "absolute_error": ("mae", "identity"),
+    }
     _metric = "val_r2"
 
     def __init__(
@@ -122,17 +132,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return X, np.ascontiguousarray(Y, dtype=dtype)
 
     def _native_loss(self) -> str:
-        return "half_squared_error"
+        return self._NATIVE[self.loss][0]
 
     def _out_activation(self) -> str:
-        return "identity"
+        return self._NATIVE[self.loss][1]
 
     def _loss_scale(self) -> float:
-        return 1.0 / self._mlp.layer_sizes[-1]
+        # scikit-learn reports its squared error averaged over the outputs (not its gradient).
+        if self.loss == "squared_error":
+            return 1.0 / self._mlp.layer_sizes[-1]
+        return 1.0
 
     # ---- API
     @_unchanged_on_refusal
-    def fit(self, X, y, *, callbacks: Callable | list | None = None):
+    def fit(self, X, y, sample_weight=None, *, callbacks: Callable | list | None = None):
         """Fits the network to data matrix X and targets y.
 
         Parameters
@@ -141,6 +154,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             The input data (sparse matrices are densified).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples (finite, >= 0, not all zero): every batch's loss is the
+            weighted mean over its rows, as scikit-learn's.
         callbacks : callable or list of callables, optional
             Called after every epoch with a dict of its figures ("epoch", "epochs", "loss",
             "val_loss" and "val_r2" with early stopping, "lr", "elapsed",
@@ -151,11 +167,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self : MLPRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False, callbacks=callbacks)
+        return self._fit(X, y, incremental=False, callbacks=callbacks, sample_weight=sample_weight)
 
     @available_if(_has_partial_fit)
     @_unchanged_on_refusal
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Trains for one epoch on (X, y), continuing the network and its optimizer.
 
         Parameters
@@ -164,13 +180,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples, as in ``fit``.
 
         Returns
         -------
         self : MLPRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicts the targets.

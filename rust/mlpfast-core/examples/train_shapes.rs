@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mlpfast_core::train::{Silent, fit};
+use mlpfast_core::train::{Examples, Silent, fit};
 use mlpfast_core::{
     Activation, FitConfig, Hidden, Loss, MatRef, ParamsMut, Rng, Session, Spec, Targets,
 };
@@ -77,8 +77,11 @@ fn main() {
         fit(
             &spec,
             &mut pm,
-            MatRef::new(&x, samples, sizes[0]),
-            &targets,
+            Examples {
+                x: MatRef::new(&x, samples, sizes[0]),
+                y: &targets,
+                weights: None,
+            },
             None,
             &cfg,
             &mut session,

@@ -113,6 +113,10 @@ pub struct FitConfig {
     pub weight_decay: f64,
     /// When true, `weight_decay` is scikit-learn's `alpha`: a batch of n rows adds ½(λ/n)‖W‖².
     pub l2_per_sample: bool,
+    /// Factor on the data term of the losses a fit reports (history, stopping rule,
+    /// validation loss), not on what it trains: scikit-learn's regressor reports its squared
+    /// loss averaged over the outputs, though its gradient is per row (> 0, finite).
+    pub reported_data_scale: f64,
     /// Factor applied to the learning rate after every epoch (> 0).
     pub lr_decay: f64,
     /// How the learning rate moves besides `lr_decay`.
@@ -149,6 +153,7 @@ impl Default for FitConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             l2_per_sample: false,
+            reported_data_scale: 1.0,
             lr_decay: 1.0,
             schedule: Schedule::Constant,
             power_t: 0.5,
@@ -204,6 +209,12 @@ impl FitConfig {
         finite("lr_decay", "a positive finite number", self.lr_decay, |v| {
             v > 0.0
         })?;
+        finite(
+            "_reported_data_scale",
+            "a positive finite number",
+            self.reported_data_scale,
+            |v| v > 0.0,
+        )?;
         finite("power_t", non_negative, self.power_t, |v| v >= 0.0)?;
         finite("tol", non_negative, self.tol, |v| v >= 0.0)?;
         if let Some(n) = self.n_iter_no_change {

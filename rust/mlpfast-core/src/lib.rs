@@ -61,4 +61,4 @@ pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec};
 pub use optim::{OptimState, Optimizer};
 pub use rng::{Init, Rng};
 pub use session::{EpochRecord, History, Session};
-pub use train::{EpochReport, Monitor};
+pub use train::{EpochReport, Examples, Monitor};

@@ -21,9 +21,16 @@
 //! poisson  e^f − t·f   (f the log of the predicted mean)    df = e^f − t;  predict gives e^f
 //! ```
 //!
+//! `half_poisson_deviance` is scikit-learn's Poisson loss for `MLPRegressor`: the same
+//! gradient, plus the constant `t·ln t − t` in the value (half the Poisson deviance, 0 at a
+//! perfect fit), summed over a row's outputs and averaged over rows.
+//!
 //! The loss is the mean over the N rows (summing the K outputs of a row), except MSE, huber,
-//! mae and poisson, which are means over all N·K elements; the gradient is that of the mean. Softmax subtracts the
-//! row maximum before exponentiating, so no score overflows.
+//! mae and poisson, which are means over all N·K elements; the gradient is that of the mean.
+//! With per-row weights w (scikit-learn's and Keras' `sample_weight`) it is the weighted mean
+//! `Σ w_i L_i / Σ w_i` (÷ K for the elementwise losses): weights of 1 give the plain mean's
+//! bits, and weight 2 counts a row as if it were there twice. Softmax subtracts the row
+//! maximum before exponentiating, so no score overflows.
 
 use crate::activation::sigmoid_given;
 use crate::error::{Error, Result, fmt_shape};
@@ -56,10 +63,14 @@ pub enum Loss {
     Mae,
     /// Poisson negative log-likelihood with a log link: the scores are log means.
     Poisson,
+    /// Half the Poisson deviance with a log link, summed over a row's outputs (scikit-learn's
+    /// `MLPRegressor(loss="poisson")`).
+    HalfPoisson,
 }
 
 /// The names [`Loss::from_name`] accepts.
-pub const LOSS_NAMES: &str = "softmax, svm, mse, bce, half_squared_error, huber, mae, poisson";
+pub const LOSS_NAMES: &str =
+    "softmax, svm, mse, bce, half_squared_error, huber, mae, poisson, half_poisson_deviance";
 
 /// What the scores are compared with.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +111,7 @@ impl Loss {
             "huber" => Loss::Huber { delta: 1.0 },
             "mae" => Loss::Mae,
             "poisson" => Loss::Poisson,
+            "half_poisson_deviance" => Loss::HalfPoisson,
             _ => {
                 return Err(Error::value(
                     "loss",
@@ -121,6 +133,7 @@ impl Loss {
             Loss::Huber { .. } => "huber",
             Loss::Mae => "mae",
             Loss::Poisson => "poisson",
+            Loss::HalfPoisson => "half_poisson_deviance",
         }
     }
 
@@ -129,14 +142,24 @@ impl Loss {
     pub fn is_regression(self) -> bool {
         matches!(
             self,
-            Loss::Mse | Loss::HalfSquared | Loss::Huber { .. } | Loss::Mae | Loss::Poisson
+            Loss::Mse
+                | Loss::HalfSquared
+                | Loss::Huber { .. }
+                | Loss::Mae
+                | Loss::Poisson
+                | Loss::HalfPoisson
         )
+    }
+
+    /// True for the log-link count losses: scores are log means, targets counts (>= 0).
+    pub fn is_log_link(self) -> bool {
+        matches!(self, Loss::Poisson | Loss::HalfPoisson)
     }
 
     /// Turns a regression loss's scores into its predictions: e^f for poisson (its scores
     /// are log means), the scores themselves otherwise.
     pub fn predict_inplace<T: Float>(self, scores: &mut [T]) {
-        if self == Loss::Poisson {
+        if self.is_log_link() {
             crate::simd::wide(
                 #[inline(always)]
                 || scores.iter_mut().for_each(|v| *v = v.exp()),
@@ -149,11 +172,12 @@ impl Loss {
         matches!(self, Loss::Softmax | Loss::Svm { .. })
     }
 
-    /// What the summed loss of N rows of K scores is divided by to give the mean.
-    pub fn normalizer(self, rows: usize, cols: usize) -> usize {
+    /// What the summed loss of rows of K scores is divided by to give the mean: `mass` is
+    /// the number of rows, or the sum of their weights.
+    pub fn normalizer(self, mass: f64, cols: usize) -> f64 {
         match self {
-            Loss::Mse | Loss::Huber { .. } | Loss::Mae | Loss::Poisson => rows * cols,
-            _ => rows,
+            Loss::Mse | Loss::Huber { .. } | Loss::Mae | Loss::Poisson => mass * cols as f64,
+            _ => mass,
         }
     }
 
@@ -184,7 +208,7 @@ impl Loss {
                 if self == Loss::Bce {
                     check_binary(arg, *t)?;
                 }
-                if self == Loss::Poisson {
+                if self.is_log_link() {
                     check_counts(arg, *t)?;
                 }
                 check_finite(arg, *t)
@@ -202,12 +226,13 @@ impl Loss {
         }
     }
 
-    /// Mean loss of `scores` against validated `targets`; writes its gradient into `grad`
-    /// (same shape as `scores`) when given.
+    /// Mean loss of `scores` against `targets` (weighted by `weights`, one per row, when
+    /// given); writes its gradient into `grad` (same shape as `scores`) when given.
     pub fn mean_and_grad<T: Float>(
         self,
         scores: MatRef<'_, T>,
         targets: &Targets<'_, T>,
+        weights: Option<&[T]>,
         grad: Option<&mut [T]>,
     ) -> Result<f64> {
         check_columns("scores", scores.cols())?;
@@ -216,23 +241,28 @@ impl Loss {
         if scores.rows() == 0 {
             return Err(Error::value("scores", "at least one row", "0 rows"));
         }
-        let norm = self.normalizer(scores.rows(), scores.cols());
-        let sum = self.sum_rows(scores, targets, grad, T::from_f64(1.0 / norm as f64));
-        Ok(sum / norm as f64)
+        if let Some(w) = weights {
+            check_weights("sample_weight", w, scores.rows())?;
+        }
+        let norm = self.normalizer(mass(weights, scores.rows()), scores.cols());
+        let sum = self.sum_rows(scores, targets, weights, grad, T::from_f64(1.0 / norm));
+        Ok(sum / norm)
     }
 
-    /// The loss summed over rows (no validation: the training loop checks once, up front).
-    /// When `grad` is given it receives `scale ·` the gradient of that sum.
+    /// The loss summed over rows, each times its weight when `weights` are given (no
+    /// validation: the training loop checks once, up front). When `grad` is given it receives
+    /// `scale ·` the gradient of that sum.
     pub(crate) fn sum_rows<T: Float>(
         self,
         scores: MatRef<'_, T>,
         targets: &Targets<'_, T>,
+        weights: Option<&[T]>,
         grad: Option<&mut [T]>,
         scale: T,
     ) -> f64 {
         crate::simd::wide(
             #[inline(always)]
-            || self.sum_rows_narrow(scores, targets, grad, scale),
+            || self.sum_rows_narrow(scores, targets, weights, grad, scale),
         )
     }
 
@@ -241,6 +271,7 @@ impl Loss {
         self,
         scores: MatRef<'_, T>,
         targets: &Targets<'_, T>,
+        weights: Option<&[T]>,
         mut grad: Option<&mut [T]>,
         scale: T,
     ) -> f64 {
@@ -249,21 +280,30 @@ impl Loss {
         for i in 0..scores.rows() {
             let s = scores.row(i);
             let g = grad.as_deref_mut().map(|g| &mut g[i * k..(i + 1) * k]);
-            total += match (self, targets) {
-                (Loss::Softmax, Targets::Classes(y)) => softmax_row(s, y[i] as usize, g, scale),
-                (Loss::Svm { margin }, Targets::Classes(y)) => {
-                    svm_row(s, y[i] as usize, T::from_f64(margin), g, scale)
-                }
-                (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale + scale),
-                (Loss::HalfSquared, Targets::Values(t)) => 0.5 * mse_row(s, t.row(i), g, scale),
-                (Loss::Bce, Targets::Values(t)) => bce_row(s, t.row(i), g, scale),
-                (Loss::Huber { delta }, Targets::Values(t)) => {
-                    huber_row(s, t.row(i), T::from_f64(delta), g, scale)
-                }
-                (Loss::Mae, Targets::Values(t)) => mae_row(s, t.row(i), g, scale),
-                (Loss::Poisson, Targets::Values(t)) => poisson_row(s, t.row(i), g, scale),
-                _ => unreachable!("targets are checked against the loss before training"),
+            // A row's weight scales its gradient and its loss (by exactly 1 when unweighted).
+            let (weight, scale) = match weights {
+                Some(w) => (w[i].to_f64(), scale * w[i]),
+                None => (1.0, scale),
             };
+            total += weight
+                * match (self, targets) {
+                    (Loss::Softmax, Targets::Classes(y)) => softmax_row(s, y[i] as usize, g, scale),
+                    (Loss::Svm { margin }, Targets::Classes(y)) => {
+                        svm_row(s, y[i] as usize, T::from_f64(margin), g, scale)
+                    }
+                    (Loss::Mse, Targets::Values(t)) => mse_row(s, t.row(i), g, scale + scale),
+                    (Loss::HalfSquared, Targets::Values(t)) => 0.5 * mse_row(s, t.row(i), g, scale),
+                    (Loss::Bce, Targets::Values(t)) => bce_row(s, t.row(i), g, scale),
+                    (Loss::Huber { delta }, Targets::Values(t)) => {
+                        huber_row(s, t.row(i), T::from_f64(delta), g, scale)
+                    }
+                    (Loss::Mae, Targets::Values(t)) => mae_row(s, t.row(i), g, scale),
+                    (Loss::Poisson, Targets::Values(t)) => poisson_row(s, t.row(i), g, scale),
+                    (Loss::HalfPoisson, Targets::Values(t)) => {
+                        half_poisson_row(s, t.row(i), g, scale)
+                    }
+                    _ => unreachable!("targets are checked against the loss before training"),
+                };
         }
         total
     }
@@ -291,6 +331,29 @@ pub fn check_labels(arg: &str, y: &[u32], classes: usize) -> Result<()> {
             format!("class labels in [0, {}]", classes.saturating_sub(1)),
             bad,
         ));
+    }
+    Ok(())
+}
+
+/// Σ of the weights (in order, in f64), or the row count when unweighted: what a weighted
+/// mean divides by.
+pub fn mass<T: Float>(weights: Option<&[T]>, rows: usize) -> f64 {
+    match weights {
+        Some(w) => w.iter().map(|v| v.to_f64()).sum(),
+        None => rows as f64,
+    }
+}
+
+/// Checks per-row weights: one per row, finite, non-negative, not all zero.
+pub fn check_weights<T: Float>(arg: &str, w: &[T], rows: usize) -> Result<()> {
+    if w.len() != rows {
+        return Err(Error::shape(arg, fmt_shape(&[rows]), fmt_shape(&[w.len()])));
+    }
+    if let Some(&bad) = w.iter().find(|v| !v.is_finite() || **v < T::ZERO) {
+        return Err(Error::value(arg, "finite values >= 0", bad));
+    }
+    if w.iter().all(|&v| v == T::ZERO) {
+        return Err(Error::value(arg, "at least one weight > 0", "all zeros"));
     }
     Ok(())
 }
@@ -474,6 +537,17 @@ fn poisson_row<T: Float>(f: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> 
     })
 }
 
+/// Σ e^f − t·f + t·ln t − t over the row (half the Poisson deviance; t·ln t is 0 at t = 0);
+/// gradient `scale · (e^f − t)`.
+#[inline(always)]
+fn half_poisson_row<T: Float>(f: &[T], t: &[T], grad: Option<&mut [T]>, scale: T) -> f64 {
+    elementwise_row(f, t, grad, scale, |f, t| {
+        let e = f.exp();
+        let t_ln_t = if t > T::ZERO { t * t.ln() } else { T::ZERO };
+        (e - t * f + (t_ln_t - t), e - t)
+    })
+}
+
 /// Checks that the targets of a count loss are ≥ 0.
 pub fn check_counts<T: Float>(arg: &str, t: MatRef<'_, T>) -> Result<()> {
     for i in 0..t.rows() {
@@ -494,6 +568,7 @@ mod tests {
         n: usize,
         k: usize,
         targets: &Targets<'_, f64>,
+        weights: Option<&[f64]>,
     ) -> Vec<f64> {
         let h = 1e-6;
         (0..s.len())
@@ -503,10 +578,10 @@ mod tests {
                 let mut m = s.to_vec();
                 m[i] -= h;
                 let fp = loss
-                    .mean_and_grad(MatRef::new(&p, n, k), targets, None)
+                    .mean_and_grad(MatRef::new(&p, n, k), targets, weights, None)
                     .unwrap();
                 let fm = loss
-                    .mean_and_grad(MatRef::new(&m, n, k), targets, None)
+                    .mean_and_grad(MatRef::new(&m, n, k), targets, weights, None)
                     .unwrap();
                 (fp - fm) / (2.0 * h)
             })
@@ -521,20 +596,30 @@ mod tests {
         let y = [0u32, 2, 1, 3];
         let t: Vec<f64> = (0..12).map(|i| (i as f64 * 0.3).cos()).collect();
         let b: Vec<f64> = (0..12).map(|i| (i % 2) as f64).collect();
-        let cases: [(Loss, Targets<'_, f64>); 5] = [
+        let counts: Vec<f64> = (0..12).map(|i| (i % 4) as f64).collect();
+        let cases: [(Loss, Targets<'_, f64>); 7] = [
             (Loss::Softmax, Targets::Classes(&y[..3])),
             (Loss::Svm { margin: 1.0 }, Targets::Classes(&y[..3])),
             (Loss::Mse, Targets::Values(MatRef::new(&t, 3, 4))),
             (Loss::HalfSquared, Targets::Values(MatRef::new(&t, 3, 4))),
             (Loss::Bce, Targets::Values(MatRef::new(&b, 3, 4))),
+            (Loss::Poisson, Targets::Values(MatRef::new(&counts, 3, 4))),
+            (
+                Loss::HalfPoisson,
+                Targets::Values(MatRef::new(&counts, 3, 4)),
+            ),
         ];
+        let w = [0.5, 0.0, 2.25];
         for (loss, targets) in cases {
-            let mut g = vec![0.0; 12];
-            loss.mean_and_grad(MatRef::new(&s, 3, 4), &targets, Some(&mut g))
-                .unwrap();
-            let num = numeric_grad(loss, &s, 3, 4, &targets);
-            for (a, b) in g.iter().zip(&num) {
-                assert!((a - b).abs() < 1e-8, "{loss:?}: {a} vs {b}");
+            for weights in [None, Some(&w[..])] {
+                let mut g = vec![0.0; 12];
+                let s = MatRef::new(&s, 3, 4);
+                loss.mean_and_grad(s, &targets, weights, Some(&mut g))
+                    .unwrap();
+                let num = numeric_grad(loss, s.as_row_major().unwrap(), 3, 4, &targets, weights);
+                for (a, b) in g.iter().zip(&num) {
+                    assert!((a - b).abs() < 1e-8, "{loss:?} {weights:?}: {a} vs {b}");
+                }
             }
         }
     }
@@ -543,7 +628,7 @@ mod tests {
     fn softmax_is_stable_and_uniform_scores_give_log_c() {
         let s = [1000.0f64, 1000.0, 1000.0];
         let l = Loss::Softmax
-            .mean_and_grad(MatRef::new(&s, 1, 3), &Targets::Classes(&[1]), None)
+            .mean_and_grad(MatRef::new(&s, 1, 3), &Targets::Classes(&[1]), None, None)
             .unwrap();
         assert!((l - 3f64.ln()).abs() < 1e-12);
     }
@@ -554,7 +639,12 @@ mod tests {
         let s = [3.2f64, 5.1, -1.7];
         let mut g = [0.0; 3];
         let l = Loss::Svm { margin: 1.0 }
-            .mean_and_grad(MatRef::new(&s, 1, 3), &Targets::Classes(&[0]), Some(&mut g))
+            .mean_and_grad(
+                MatRef::new(&s, 1, 3),
+                &Targets::Classes(&[0]),
+                None,
+                Some(&mut g),
+            )
             .unwrap();
         assert!((l - 2.9).abs() < 1e-12);
         assert_eq!(g, [-1.0, 1.0, 0.0]);
@@ -565,16 +655,16 @@ mod tests {
         let s = [0.0f32; 6];
         let sm = MatRef::new(&s, 2, 3);
         let e = Loss::Softmax
-            .mean_and_grad(sm, &Targets::Classes(&[0, 3]), None)
+            .mean_and_grad(sm, &Targets::Classes(&[0, 3]), None, None)
             .unwrap_err();
         assert_eq!(e.to_string(), "y: expected class labels in [0, 2], got 3");
         let e = Loss::Softmax
-            .mean_and_grad(sm, &Targets::Classes(&[0]), None)
+            .mean_and_grad(sm, &Targets::Classes(&[0]), None, None)
             .unwrap_err();
         assert_eq!(e.to_string(), "y: expected shape (2,), got (1,)");
         let t = [0.0f32, 1.0, 0.5, 0.0, 1.0, 1.0];
         let e = Loss::Bce
-            .mean_and_grad(sm, &Targets::Values(MatRef::new(&t, 2, 3)), None)
+            .mean_and_grad(sm, &Targets::Values(MatRef::new(&t, 2, 3)), None, None)
             .unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -378,7 +378,7 @@ mod tests {
             nesterov: false,
         };
         let mut optim = OptimState::new(sgd, &[(12, 4), (8, 2)]).unwrap();
-        let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No).unwrap();
+        let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No, false).unwrap();
         let mut pm: Vec<ParamsMut<'_, f64>> = params
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })
@@ -386,13 +386,23 @@ mod tests {
         let batch = Batch {
             x: xm,
             y: &targets,
+            w: None,
             rows: Rows::Range(0, n),
             next: &[],
         };
         let mut team = crate::team::Team::new(crate::team::Kind::Call, None);
         team.engage_beyond_budget(1);
-        let stepped = trainer.step(&team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, false);
-        assert!(matches!(stepped, crate::step::Stepped::Loss(_)));
+        let stepped = trainer.step(
+            &team,
+            &spec,
+            &mut pm,
+            batch,
+            &mut optim,
+            1.0,
+            |_| 0.0,
+            false,
+        );
+        assert!(matches!(stepped, crate::step::Stepped::Loss { .. }));
 
         // The same gradients by the stand-alone layers.
         let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng).unwrap();
@@ -407,7 +417,7 @@ mod tests {
         l2.forward(MatRef::new(&h, n, 4), &mut s).unwrap();
         let mut ds = vec![0.0; n * 2];
         Loss::Mse
-            .mean_and_grad(MatRef::new(&s, n, 2), &targets, Some(&mut ds))
+            .mean_and_grad(MatRef::new(&s, n, 2), &targets, None, Some(&mut ds))
             .unwrap();
         let mut dh = vec![0.0; n * 4];
         l2.backward(MatRef::new(&h, n, 4), MatRef::new(&ds, n, 2), Some(&mut dh))

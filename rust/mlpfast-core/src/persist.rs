@@ -157,7 +157,7 @@ impl<T: Float> Session<T> {
 mod tests {
     use crate::config::{FitConfig, OptimizerKind};
     use crate::network::{Hidden, Spec};
-    use crate::train::{Silent, fit};
+    use crate::train::{Examples, Silent, fit};
     use crate::{Activation, Loss, MatRef, ParamsMut, Rng, Targets};
 
     use super::*;
@@ -191,15 +191,17 @@ mod tests {
             .iter_mut()
             .map(|(w, b)| ParamsMut { weight: w, bias: b })
             .collect();
-        let data = MatRef::new(&x, 40, 4);
         let targets = Targets::Classes(&y);
-        let val = Some((data, Targets::Classes(&y)));
+        let data = Examples {
+            x: MatRef::new(&x, 40, 4),
+            y: &targets,
+            weights: None,
+        };
         fit(
             &spec,
             &mut pm,
             data,
-            &targets,
-            val,
+            Some(data),
             &cfg,
             &mut session,
             &mut Silent,

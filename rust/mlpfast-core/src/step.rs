@@ -109,12 +109,13 @@ impl Rows<'_> {
     }
 }
 
-/// One step's data: the whole training set, which of its rows the batch holds, and which
-/// rows the next batch will gather (to prefetch them).
+/// One step's data: the whole training set (with its row weights, if any), which of its rows
+/// the batch holds, and which rows the next batch will gather (to prefetch them).
 #[derive(Clone, Copy)]
 pub(crate) struct Batch<'a, T> {
     pub x: MatRef<'a, T>,
     pub y: &'a Targets<'a, T>,
+    pub w: Option<&'a [T]>,
     pub rows: Rows<'a>,
     pub next: &'a [usize],
 }
@@ -131,6 +132,7 @@ pub(crate) struct Buffers<T> {
     x: Vec<T>,
     classes: Vec<u32>,
     values: Vec<T>,
+    weights: Vec<T>,
 }
 
 /// Pointers into a [`Buffers`], for shards that fill disjoint row ranges at once.
@@ -142,6 +144,7 @@ struct Raw<T> {
     x: Ptr<T>,
     classes: Ptr<u32>,
     values: Ptr<T>,
+    weights: Ptr<T>,
 }
 
 /// What a batch needs gathered, when it is gathered at all.
@@ -156,8 +159,14 @@ pub(crate) enum Gather {
 }
 
 impl<T: Float> Buffers<T> {
-    /// Buffers for batches of up to `capacity` rows.
-    pub(crate) fn new(spec: &Spec, capacity: usize, gather: Gather) -> Result<Self> {
+    /// Buffers for batches of up to `capacity` rows (gathering row weights too when
+    /// `weighted`).
+    pub(crate) fn new(
+        spec: &Spec,
+        capacity: usize,
+        gather: Gather,
+        weighted: bool,
+    ) -> Result<Self> {
         let blocks = spec.blocks();
         let maxout_width = blocks
             .iter()
@@ -178,6 +187,7 @@ impl<T: Float> Buffers<T> {
             x: alloc::zeros2(rows(gather != Gather::No), d, "batch rows")?,
             classes: alloc::zeros(rows(gather == Gather::Classes), "batch labels")?,
             values: alloc::zeros2(rows(gather == Gather::Values), k, "batch targets")?,
+            weights: alloc::zeros(rows(gather != Gather::No && weighted), "batch weights")?,
         })
     }
 
@@ -192,6 +202,7 @@ impl<T: Float> Buffers<T> {
             x: Ptr::of(&mut self.x),
             classes: Ptr::of(&mut self.classes),
             values: Ptr::of(&mut self.values),
+            weights: Ptr::of(&mut self.weights),
         }
     }
 }
@@ -214,8 +225,9 @@ impl<T> Raw<T> {
     }
 }
 
-/// Rows `lo..hi` of a batch of `n` after their forward pass: the loss (summed over the rows)
-/// and, from `scale ·` its gradient down, `g_l` for every block.
+/// Rows `lo..hi` of a batch of `n` after their forward pass: the loss (summed over the rows,
+/// each times its weight in `weights`) and, from `scale ·` its gradient down, `g_l` for
+/// every block.
 ///
 /// # Safety
 /// No other live reference may overlap those rows of the buffers `raw` points to.
@@ -225,6 +237,7 @@ unsafe fn backward_rows<T: Float>(
     params: &[impl Params<T>],
     (n, lo, hi): (usize, usize, usize),
     targets: &Targets<'_, T>,
+    weights: Option<&[T]>,
     scale: T,
 ) -> f64 {
     let m = hi - lo;
@@ -235,7 +248,8 @@ unsafe fn backward_rows<T: Float>(
     let loss = unsafe {
         let scores = MatRef::new(raw.acts.acts[last].slice(lo * k, m * k), m, k);
         let grad = raw.grads[last].slice(lo * k, m * k);
-        spec.loss().sum_rows(scores, targets, Some(grad), scale)
+        spec.loss()
+            .sum_rows(scores, targets, weights, Some(grad), scale)
     };
     for l in (1..blocks.len()).rev() {
         let (block, prev) = (blocks[l], blocks[l - 1]);
@@ -307,8 +321,15 @@ struct LayerPtrs<T> {
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Stepped {
-    /// The batch's mean loss (with the L2 term when weight decay is on).
-    Loss(f64),
+    /// The batch's mean data loss, and the L2 term (0 without weight decay).
+    Loss {
+        /// The (weighted) mean data loss.
+        data: f64,
+        /// ½λ‖W‖² at the weights before the update.
+        reg: f64,
+    },
+    /// The batch's rows all have weight 0: nothing to learn from, nothing changed.
+    NoWeight,
     /// The batch's rows of X hold NaN or infinity (checked on request); nothing changed.
     NonFinite,
     /// The interrupt flag stopped the step before any weight changed.
@@ -340,9 +361,10 @@ pub(crate) struct Trainer<T> {
 
 impl<T: Float> Trainer<T> {
     /// Buffers for batches of up to `batch` rows of `spec`; `gather` says what a shuffled
-    /// batch copies (nothing when batches are ranges read in place).
-    pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather) -> Result<Self> {
-        let mut bufs = Buffers::new(spec, batch, gather)?;
+    /// batch copies (nothing when batches are ranges read in place), `weighted` whether rows
+    /// carry weights.
+    pub(crate) fn new(spec: &Spec, batch: usize, gather: Gather, weighted: bool) -> Result<Self> {
+        let mut bufs = Buffers::new(spec, batch, gather, weighted)?;
         let raw = bufs.raw();
         let tasks = plan_tasks(spec, batch);
         // Shard counts grow with the batch, so the full batch has the most.
@@ -370,8 +392,11 @@ impl<T: Float> Trainer<T> {
         })
     }
 
-    /// One step on `batch`: forward, loss, backward, update. Returns the batch's mean loss,
-    /// plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0; with `check_x`,
+    /// One step on `batch`: forward, loss, backward, update. Returns the batch's (weighted)
+    /// mean loss, plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0 —
+    /// `weight_decay` is called with the batch's row count or weight sum, for the
+    /// estimators' per-sample L2 — and [`Stepped::NoWeight`] for a batch whose weights are
+    /// all zero, which changes nothing; with `check_x`,
     /// [`Stepped::NonFinite`] when the batch's rows of X hold NaN or infinity; and
     /// [`Stepped::Interrupted`] when the team's interrupt flag stopped it. In both cases no
     /// parameter or optimizer state has changed.
@@ -384,7 +409,7 @@ impl<T: Float> Trainer<T> {
         batch: Batch<'_, T>,
         optim: &mut OptimState<T>,
         lr: f64,
-        weight_decay: f64,
+        weight_decay: impl Fn(f64) -> f64,
         check_x: bool,
     ) -> Stepped {
         let n = batch.rows.len();
@@ -394,7 +419,17 @@ impl<T: Float> Trainer<T> {
             self.bufs.acts.capacity()
         );
         let count = shard_count(n, self.row_flops);
-        let norm = spec.loss().normalizer(n, spec.outputs()) as f64;
+        // The batch's weight sum, in row order; the row count when unweighted.
+        let mass = match (batch.w, batch.rows) {
+            (None, _) => n as f64,
+            (Some(w), Rows::Range(lo, hi)) => w[lo..hi].iter().map(|v| v.to_f64()).sum(),
+            (Some(w), Rows::Picked(idx)) => idx.iter().map(|&i| w[i].to_f64()).sum(),
+        };
+        if mass == 0.0 {
+            return Stepped::NoWeight;
+        }
+        let weight_decay = weight_decay(mass);
+        let norm = spec.loss().normalizer(mass, spec.outputs());
         let scale = T::from_f64(1.0 / norm);
         if !self.phase1(team, spec, params, batch, count, scale, check_x) {
             return Stepped::Interrupted;
@@ -427,7 +462,10 @@ impl<T: Float> Trainer<T> {
         if !reg.is_finite() || !self.updated_finite.iter().all(|&f| f) {
             return Stepped::UpdateNotFinite;
         }
-        Stepped::Loss(data_loss + reg)
+        Stepped::Loss {
+            data: data_loss,
+            reg,
+        }
     }
 
     /// Phase 1 over `count` shards; false when interrupted.
@@ -456,7 +494,7 @@ impl<T: Float> Trainer<T> {
             let m = hi - lo;
             // SAFETY: shard s alone owns rows lo..hi of every buffer, and the team runs each
             // index once; `self` is borrowed exclusively for the whole phase.
-            let (input, targets) = unsafe {
+            let (input, targets, weights) = unsafe {
                 match batch.rows {
                     Rows::Range(start, _) => {
                         let (a, b) = (start + lo, start + hi);
@@ -464,7 +502,7 @@ impl<T: Float> Trainer<T> {
                             Targets::Classes(c) => Targets::Classes(&c[a..b]),
                             Targets::Values(v) => Targets::Values(v.row_block(a, b)),
                         };
-                        (batch.x.row_block(a, b), t)
+                        (batch.x.row_block(a, b), t, batch.w.map(|w| &w[a..b]))
                     }
                     Rows::Picked(idx) => {
                         let idx = &idx[lo..hi];
@@ -489,7 +527,14 @@ impl<T: Float> Trainer<T> {
                                 Targets::Values(MatRef::new(&*dst, m, k))
                             }
                         };
-                        (MatRef::new(&*x, m, d), t)
+                        let w = batch.w.map(|w| {
+                            let dst = raw.weights.slice(lo, m);
+                            for (dst, &i) in dst.iter_mut().zip(idx) {
+                                *dst = w[i];
+                            }
+                            &*dst
+                        });
+                        (MatRef::new(&*x, m, d), t, w)
                     }
                 }
             };
@@ -502,7 +547,7 @@ impl<T: Float> Trainer<T> {
             // SAFETY: as above.
             let loss = unsafe {
                 forward_rows(&raw.acts, spec, params, lo, input);
-                backward_rows(raw, spec, params, (n, lo, hi), &targets, scale)
+                backward_rows(raw, spec, params, (n, lo, hi), &targets, weights, scale)
             };
             // SAFETY: the team runs each index once.
             unsafe { *losses.get(s) = loss };
@@ -746,8 +791,8 @@ mod tests {
     use crate::team::Kind;
 
     /// Three Adam steps of a net with `hidden` layers of unequal widths, on gathered rows
-    /// (`picked`) or ranges, by a team of `helpers` helpers, with the updates fused into
-    /// phase 2 or deferred after it.
+    /// (`picked`, with row weights, some 0) or ranges, by a team of `helpers` helpers, with
+    /// the updates fused into phase 2 or deferred after it.
     fn three_steps(
         helpers: usize,
         deferred: bool,
@@ -771,7 +816,8 @@ mod tests {
         };
         let mut optim = OptimState::new(adam, &sizes).unwrap();
         let gather = if picked { Gather::Classes } else { Gather::No };
-        let mut trainer = Trainer::new(&spec, 300, gather).unwrap();
+        let weights: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 0.75).collect();
+        let mut trainer = Trainer::new(&spec, 300, gather, picked).unwrap();
         trainer.deferred = deferred;
         let mut team = Team::new(Kind::Call, None);
         team.engage_beyond_budget(helpers);
@@ -783,6 +829,7 @@ mod tests {
             let batch = Batch {
                 x: MatRef::new(&x, n, 30),
                 y: &targets,
+                w: picked.then_some(&weights[..]),
                 rows: if picked {
                     Rows::Picked(&order[s * 300..(s + 1) * 300])
                 } else {
@@ -790,8 +837,17 @@ mod tests {
                 },
                 next: &[],
             };
-            let stepped = trainer.step(&team, &spec, &mut pm, batch, &mut optim, 1e-2, 1e-3, true);
-            assert!(matches!(stepped, Stepped::Loss(l) if l.is_finite()));
+            let stepped = trainer.step(
+                &team,
+                &spec,
+                &mut pm,
+                batch,
+                &mut optim,
+                1e-2,
+                |_| 1e-3,
+                true,
+            );
+            assert!(matches!(stepped, Stepped::Loss { data, .. } if data.is_finite()));
         }
         drop(pm);
         params

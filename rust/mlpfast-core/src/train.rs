@@ -26,7 +26,7 @@ use crate::alloc;
 use crate::config::FitConfig;
 use crate::error::{Error, Result};
 use crate::float::{Float, all_finite};
-use crate::loss::Targets;
+use crate::loss::{Targets, check_weights, mass};
 use crate::matrix::MatRef;
 use crate::metrics::score;
 use crate::network::{Params, ParamsMut, Spec, check_values, non_finite};
@@ -79,16 +79,25 @@ pub trait Monitor<T> {
 pub struct Silent;
 impl<T> Monitor<T> for Silent {}
 
-/// Mean loss and [`score`] of the network on `x` against validated `targets`.
+/// Mean loss and [`score`] of the network on `x` against validated `targets` (weighted by
+/// validated `weights`, when given).
 pub fn evaluate<T: Float>(
     spec: &Spec,
     params: &[impl Params<T> + Sync],
     x: MatRef<'_, T>,
     targets: &Targets<'_, T>,
+    weights: Option<&[T]>,
 ) -> Result<(f64, f64)> {
     match spec.predict_helpers(x.rows()) {
-        0 => evaluate_on(None, spec, params, x, targets),
-        want => evaluate_on(Some(&Team::for_call(want)), spec, params, x, targets),
+        0 => evaluate_on(None, spec, params, x, targets, weights),
+        want => evaluate_on(
+            Some(&Team::for_call(want)),
+            spec,
+            params,
+            x,
+            targets,
+            weights,
+        ),
     }
 }
 
@@ -99,18 +108,32 @@ fn evaluate_on<T: Float>(
     params: &[impl Params<T> + Sync],
     x: MatRef<'_, T>,
     targets: &Targets<'_, T>,
+    weights: Option<&[T]>,
 ) -> Result<(f64, f64)> {
     let k = spec.outputs();
     let mut scores = alloc::zeros2(x.rows(), k, "scores")?;
     spec.predict_on(team, params, x, &mut scores)?;
     let s = MatRef::new(&scores, x.rows(), k);
-    let norm = spec.loss().normalizer(x.rows(), k);
-    let sum = spec.loss().sum_rows(s, targets, None, T::ONE);
-    Ok((sum / norm as f64, score(spec.loss(), s, targets)))
+    let norm = spec.loss().normalizer(mass(weights, x.rows()), k);
+    let sum = spec.loss().sum_rows(s, targets, weights, None, T::ONE);
+    Ok((sum / norm, score(spec.loss(), s, targets, weights)))
 }
 
-/// Trains the network whose parameters are `params` on (`x`, `y`), in place, continuing
-/// `session`; returns the number of epochs run.
+/// A data set as [`fit`] takes it: inputs, targets and, optionally, one weight per row
+/// (scikit-learn's `sample_weight`: each row's loss counts that many times).
+#[derive(Clone, Copy)]
+pub struct Examples<'a, T> {
+    /// Inputs (N, features).
+    pub x: MatRef<'a, T>,
+    /// Targets for the N rows.
+    pub y: &'a Targets<'a, T>,
+    /// N weights, finite and >= 0, not all zero; `None` weighs every row 1.
+    pub weights: Option<&'a [T]>,
+}
+
+/// Trains the network whose parameters are `params` on `data`, in place, continuing
+/// `session`; returns the number of epochs run. A batch's loss is the weighted mean over its
+/// rows; a batch whose rows all weigh 0 is skipped.
 ///
 /// Everything is validated before the first step, except the finiteness of a large `x`,
 /// which the first epoch checks as it reads the rows: on any input error the parameters and
@@ -119,13 +142,13 @@ fn evaluate_on<T: Float>(
 pub fn fit<T: Float>(
     spec: &Spec,
     params: &mut [ParamsMut<'_, T>],
-    x: MatRef<'_, T>,
-    y: &Targets<'_, T>,
-    validation: Option<(MatRef<'_, T>, Targets<'_, T>)>,
+    data: Examples<'_, T>,
+    validation: Option<Examples<'_, T>>,
     cfg: &FitConfig,
     session: &mut Session<T>,
     monitor: &mut (dyn Monitor<T> + Send),
 ) -> Result<usize> {
+    let (x, y) = (data.x, data.y);
     cfg.validate_for::<T>()?;
     spec.check_params(params)?;
     spec.check_shape("X", x)?;
@@ -133,18 +156,26 @@ pub fn fit<T: Float>(
     // passes once, in cache), rather than by a pass of its own; if one turns up, the weights
     // and the session go back to where they were. Otherwise: one scan, up front.
     let kept: usize = params.iter().map(|p| p.weight.len() + p.bias.len()).sum();
+    // (A batch of weight 0 is skipped unread: with zero weights, X is scanned up front.)
     let lazy = cfg.epochs > 0
         && x.as_row_major().is_some()
-        && x.rows() * x.cols() >= (1 << 22).max(8 * kept);
+        && x.rows() * x.cols() >= (1 << 22).max(8 * kept)
+        && data.weights.is_none_or(|w| !w.contains(&T::ZERO));
     if !lazy {
         check_values("X", x)?;
     }
     let (n, k) = (x.rows(), spec.outputs());
     spec.loss().check_targets("y", n, k, y)?;
-    if let Some((xv, yv)) = &validation {
-        spec.check_input("validation_data X", *xv)?;
+    if let Some(w) = data.weights {
+        check_weights("sample_weight", w, n)?;
+    }
+    if let Some(v) = &validation {
+        spec.check_input("validation_data X", v.x)?;
         spec.loss()
-            .check_targets("validation_data y", xv.rows(), k, yv)?;
+            .check_targets("validation_data y", v.x.rows(), k, v.y)?;
+        if let Some(w) = v.weights {
+            check_weights("validation_data sample_weight", w, v.x.rows())?;
+        }
     }
 
     let (seed, rng) = session.seed_for(cfg);
@@ -165,8 +196,7 @@ pub fn fit<T: Float>(
         &mut team,
         spec,
         params,
-        x,
-        y,
+        data,
         &validation,
         cfg,
         session,
@@ -193,8 +223,7 @@ pub fn fit<T: Float>(
                 &mut team,
                 spec,
                 params,
-                x,
-                y,
+                data,
                 &validation,
                 cfg,
                 &mut scratch,
@@ -298,14 +327,14 @@ fn train_loop<T: Float>(
     team: &mut Team<'_>,
     spec: &Spec,
     params: &mut [ParamsMut<'_, T>],
-    x: MatRef<'_, T>,
-    y: &Targets<'_, T>,
-    validation: &Option<(MatRef<'_, T>, Targets<'_, T>)>,
+    data: Examples<'_, T>,
+    validation: &Option<Examples<'_, T>>,
     cfg: &FitConfig,
     session: &mut Session<T>,
     monitor: &mut (dyn Monitor<T> + Send),
     state: &mut State<T>,
 ) -> Result<()> {
+    let (x, y) = (data.x, data.y);
     let n = x.rows();
     let (epochs, batch_size) = cfg.counts();
     let b = batch_size.min(n);
@@ -314,7 +343,7 @@ fn train_loop<T: Float>(
         (true, Targets::Classes(_)) => Gather::Classes,
         (true, Targets::Values(_)) => Gather::Values,
     };
-    let mut trainer = Trainer::new(spec, b, gather)?;
+    let mut trainer = Trainer::new(spec, b, gather, data.weights.is_some())?;
     let flops = step_flops(spec, b);
     let shards = shard_count(b, crate::step::row_flops(spec));
     let mut pacer = Pacer::new(helpers_worth(flops, shards), flops);
@@ -340,11 +369,20 @@ fn train_loop<T: Float>(
             } else {
                 (Rows::Range(lo, hi), &order[..0])
             };
-            let batch = Batch { x, y, rows, next };
-            let decay = if cfg.l2_per_sample {
-                cfg.weight_decay / (hi - lo) as f64
-            } else {
-                cfg.weight_decay
+            let batch = Batch {
+                x,
+                y,
+                w: data.weights,
+                rows,
+                next,
+            };
+            // scikit-learn's alpha is divided by the batch's row count, or its weight sum.
+            let decay = |mass: f64| {
+                if cfg.l2_per_sample {
+                    cfg.weight_decay / mass
+                } else {
+                    cfg.weight_decay
+                }
             };
             let check = state.x_unchecked;
             // The pacer hears of this step's jobs alone (not of a validation pass before it).
@@ -359,7 +397,8 @@ fn train_loop<T: Float>(
                 lr,
             };
             let loss = match trainer.step(team, spec, params, batch, optim, lr, decay, check) {
-                Stepped::Loss(loss) => loss,
+                Stepped::Loss { data, reg } => data * cfg.reported_data_scale + reg,
+                Stepped::NoWeight => 0.0,
                 Stepped::Interrupted => return Err(Error::Interrupted),
                 Stepped::NonFinite => return Err(non_finite("X")),
                 Stepped::LossNotFinite(loss) => {
@@ -390,10 +429,11 @@ fn train_loop<T: Float>(
         };
         state.epochs = epoch;
         session.epoch_done(record.clone(), n);
-        if let Some((xv, yv)) = validation {
+        if let Some(v) = validation {
             // Finite validation data whose outputs overflow under the weights this epoch
             // reached: the fit has diverged (it keeps them, and the epoch without validation).
-            let (vl, vm) = evaluate_on(Some(team), spec, params, *xv, yv).map_err(|e| match e {
+            let evaluated = evaluate_on(Some(team), spec, params, v.x, v.y, v.weights);
+            let (vl, vm) = evaluated.map_err(|e| match e {
                 Error::State(_) => Error::Diverged {
                     epoch,
                     step: state.steps,
@@ -402,6 +442,7 @@ fn train_loop<T: Float>(
                 },
                 e => e,
             })?;
+            let vl = vl * cfg.reported_data_scale;
             record.val_loss = Some(vl);
             record.val_metric = Some(vm);
             session.set_last_validation(vl, vm);
@@ -478,8 +519,11 @@ mod tests {
         fit(
             spec,
             &mut pm,
-            MatRef::new(x, n, 4),
-            &targets,
+            Examples {
+                x: MatRef::new(x, n, 4),
+                y: &targets,
+                weights: None,
+            },
             None,
             cfg,
             session,
@@ -620,7 +664,12 @@ mod tests {
         let n = t.len();
         let targets = Targets::Values(MatRef::new(t, n, 1));
         let x = MatRef::new(x, n, 4);
-        fit(spec, &mut pm, x, &targets, None, cfg, session, &mut Silent)
+        let data = Examples {
+            x,
+            y: &targets,
+            weights: None,
+        };
+        fit(spec, &mut pm, data, None, cfg, session, &mut Silent)
     }
 
     #[test]
@@ -713,8 +762,11 @@ mod tests {
         let e = fit(
             &spec,
             &mut pm,
-            MatRef::new(&x, n, 64),
-            &targets,
+            Examples {
+                x: MatRef::new(&x, n, 64),
+                y: &targets,
+                weights: None,
+            },
             None,
             &cfg,
             &mut session,

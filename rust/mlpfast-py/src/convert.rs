@@ -7,6 +7,8 @@
 
 use mlpfast_core::Float;
 use mlpfast_core::error::fmt_shape;
+
+use crate::error::IntoPyResult;
 use numpy::ndarray::{Array, ArrayView, Dimension, IntoDimension};
 use numpy::{Element, PyArray, PyArrayDescrMethods, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -368,6 +370,25 @@ pub fn labels(
             })
             .collect()
     }
+}
+
+/// Per-row weights (`sample_weight`): a vector of `rows` numbers converted to `T`, finite,
+/// >= 0 and not all zero.
+pub fn weights<'py, T: Elem>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    rows: usize,
+) -> PyResult<Bound<'py, numpy::PyArray1<T>>> {
+    let arr = as_numeric(obj, arg, Kinds::Numeric)?;
+    if arr.shape() != [rows] {
+        return Err(PyValueError::new_err(format!(
+            "{arg}: expected shape ({rows},), got {}",
+            fmt_shape(arr.shape())
+        )));
+    }
+    let a = contiguous::<T, numpy::Ix1>(&arr, arg)?;
+    mlpfast_core::loss::check_weights(arg, a.readonly().as_slice()?, rows).py()?;
+    Ok(a)
 }
 
 /// Real-valued targets, (rows, cols); when cols is 1 a vector of `rows` is accepted too.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mlpfast_core::config::{OptimizerKind, Schedule};
-use mlpfast_core::train::{self, EpochReport, Monitor};
+use mlpfast_core::train::{self, EpochReport, Examples, Monitor};
 use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, Spec, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -104,6 +104,8 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         "resume" => cfg.resume = get!(bool),
         // scikit-learn's alpha: a batch of n rows adds ½(λ/n)‖W‖² (the estimators').
         "_l2_per_sample" => cfg.l2_per_sample = value.is_truthy()?,
+        // scikit-learn's regressor reports its loss averaged over the outputs.
+        "_reported_data_scale" => cfg.reported_data_scale = get!(f64),
         other => {
             return Err(PyTypeError::new_err(format!(
                 "fit() got an unexpected keyword argument '{other}'"
@@ -234,6 +236,44 @@ impl<T: Elem> Monitor<T> for PyMonitor<'_, T> {
     }
 }
 
+/// The `validation_data` argument: `(X, y)` or `(X, y, sample_weight)`, as Keras takes it.
+pub(crate) type Validation<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+);
+
+/// `validation_data` split into its parts.
+pub(crate) fn validation_parts<'py>(
+    obj: Option<Bound<'py, PyAny>>,
+) -> PyResult<Option<Validation<'py>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        PyTypeError::new_err(format!(
+            "validation_data: expected a tuple (X, y) or (X, y, sample_weight), got {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    };
+    if !(obj.is_instance_of::<pyo3::types::PyTuple>()
+        || obj.is_instance_of::<pyo3::types::PyList>())
+    {
+        return Err(bad());
+    }
+    let parts: Vec<Bound<'py, PyAny>> = obj.try_iter()?.collect::<PyResult<_>>()?;
+    match <[_; 2]>::try_from(parts) {
+        Ok([x, y]) => Ok(Some((x, y, None))),
+        Err(parts) => match <[_; 3]>::try_from(parts) {
+            Ok([x, y, w]) => Ok(Some((x, y, Some(w).filter(|w| !w.is_none())))),
+            Err(_) => Err(bad()),
+        },
+    }
+}
+
 /// Runs `fit` on `model` (of architecture `spec`, the Python object `obj`) and returns this
 /// fit's history dict.
 #[allow(clippy::too_many_arguments)]
@@ -243,7 +283,8 @@ pub(crate) fn fit<'py, T: Elem>(
     model: &Model<T>,
     x: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
-    validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    sample_weight: Option<&Bound<'py, PyAny>>,
+    validation: Option<Validation<'py>>,
     cfg: FitConfig,
     verbose: bool,
     callbacks: Vec<Py<PyAny>>,
@@ -260,12 +301,24 @@ pub(crate) fn fit<'py, T: Elem>(
     let xa = convert::matrix::<T>(x, "X", Some(d))?;
     let n = xa.shape()[0];
     let targets = owned_targets::<T>(loss, y, "y", n, k)?;
+    let weights = match sample_weight.filter(|w| !w.is_none()) {
+        Some(w) => Some(convert::weights::<T>(w, "sample_weight", n)?),
+        None => None,
+    };
     let val = match &validation {
-        Some((xv, yv)) => {
+        Some((xv, yv, wv)) => {
             let xva = convert::matrix::<T>(xv, "validation_data X", Some(d))?;
             let nv = xva.shape()[0];
             let tv = owned_targets::<T>(loss, yv, "validation_data y", nv, k)?;
-            Some((xva, tv))
+            let wva = match wv {
+                Some(w) => Some(convert::weights::<T>(
+                    w,
+                    "validation_data sample_weight",
+                    nv,
+                )?),
+                None => None,
+            };
+            Some((xva, tv, wva))
         }
         None => None,
     };
@@ -283,6 +336,11 @@ pub(crate) fn fit<'py, T: Elem>(
     listeners.extend(callbacks);
     let xr = xa.readonly();
     let xm = MatRef::new(xr.as_slice()?, n, d);
+    let wr = weights.as_ref().map(|w| w.readonly());
+    let w = match &wr {
+        Some(w) => Some(w.as_slice()?),
+        None => None,
+    };
 
     // The working copy, and the session taken out of the model (which keeps a snapshot).
     let mut work = py.detach(|| model.copy_params()).py()?;
@@ -313,15 +371,21 @@ pub(crate) fn fit<'py, T: Elem>(
         }
     };
     let result = with_targets!(&targets, t => {
+        let data = Examples { x: xm, y: &t, weights: w };
         match &val {
-            Some((xva, tv)) => {
+            Some((xva, tv, wva)) => {
                 let xvr = xva.readonly();
                 let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
+                let wvr = wva.as_ref().map(|w| w.readonly());
+                let wv = match &wvr {
+                    Some(w) => Some(w.as_slice()?),
+                    None => None,
+                };
                 with_targets!(tv, vt => py.detach(|| pool::run_polling(
                     || {
                         let mut params = mutable(&mut work);
-                        let v = Some((xvm, vt));
-                        train::fit(spec, &mut params, xm, &t, v, &cfg, &mut session, &mut monitor)
+                        let v = Some(Examples { x: xvm, y: &vt, weights: wv });
+                        train::fit(spec, &mut params, data, v, &cfg, &mut session, &mut monitor)
                     },
                     poll,
                     SIGNAL_POLL,
@@ -330,7 +394,7 @@ pub(crate) fn fit<'py, T: Elem>(
             None => py.detach(|| pool::run_polling(
                 || {
                     let mut params = mutable(&mut work);
-                    train::fit(spec, &mut params, xm, &t, None, &cfg, &mut session, &mut monitor)
+                    train::fit(spec, &mut params, data, None, &cfg, &mut session, &mut monitor)
                 },
                 poll,
                 SIGNAL_POLL,

@@ -15,21 +15,36 @@ use crate::args;
 use crate::convert::{self, DType, Elem, Kinds, for_dtype};
 use crate::error::{IntoPyResult, to_py};
 
+/// `sample_weight` (None, or one per row) converted to `T`.
+fn row_weights<'py, T: Elem>(
+    w: Option<&Bound<'py, PyAny>>,
+    rows: usize,
+) -> PyResult<Option<Bound<'py, numpy::PyArray1<T>>>> {
+    match w.filter(|w| !w.is_none()) {
+        Some(w) => Ok(Some(convert::weights::<T>(w, "sample_weight", rows)?)),
+        None => Ok(None),
+    }
+}
+
 fn class_loss_typed<'py, T: Elem>(
     loss: Loss,
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
+    weights: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     let s = convert::matrix::<T>(scores, "scores", None)?;
     let (n, c) = (s.shape()[0], s.shape()[1]);
     mlpfast_core::loss::check_columns("scores", c).py()?;
     let labels = convert::labels(y, "y", n, c)?;
+    let w = row_weights::<T>(weights, n)?;
+    let wr = w.as_ref().map(|w| w.readonly());
     let ro = s.readonly();
     let mut grad = alloc::zeros2(n, c, "gradients").py()?;
     let value = loss
         .mean_and_grad(
             MatRef::new(ro.as_slice()?, n, c),
             &Targets::Classes(&labels),
+            wr.as_ref().map(|w| w.as_slice()).transpose()?,
             Some(&mut grad),
         )
         .py()?;
@@ -43,14 +58,16 @@ fn class_loss<'py>(
     loss: Loss,
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
+    weights: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    for_dtype!(DType::of_input(scores), T => class_loss_typed::<T>(loss, scores, y))
+    for_dtype!(DType::of_input(scores), T => class_loss_typed::<T>(loss, scores, y, weights))
 }
 
 fn value_loss_typed<'py, T: Elem>(
     loss: Loss,
     (pred, pred_arg): (&Bound<'py, PyAny>, &str),
     (target, target_arg): (&Bound<'py, PyAny>, &str),
+    weights: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     let arr = convert::as_numeric(pred, pred_arg, Kinds::Numeric)?;
     let shape = arr.shape().to_vec();
@@ -71,12 +88,15 @@ fn value_loss_typed<'py, T: Elem>(
         Kinds::Numeric
     };
     let t = convert::targets::<T>(target, target_arg, n, k, kinds)?;
+    let w = row_weights::<T>(weights, n)?;
+    let wr = w.as_ref().map(|w| w.readonly());
     let (pr, tr) = (p.readonly(), t.readonly());
     let mut grad = alloc::zeros2(n, k, "gradients").py()?;
     let value = loss
         .mean_and_grad(
             MatRef::new(pr.as_slice()?, n, k),
             &Targets::Values(MatRef::new(tr.as_slice()?, n, k)),
+            wr.as_ref().map(|w| w.as_slice()).transpose()?,
             Some(&mut grad),
         )
         .map_err(|e| match e {
@@ -99,8 +119,9 @@ fn value_loss<'py>(
     loss: Loss,
     pred: (&Bound<'py, PyAny>, &str),
     target: (&Bound<'py, PyAny>, &str),
+    weights: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    for_dtype!(DType::of_input(pred.0), T => value_loss_typed::<T>(loss, pred, target))
+    for_dtype!(DType::of_input(pred.0), T => value_loss_typed::<T>(loss, pred, target, weights))
 }
 
 /// Softmax cross-entropy: mean over rows of −log softmax(scores)[y]; returns (loss, dscores).
@@ -109,7 +130,7 @@ pub fn softmax_loss<'py>(
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    class_loss(Loss::Softmax, scores, y)
+    class_loss(Loss::Softmax, scores, y, None)
 }
 
 /// Multiclass SVM loss: mean over rows of Σ_{j≠y} max(0, s_j − s_y + margin); (loss, dscores).
@@ -125,7 +146,7 @@ pub fn svm_loss<'py>(
     if !margin.is_finite() {
         return Err(to_py(Error::value("margin", expected, fmt_num(&margin))));
     }
-    class_loss(Loss::Svm { margin }, scores, y)
+    class_loss(Loss::Svm { margin }, scores, y, None)
 }
 
 /// Mean squared error over all N·K elements; returns (loss, dpred).
@@ -134,7 +155,7 @@ pub fn mse_loss<'py>(
     pred: &Bound<'py, PyAny>,
     target: &Bound<'py, PyAny>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    value_loss(Loss::Mse, (pred, "pred"), (target, "target"))
+    value_loss(Loss::Mse, (pred, "pred"), (target, "target"), None)
 }
 
 /// Sigmoid cross-entropy on logits (N,) or (N, K) with 0/1 targets, mean over rows;
@@ -144,17 +165,19 @@ pub fn bce_loss<'py>(
     logits: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
-    value_loss(Loss::Bce, (logits, "logits"), (y, "y"))
+    value_loss(Loss::Bce, (logits, "logits"), (y, "y"), None)
 }
 
-/// The loss `loss` of `scores` against `y`, as the matching function above computes it.
+/// The loss `loss` of `scores` against `y`, as the matching function above computes it;
+/// the weighted mean over rows with `sample_weight`.
 pub fn apply<'py>(
     loss: Loss,
     scores: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
+    sample_weight: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     match loss {
-        Loss::Softmax | Loss::Svm { .. } => class_loss(loss, scores, y),
-        _ => value_loss(loss, (scores, "scores"), (y, "y")),
+        Loss::Softmax | Loss::Svm { .. } => class_loss(loss, scores, y, sample_weight),
+        _ => value_loss(loss, (scores, "scores"), (y, "y"), sample_weight),
     }
 }

@@ -218,11 +218,12 @@ impl PyMLP {
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         weight_decay: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
         let py = x.py();
         let weight_decay = args::weight_decay(weight_decay)?;
         let scores = self.forward_chain(x)?;
-        let (mut value, dscores) = losses::apply(self.spec.loss(), &scores, y)?;
+        let (mut value, dscores) = losses::apply(self.spec.loss(), &scores, y, sample_weight)?;
         self.backward_chain(&dscores)?;
         let grads = PyList::empty(py);
         for layer in self.param_objects(py) {
@@ -352,12 +353,13 @@ impl PyMLP {
         guarded(|| self.backward_chain(dscores))
     }
 
-    /// (loss, grads): the mean data loss on (X, y), plus ½λ‖W‖² over the weights when
-    /// weight_decay λ > 0, and [(grad_weight, grad_bias), ...] for every parameter layer (λW
-    /// added to the weights'), by forward, loss and backward through the layers.
+    /// (loss, grads): the mean data loss on (X, y) (weighted by sample_weight when given),
+    /// plus ½λ‖W‖² over the weights when weight_decay λ > 0, and [(grad_weight, grad_bias),
+    /// ...] for every parameter layer (λW added to the weights'), by forward, loss and
+    /// backward through the layers.
     #[pyo3(
-        signature = (X, y, *, weight_decay = None),
-        text_signature = "($self, X, y, *, weight_decay=0.0)"
+        signature = (X, y, *, weight_decay = None, sample_weight = None),
+        text_signature = "($self, X, y, *, weight_decay=0.0, sample_weight=None)"
     )]
     #[allow(non_snake_case)]
     fn loss<'py>(
@@ -365,8 +367,9 @@ impl PyMLP {
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         weight_decay: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(f64, Bound<'py, PyList>)> {
-        guarded(|| self.loss_chain(X, y, weight_decay))
+        guarded(|| self.loss_chain(X, y, weight_decay, sample_weight))
     }
 
     /// ½λ‖W‖² over the weights (not the biases): the L2 term weight_decay λ adds.
@@ -394,24 +397,31 @@ impl PyMLP {
     /// than that many epochs. callbacks (a callable or a list) get a dict of each epoch's
     /// figures and the model; one returning False stops training. verbose prints a line per
     /// epoch. resume continues the last fit's optimizer, learning rate and stopping rule, as
-    /// scikit-learn's partial_fit does.
+    /// scikit-learn's partial_fit does. sample_weight (one per row, >= 0, not all zero)
+    /// makes every batch's loss the weighted mean over its rows, as scikit-learn's; a batch
+    /// whose rows all weigh 0 is skipped. validation_data may carry its own weights as a
+    /// third element, (X, y, sample_weight).
     #[pyo3(
         signature = (
-            X, y, *, validation_data = None, verbose = false, callbacks = None, **settings
+            X, y, *, sample_weight = None, validation_data = None, verbose = false,
+            callbacks = None, **settings
         ),
         // The settings' defaults are FitConfig's (tests/test_api.py compares them).
-        text_signature = "($self, X, y, *, epochs=10, batch_size=64, optimizer='sgd', lr=0.01, \
+        text_signature = "($self, X, y, *, sample_weight=None, epochs=10, batch_size=64, optimizer='sgd', lr=0.01, \
             momentum=0.0, nesterov=False, weight_decay=0.0, lr_decay=1.0, shuffle=True, \
             seed=None, validation_data=None, verbose=False, betas=(0.9, 0.999), eps=1e-08, \
             callbacks=None, schedule='constant', power_t=0.5, tol=0.0001, \
             n_iter_no_change=None, resume=False)"
     )]
-    #[allow(non_snake_case)]
+    // The data (X, y, sample_weight, validation_data) and how to report are arguments of their
+    // own; the training settings come as **settings.
+    #[allow(non_snake_case, clippy::too_many_arguments)]
     fn fit<'py>(
         slf: &Bound<'py, Self>,
         X: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
-        validation_data: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+        validation_data: Option<Bound<'py, PyAny>>,
         verbose: bool,
         callbacks: Option<Bound<'py, PyAny>>,
         settings: Option<&Bound<'py, PyDict>>,
@@ -419,9 +429,11 @@ impl PyMLP {
         guarded(|| {
             let cfg = fit::settings(settings)?;
             let callbacks = fit::callbacks(callbacks)?;
+            let validation = fit::validation_parts(validation_data)?;
             let me = slf.get();
+            let obj = slf.clone().into_any();
             by_dtype!(&me.model, m => fit::fit(
-                &slf.clone().into_any(), &me.spec, m, X, y, validation_data, cfg, verbose, callbacks
+                &obj, &me.spec, m, X, y, sample_weight, validation, cfg, verbose, callbacks
             ))
         })
     }
@@ -496,16 +508,32 @@ impl PyMLP {
         guarded(|| by_dtype!(&self.model, m => self.predict_proba_typed(m, X)))
     }
 
-    /// Accuracy (classification) or R² of the predictions averaged over outputs (regression).
+    /// Accuracy (classification) or R² of the predictions averaged over outputs (regression),
+    /// weighted by sample_weight when given (scikit-learn's weighted accuracy and R²).
+    #[pyo3(signature = (X, y, *, sample_weight = None))]
     #[allow(non_snake_case)]
-    fn score(&self, X: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
+    fn score(
+        &self,
+        X: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
         guarded(|| {
             by_dtype!(&self.model, m => {
                 let (rows, scores) = m.scores(&self.spec, X)?;
                 let k = self.spec.outputs();
                 let owned = owned_targets(self.spec.loss(), y, "y", rows, k)?;
+                let weights = match sample_weight.filter(|w| !w.is_none()) {
+                    Some(w) => Some(convert::weights(w, "sample_weight", rows)?),
+                    None => None,
+                };
+                let wr = weights.as_ref().map(|w| w.readonly());
+                let w = match &wr {
+                    Some(w) => Some(w.as_slice()?),
+                    None => None,
+                };
                 let s = MatRef::new(&scores, rows, k);
-                Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t)))
+                Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t, w)))
             })
         })
     }

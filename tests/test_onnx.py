@@ -207,6 +207,23 @@ def test_regressor(rng, activation, outputs, dtype):
     assert_close(out["variable"], reg.predict(Xd).reshape(300, outputs).astype(dtype), dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["poisson", "huber", "absolute_error"])
+def test_regressor_losses(rng, loss, dtype):
+    # The Poisson regressor's graph ends in e^output (its log link); every loss's variable is
+    # its predict.
+    X = data(rng, 200, 4, "float64")
+    y = rng.poisson(np.exp(0.5 * X[:, :2])).astype(np.float64)
+    reg = fitted(
+        MLPRegressor(loss=loss, hidden_layer_sizes=(8,), max_iter=20, dtype=dtype, random_state=0),
+        X,
+        y,
+    )
+    Xd = X.astype(dtype)
+    out = run(mlpfast.to_onnx(reg), Xd)
+    assert_close(out["variable"], reg.predict(Xd).astype(dtype), dtype)
+
+
 def test_regressor_exp_output(rng):
     # out_activation_ is read, not assumed: an "exp" output (a Poisson regressor's log link)
     # exports as e^output.

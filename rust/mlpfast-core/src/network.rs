@@ -391,7 +391,9 @@ mod tests {
         };
         let mut team = crate::team::Team::new(crate::team::Kind::Call, None);
         team.engage_beyond_budget(1);
-        let stepped = trainer.step(&team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, false);
+        let stepped = trainer.step(
+            &team, &spec, &mut pm, batch, &mut optim, 1.0, 0.0, None, false,
+        );
         assert!(matches!(stepped, crate::step::Stepped::Loss(_)));
 
         // The same gradients by the stand-alone layers.

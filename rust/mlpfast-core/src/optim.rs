@@ -202,29 +202,15 @@ impl<T: Float> Coeffs<T> {
                 eps,
                 decoupled,
             } => {
-                let (c1, c2) = (T::ONE - b1, T::ONE - b2);
-                // AdamW: w·(1 − lr·λ) as PyTorch's `param.mul_(1 - lr * weight_decay)`; the
-                // gradient then goes in unchanged (λ is 0 for biases: a factor of exactly 1).
-                let (shrink, wd) = if decoupled {
-                    (T::ONE - lr * wd, T::ZERO)
+                let coeffs = [b1, b2, step_size, inv_sqrt_bc2, eps];
+                // Two instances of one loop, so that Adam's carries no test of the flag.
+                finite = if decoupled {
+                    // PyTorch's `param.mul_(1 - lr * weight_decay)` (λ is 0 for biases: a
+                    // factor of exactly 1); the gradient then goes in unchanged.
+                    adam::<T, true>(w, g, first, second, coeffs, T::ONE - lr * wd)
                 } else {
-                    (T::ONE, wd)
+                    adam::<T, false>(w, g, first, second, coeffs, wd)
                 };
-                for (((w, &g), m), s) in w
-                    .iter_mut()
-                    .zip(g)
-                    .zip(first.iter_mut())
-                    .zip(second.iter_mut())
-                {
-                    if decoupled {
-                        *w *= shrink;
-                    }
-                    let g = g + wd * *w;
-                    *m = b1 * *m + c1 * g;
-                    *s = b2 * *s + c2 * g * g;
-                    *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
-                    finite &= w.is_finite();
-                }
             }
             Rule::RmsProp { alpha, eps, mu } => {
                 let c = T::ONE - alpha;
@@ -258,6 +244,37 @@ impl<T: Float> Coeffs<T> {
         }
         finite
     }
+}
+
+/// Adam's update of `w` with moments `m` and `s`; `coeffs` are β₁, β₂, the step size, the
+/// inverse square root of the second bias correction, and ε. `DECOUPLED` (AdamW): `decay` is
+/// the factor w is multiplied by first; otherwise λ, whose λw joins the gradient. Returns
+/// whether every updated value is finite.
+#[inline(always)]
+fn adam<T: Float, const DECOUPLED: bool>(
+    w: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    s: &mut [T],
+    coeffs: [T; 5],
+    decay: T,
+) -> bool {
+    let [b1, b2, step_size, inv_sqrt_bc2, eps] = coeffs;
+    let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+    let mut finite = true;
+    for (((w, &g), m), s) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(s.iter_mut()) {
+        let g = if DECOUPLED {
+            *w *= decay;
+            g
+        } else {
+            g + decay * *w
+        };
+        *m = b1 * *m + c1 * g;
+        *s = b2 * *s + c2 * g * g;
+        *w -= step_size * *m / (s.sqrt() * inv_sqrt_bc2 + eps);
+        finite &= w.is_finite();
+    }
+    finite
 }
 
 /// PyTorch's `clip_grad_norm_` factor for gradients whose squares sum to `sum_sq`:

@@ -828,6 +828,75 @@ mod tests {
         assert_eq!(session.samples_seen(), 64);
     }
 
+    impl Monitor<f32> for Setter {
+        fn after_epoch(
+            &mut self,
+            r: &EpochReport,
+            _: &[ParamsMut<'_, f32>],
+            _: &Session<f32>,
+        ) -> bool {
+            self.1 = r.epoch;
+            true
+        }
+        fn lr_request(&mut self) -> Option<f64> {
+            self.0
+                .iter()
+                .find(|&&(e, _)| e == self.1)
+                .map(|&(_, lr)| lr)
+        }
+    }
+
+    #[test]
+    fn an_overflow_after_a_rate_set_by_the_monitor_is_undone_with_that_rate() {
+        // As above, the huge rate set by the monitor after epoch 1 instead of by lr_decay:
+        // running again from the start sets it at the same point.
+        let (spec, start, x, t) = exploding(64);
+        let cfg = FitConfig {
+            epochs: 2,
+            batch_size: 16,
+            lr: 1e-3,
+            seed: Some(4),
+            ..FitConfig::default()
+        };
+        let (mut params, mut session) = (start.clone(), Session::new(Rng::new(0)));
+        let mut pm: Vec<ParamsMut<'_, f32>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
+            .collect();
+        let targets = Targets::Values(MatRef::new(&t, 64, 1));
+        let data = MatRef::new(&x, 64, 4);
+        let mut monitor = Setter(vec![(1, 3.3e38)], 0);
+        let e = fit(
+            &spec,
+            &mut pm,
+            data,
+            &targets,
+            None,
+            &cfg,
+            &mut session,
+            &mut monitor,
+        );
+        let e = e.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Diverged {
+                    epoch: 2,
+                    step: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        drop(pm);
+        let (mut one, mut other) = (start, Session::new(Rng::new(0)));
+        let first = FitConfig { epochs: 1, ..cfg };
+        train_values(&spec, &mut one, &x, &t, &first, &mut other).unwrap();
+        assert_eq!(params, one);
+        assert_eq!(session.history(), other.history());
+        assert_eq!(session.next_lr(), Some(3.3e38));
+    }
+
     #[test]
     fn a_refused_fit_leaves_params_and_session_as_they_were() {
         // A NaN in the last rows of a large X is found by the first epoch, after steps have

@@ -438,8 +438,8 @@ FIT_SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                                  "np.uint64(2**64 - 1)"]),
     "batch_size": (["1", "2", "4", "64"], ["0", "-1", "10**6", "2**31", "2**40", "2**63",
                                            "2**64", "2.0", "None", "True"]),
-    "optimizer": (["'sgd'", "'adam'"], ["'SGD'", "'rmsprop'", "''", "None", "1", "'lbfgs'",
-                                        "'adam\\0'"]),
+    "optimizer": (["'sgd'", "'adam'", "'adamw'", "'rmsprop'"],
+                  ["'SGD'", "'adagrad'", "''", "None", "1", "'lbfgs'", "'adam\\0'"]),
     "lr": (["0.01", "0.1", "1e-3"], ["0.0", "-1.0", "nan", "inf", "10.0", "1e39", "1e300",
                                      "5e-324", "1e-46", "10**400", "'0.1'", "None", "True",
                                      "1", "np.float32(0.1)", "np.float16(0.1)"]),
@@ -461,8 +461,13 @@ FIT_SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                                                "(0.9, 1 - 1e-17)"]),
     "eps": (["1e-8", "1e-6"], ["0.0", "-1.0", "nan", "inf", "1e-46", "5e-324", "1e39",
                                "1e-300"]),
-    "schedule": (["'constant'", "'invscaling'", "'adaptive'"], ["''", "'Constant'", "None",
-                                                                "1", "'optimal'"]),
+    "alpha": (["0.99", "0.9"], ["1.0", "-0.1", "nan", "1 - 1e-17", "'0.9'", "None"]),
+    "clip_grad_norm": (["None", "1.0", "0.1"], ["0.0", "-1.0", "nan", "inf", "1e-50", "1e39",
+                                                "'1'"]),
+    "schedule": (["'constant'", "'invscaling'", "'adaptive'", "'cosine'"],
+                 ["''", "'Constant'", "None", "1", "'optimal'"]),
+    "lr_min": (["0.0", "1e-4"], ["-1.0", "nan", "inf", "1.0", "None"]),
+    "warmup_epochs": (["0", "1", "2"], ["-1", "1.5", "2**63", "None", "True"]),
     "power_t": (["0.5", "0.25"], ["0.0", "-1.0", "nan", "inf", "1e300", "1e39"]),
     "tol": (["1e-4", "0.0"], ["-1.0", "nan", "inf", "1e300"]),
     "n_iter_no_change": (["None", "1", "2"], ["0", "-1", "2**31", "2**63", "2**64", "1.5",
@@ -474,10 +479,10 @@ FIT_SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                    "[cb_none, 'x']", "[]", "(cb_none,)", "iter([cb_none])"]),
 }  # fmt: skip
 # Keywords fit does not take.
-UNKNOWN_KEYWORDS = ["learning_rate=0.1", "alpha=0.1", "sample_weight=None", "epoch=1"]
+UNKNOWN_KEYWORDS = ["learning_rate=0.1", "rho=0.9", "sample_weight=None", "epoch=1"]
 # Settings computed in the model's dtype: a float32 model must refuse values float32 cannot
 # hold (1e39 becomes inf, 1e-46 becomes 0) instead of training on inf or 0.
-FLOAT32_SETTINGS = ("lr", "weight_decay", "eps")
+FLOAT32_SETTINGS = ("lr", "weight_decay", "eps", "clip_grad_norm")
 
 
 def evaluate(source: str) -> Any:
@@ -938,7 +943,8 @@ def _float32_unrepresentable(runner: Runner, step: Step) -> str | None:
     for name, source in step.meta.get("settings", {}).items():
         if name not in FLOAT32_SETTINGS:
             continue
-        if name == "eps" and step.meta["settings"].get("optimizer") != "'adam'":
+        optimizer = step.meta["settings"].get("optimizer")
+        if name == "eps" and optimizer not in ("'adam'", "'adamw'", "'rmsprop'"):
             continue
         value = evaluate(source)
         if isinstance(value, (float, int)) and not isinstance(value, bool):
@@ -1602,7 +1608,8 @@ EST_PARAMS: dict[str, tuple[list[str], list[str]]] = {
                                                      "None", "np.array([3])", "[2**31, 2]"]),
     "activation": (["'relu'", "'identity'", "'logistic'", "'tanh'", "'leaky_relu'", "'elu'",
                     "'maxout'"], ["'sigmoid'", "''", "None", "1"]),
-    "solver": (["'adam'", "'sgd'", "'lbfgs'"], ["'SGD'", "None", "'newton'"]),
+    "solver": (["'adam'", "'sgd'", "'adamw'", "'rmsprop'", "'lbfgs'"],
+               ["'SGD'", "None", "'newton'"]),
     "alpha": (["1e-4", "0.0", "1.0"], ["-1.0", "nan", "inf", "1e39", "1e300", "'0.1'", "None",
                                        "True", "10**400"]),
     "batch_size": (["'auto'", "1", "2", "5"], ["10**6", "0", "-1", "2**63", "2**64", "1.5",

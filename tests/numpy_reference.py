@@ -1,9 +1,11 @@
 """Plain-numpy reference implementation of everything mlpfast computes.
 
 Independent of mlpfast on purpose: activations, losses, the MLP forward and
-backward passes, and a mini-batch training loop (SGD, momentum, Nesterov, Adam
-with PyTorch semantics, L2 weight decay on weights only, per-epoch lr decay,
-consecutive batches). The tests compare mlpfast against these functions.
+backward passes, and a mini-batch training loop (SGD, momentum, Nesterov, Adam,
+AdamW and RMSprop with PyTorch semantics, L2 weight decay on weights only,
+gradient-norm clipping, per-epoch lr decay, cosine annealing and linear warm-up,
+rates set between epochs, consecutive batches). The tests compare mlpfast against
+these functions.
 """
 
 from __future__ import annotations
@@ -324,6 +326,12 @@ def fit(
     lr_decay: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    alpha: float = 0.99,
+    clip_grad_norm: float | None = None,
+    schedule: str = "constant",
+    lr_min: float = 0.0,
+    warmup_epochs: int = 0,
+    set_lr: dict[int, float] | None = None,
     validation_data=None,
     sample_weight=None,
 ):
@@ -331,6 +339,7 @@ def fit(
 
     With ``sample_weight``, every batch's loss is the weighted mean over its rows and a batch
     whose weights are all 0 is skipped; ``validation_data`` may be (X, y, weights).
+    ``set_lr`` maps an epoch number (from 1) to the rate a callback sets after it.
     """
     params = [(W.copy(), b.copy()) for W, b in params]
     flat = [arr for pair in params for arr in pair]  # W0, b0, W1, b1, ...
@@ -339,11 +348,14 @@ def fit(
     b1, b2 = betas
     t = 0
     n = len(X)
-    history = {"loss": []}
+    history = {"loss": [], "lr": []}
     if validation_data is not None:
         history["val_loss"] = []
         history[metric_name(loss)] = []
-    for _ in range(epochs):
+    rate = epoch_rates(lr, epochs, lr_decay, schedule, lr_min, warmup_epochs, set_lr or {})
+    for epoch in range(epochs):
+        lr = rate[epoch]
+        history["lr"].append(lr)
         total = 0.0
         for lo in range(0, n, batch_size):
             Xb, yb = X[lo : lo + batch_size], y[lo : lo + batch_size]
@@ -351,34 +363,79 @@ def fit(
             if wb is not None and not np.any(wb):
                 continue
             value, grads = data_loss_and_grads(params, activation, loss, Xb, yb, wb)
-            if weight_decay > 0:
+            if weight_decay > 0 and optimizer != "adamw":  # AdamW's decay is no loss term
                 value += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in params)
             total += len(Xb) * value
             t += 1
             flat_g = [g for pair in grads for g in pair]
+            if clip_grad_norm is not None:
+                # torch.nn.utils.clip_grad_norm_: every gradient times min(max/(norm+1e-6), 1).
+                norm = np.sqrt(sum(float(np.sum(g * g)) for g in flat_g))
+                flat_g = [g * min(clip_grad_norm / (norm + 1e-6), 1.0) for g in flat_g]
             for i, (p, g) in enumerate(zip(flat, flat_g)):
-                if i % 2 == 0:  # weights get L2, biases do not
+                if optimizer == "adamw":
+                    if i % 2 == 0:  # decoupled: the weights shrink, the gradient stays
+                        p *= 1.0 - lr * weight_decay
+                elif i % 2 == 0:  # weights get L2, biases do not
                     g = g + weight_decay * p
-                if optimizer == "sgd":
+                if optimizer == "rmsprop":
+                    m2[i] = alpha * m2[i] + (1 - alpha) * g * g
+                    avg = np.sqrt(m2[i]) + eps
+                    if momentum == 0:
+                        p -= lr * g / avg
+                    else:
+                        m1[i] = momentum * m1[i] + g / avg
+                        p -= lr * m1[i]
+                elif optimizer == "sgd":
                     if momentum == 0:
                         p -= lr * g
                     else:
                         m1[i] = momentum * m1[i] + g
                         p -= lr * (g + momentum * m1[i]) if nesterov else lr * m1[i]
-                elif optimizer == "adam":
+                elif optimizer in ("adam", "adamw"):
                     m1[i] = b1 * m1[i] + (1 - b1) * g
                     m2[i] = b2 * m2[i] + (1 - b2) * g * g
                     p -= (lr / (1 - b1**t)) * m1[i] / (np.sqrt(m2[i]) / np.sqrt(1 - b2**t) + eps)
                 else:
                     raise ValueError(optimizer)
         history["loss"].append(total / n)
-        lr *= lr_decay
         if validation_data is not None:
             Xv, yv, wv = (*validation_data, None)[:3]
             sv, _ = forward(params, activation, Xv)
             history["val_loss"].append(weighted_loss_fn(loss, sv, yv, wv)[0])
             history[metric_name(loss)].append(weighted_metric(loss, sv, yv, wv))
     return params, history
+
+
+def epoch_rates(lr, epochs, lr_decay, schedule, lr_min, warmup, set_lr) -> list[float]:
+    """The learning rate of every epoch, by the closed forms MLP.fit documents.
+
+    Epoch e (from 0) trains at warm(e) * base(e): warm(e) = (e + 1)/(W + 1) below W epochs
+    of warm-up, else 1; base(e) = lr * lr_decay**e, or for "cosine" PyTorch's
+    CosineAnnealingLR from lr to lr_min over the epochs after the warm-up. A rate set after
+    epoch k (from 1) is that of epoch k (from 0) on, times lr_decay per epoch after; it ends
+    the warm-up and the cosine.
+    """
+    out = []
+    taken = None  # (epoch from 0 of the rate set, the rate)
+    for e in range(epochs):
+        if taken is not None:
+            rate = taken[1] * lr_decay ** (e - taken[0])
+        else:
+            if schedule == "cosine":
+                span = epochs - warmup
+                tc = max(e - warmup, 0)
+                rate = lr_min + (lr - lr_min) * (1 + np.cos(np.pi * tc / span)) / 2
+            elif schedule == "constant":
+                rate = lr * lr_decay**e
+            else:
+                raise ValueError(schedule)
+            if e < warmup:
+                rate *= (e + 1) / (warmup + 1)
+        out.append(float(rate))
+        if e + 1 in set_lr:
+            taken = (e + 1, set_lr[e + 1])
+    return out
 
 
 # --------------------------------------------------------------------------- data

@@ -196,7 +196,25 @@ FIT_SETTINGS = [
     ("momentum", {"momentum": 1.5}, ValueError),
     ("momentum", {"momentum": float("nan")}, ValueError),
     ("nesterov", {"nesterov": True, "momentum": 0.0}, ValueError),
-    ("optimizer", {"optimizer": "rmsprop"}, ValueError),
+    ("optimizer", {"optimizer": "adagrad"}, ValueError),
+    ("alpha", {"optimizer": "rmsprop", "alpha": 1.0}, ValueError),
+    ("alpha", {"optimizer": "rmsprop", "alpha": -0.1}, ValueError),
+    ("alpha", {"alpha": float("nan")}, ValueError),
+    ("alpha", {"alpha": "0.9"}, TypeError),
+    ("eps", {"optimizer": "rmsprop", "eps": 0.0}, ValueError),
+    ("clip_grad_norm", {"clip_grad_norm": 0.0}, ValueError),
+    ("clip_grad_norm", {"clip_grad_norm": -1.0}, ValueError),
+    ("clip_grad_norm", {"clip_grad_norm": float("inf")}, ValueError),
+    ("clip_grad_norm", {"clip_grad_norm": float("nan")}, ValueError),
+    ("clip_grad_norm", {"clip_grad_norm": "1"}, TypeError),
+    ("lr_min", {"lr_min": -0.1}, ValueError),
+    ("lr_min", {"lr": 0.01, "lr_min": 0.01}, ValueError),
+    ("lr_min", {"lr_min": float("nan")}, ValueError),
+    ("warmup_epochs", {"warmup_epochs": -1}, ValueError),
+    ("warmup_epochs", {"warmup_epochs": 1.5}, TypeError),
+    ("warmup_epochs", {"schedule": "cosine", "warmup_epochs": 2}, ValueError),
+    ("lr_decay", {"schedule": "cosine", "lr_decay": 0.9}, ValueError),
+    ("schedule", {"schedule": "cyclic"}, ValueError),
     ("optimizer", {"optimizer": ""}, ValueError),
     ("weight_decay", {"weight_decay": -0.1}, ValueError),
     ("weight_decay", {"weight_decay": float("nan")}, ValueError),
@@ -228,6 +246,52 @@ def test_bad_fit_settings(model, data, name, kwargs, exc):
     assert_unchanged(model, snap)
     # The model still works afterwards.
     model.fit(X, y, epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [(0.0, ValueError), (-0.1, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+     ("0.1", TypeError), (None, TypeError)],
+)  # fmt: skip
+def test_bad_learning_rate_is_refused_and_changes_nothing(model, data, value, exc):
+    X, y = data
+    model.fit(X, y, epochs=1, lr=0.1, lr_decay=0.5)
+    with pytest.raises(exc, match=arg("learning_rate")):
+        model.learning_rate = value
+    assert model.learning_rate == 0.05
+
+
+def test_learning_rate_of_a_model_never_fitted_is_refused():
+    model = mlpfast.MLP([D, 5, C], dtype="float64", seed=0)
+    with pytest.raises(ValueError, match=arg("learning_rate") + ".*never fitted"):
+        model.learning_rate = 0.1
+    assert model.learning_rate is None
+
+
+def test_learning_rate_beyond_float32_is_refused_for_a_float32_model(data):
+    X, y = data
+    model = mlpfast.MLP([D, 5, C], dtype="float32", seed=0)
+    model.fit(X, y, epochs=1)
+    for value in (1e39, 1e-50):
+        with pytest.raises(ValueError, match=arg("learning_rate") + ".*float32"):
+            model.learning_rate = value
+    assert model.learning_rate == 0.01
+
+
+def test_a_bad_learning_rate_set_in_a_callback_stops_the_fit_with_its_error(model, data):
+    X, y = data
+
+    def callback(info):
+        info["model"].learning_rate = -1.0
+
+    snap = snapshot(model)
+    with pytest.raises(ValueError, match=arg("learning_rate")):
+        model.fit(X, y, epochs=3, callbacks=callback)
+    # The first epoch trained; the rate of the next would have been the fit's.
+    assert len(model.history["loss"]) == 1
+    assert model.learning_rate == 0.01
+    with pytest.raises(AssertionError):
+        assert_unchanged(model, snap)
 
 
 def test_momentum_just_below_one_is_accepted(model, data):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import pickle
 import warnings
 
 import numpy as np
+import old_pickles
 import pytest
 
 import mlpfast
@@ -98,6 +100,10 @@ SESSIONS = {
     "nesterov": {"optimizer": "sgd", "momentum": 0.8, "nesterov": True, "lr": 0.05},
     "adam": {"optimizer": "adam", "lr": 0.01},
     "adaptive": {"optimizer": "sgd", "lr": 0.1, "schedule": "adaptive", "n_iter_no_change": 1},
+    "adamw": {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.1, "clip_grad_norm": 0.5},
+    "rmsprop": {"optimizer": "rmsprop", "lr": 0.01, "alpha": 0.9, "weight_decay": 1e-3},
+    "rmsprop_momentum": {"optimizer": "rmsprop", "lr": 0.005, "momentum": 0.8},
+    "cosine_warmup": {"optimizer": "adam", "lr": 0.01, "schedule": "cosine", "warmup_epochs": 2},
 }
 
 
@@ -152,6 +158,25 @@ def test_a_damaged_session_state_is_refused(rng):
     assert old.samples_seen == 0
 
 
+@pytest.mark.parametrize("name", list(old_pickles.V1_PICKLES))
+def test_a_pickle_of_an_older_session_record_resumes_as_it_did(name):
+    # A pickle from before the session record's version 2 loads, and resuming it trains to
+    # the bits the older mlpfast reached.
+    settings, lr_after, after, blob = old_pickles.V1_PICKLES[name]
+    model = pickle.loads(base64.b64decode("".join(blob)))
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((30, 3)), rng.integers(0, 2, 30)
+    model.fit(
+        X, y, epochs=2, batch_size=8, validation_data=(X[:10], y[:10]), resume=True, **settings
+    )
+    got = [v for lay in model.param_layers for arr in (lay.weight, lay.bias) for v in np.ravel(arr)]
+    assert got == [float.fromhex(v) for v in after]
+    assert model.learning_rate == float.fromhex(lr_after)
+    # Written again, it is a current record, which reads back.
+    again = pickle.loads(pickle.dumps(model))
+    assert again.history == model.history and again.learning_rate == model.learning_rate
+
+
 def copyreg_reduce(obj):
     import copyreg
 
@@ -186,7 +211,7 @@ def test_classifier_pickle(rng, skl):
     assert back.n_iter_ == 1 and len(back.loss_curve_) == 6
 
 
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "adamw", "rmsprop"])
 def test_partial_fit_after_pickling_continues_the_optimizer_as_sklearn(rng, skl, solver):
     # scikit-learn's pickles keep the optimizer's state, so a partial_fit after a round trip
     # is the one without it; so are mlpfast's (dask-ml's Incremental relies on it).

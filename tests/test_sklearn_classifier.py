@@ -466,7 +466,7 @@ def test_feature_names_from_a_dataframe(rng):
     ("param", "value", "match"),
     [
         ("activation", "softplus", "'activation' parameter"),
-        ("solver", "rmsprop", "'solver' parameter"),
+        ("solver", "adagrad", "'solver' parameter"),
         ("loss", "squared_error", "'loss' parameter"),
         ("dtype", "float16", "'dtype' parameter"),
         ("hidden_layer_sizes", (10, 0), "hidden_layer_sizes must be > 0"),

@@ -68,6 +68,46 @@ def test_bit_identical_across_thread_counts(restore_threads, sizes, dtype, optim
             np.testing.assert_array_equal(b, d)
 
 
+NEW_SETTINGS = {
+    "adamw": {"optimizer": "adamw", "weight_decay": 0.1},
+    "rmsprop": {"optimizer": "rmsprop", "weight_decay": 1e-3},
+    "rmsprop_momentum": {"optimizer": "rmsprop", "momentum": 0.7, "alpha": 0.9},
+    "clip_sgd": {"optimizer": "sgd", "momentum": 0.9, "clip_grad_norm": 0.05},
+    "clip_adamw": {"optimizer": "adamw", "weight_decay": 0.1, "clip_grad_norm": 0.05},
+    "cosine_warmup": {"optimizer": "adam", "schedule": "cosine", "warmup_epochs": 1},
+}
+
+
+def run_new(sizes, dtype, threads, settings):
+    """A shuffled, seeded fit with ``threads`` threads: its history and weights."""
+    mlpfast.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    n = 300 if sizes is BIG else 37
+    X = rng.standard_normal((n, sizes[0]))
+    y = rng.integers(0, sizes[-1], n)
+    model = mlpfast.MLP(sizes, dtype=dtype, seed=11)
+    history = model.fit(
+        X, y, epochs=2, batch_size=128 if sizes is BIG else 8, lr=0.01, seed=5, **settings
+    )
+    return history, [(lay.weight.copy(), lay.bias.copy()) for lay in model.param_layers]
+
+
+@pytest.mark.parametrize("name", list(NEW_SETTINGS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", [SMALL, BIG], ids=["small", "big"])
+def test_new_optimizers_and_clipping_bit_identical_across_thread_counts(
+    restore_threads, sizes, dtype, name
+):
+    # The clipping norm adds up per-task sums in task order, whatever the threads.
+    ref = run_new(sizes, dtype, 1, NEW_SETTINGS[name])
+    for threads in (2, 3):
+        h, w = run_new(sizes, dtype, threads, NEW_SETTINGS[name])
+        assert h == ref[0], threads
+        for (a, b), (c, d) in zip(w, ref[1]):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
+
+
 def test_repeat_runs_identical(restore_threads):
     # Same seeds, same thread count: identical (no hidden global state between runs).
     a = run(SMALL, "float64", 2, "adam")

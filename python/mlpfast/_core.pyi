@@ -198,11 +198,15 @@ class MLP:
         verbose: bool = False,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        alpha: float = 0.99,
+        clip_grad_norm: float | None = None,
         callbacks: Callable[[dict[str, Any]], bool | None]
         | Sequence[Callable[[dict[str, Any]], bool | None]]
         | None = None,
-        schedule: Literal["constant", "invscaling", "adaptive"] = "constant",
+        schedule: Literal["constant", "invscaling", "adaptive", "cosine"] = "constant",
         power_t: float = 0.5,
+        lr_min: float = 0.0,
+        warmup_epochs: int = 0,
         tol: float = 1e-4,
         n_iter_no_change: int | None = None,
         resume: bool = False,
@@ -213,6 +217,8 @@ class MLP:
     def samples_seen(self) -> int: ...
     @property
     def learning_rate(self) -> float | None: ...
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None: ...
     @property
     def stopped_early(self) -> bool: ...
     def predict(self, X: ArrayLike) -> NDArray[np.int64] | _FloatArray: ...

@@ -35,7 +35,7 @@ _ACTIVATIONS = {
     "elu": "elu",
     "maxout": "maxout",
 }
-_SOLVERS = ("sgd", "adam", "lbfgs")
+_SOLVERS = ("sgd", "adam", "adamw", "rmsprop", "lbfgs")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 _DTYPES = ("float32", "float64")
 # The spellings numpy has for float32 and float64: "float32", "f4", "<f8", "double", ...
@@ -787,7 +787,7 @@ class _BaseMLP(BaseEstimator):
 
 
 def _has_partial_fit(est: _BaseMLP) -> bool:
-    if est.solver not in ("sgd", "adam"):
+    if est.solver == "lbfgs":
         raise AttributeError(
             f"partial_fit is only available for stochastic optimizers. {est.solver} is not "
             "stochastic."
@@ -805,13 +805,17 @@ default="relu"
         Activation of the hidden layers. ``"leaky_relu"`` (slope 0.01), ``"elu"`` (alpha 1)
         and ``"maxout"`` (hidden layers of two-piece Maxout units; their ``coefs_`` are
         ``(2, fan_in, fan_out)`` arrays) are mlpfast's additions.
-    solver : {"adam", "sgd", "lbfgs"}, default="adam"
-        ``"sgd"`` and ``"adam"`` train in one call into Rust; ``"lbfgs"`` runs scipy's
+    solver : {"adam", "sgd", "adamw", "rmsprop", "lbfgs"}, default="adam"
+        ``"sgd"``, ``"adam"``, ``"adamw"`` and ``"rmsprop"`` train in one call into Rust
+        (mlpfast's additions, PyTorch's AdamW and RMSprop, use ``MLP.fit``'s defaults for
+        their own settings: RMSprop's alpha 0.99, no momentum); ``"lbfgs"`` runs scipy's
         L-BFGS-B on mlpfast's full-batch loss and gradient.
     alpha : float, default=0.0001
         L2 penalty, scikit-learn's convention: a batch of n rows adds
         ``0.5 * alpha / n * sum ||W||^2`` (weights, not biases) to its loss; with
-        ``sample_weight``, n is the batch's weight sum.
+        ``sample_weight``, n is the batch's weight sum. With ``solver="adamw"`` it is the
+        decoupled weight decay on the same scale instead: each step shrinks the weights by
+        ``1 - lr * alpha / n`` and adds nothing to the loss.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"

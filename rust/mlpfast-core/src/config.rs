@@ -17,10 +17,14 @@ pub enum OptimizerKind {
     Sgd,
     /// Adam with bias correction.
     Adam,
+    /// Adam with decoupled weight decay (PyTorch's AdamW).
+    AdamW,
+    /// RMSprop (PyTorch's, uncentered), with momentum when `momentum > 0`.
+    RmsProp,
 }
 
 /// The names the Python API accepts.
-pub const OPTIMIZER_NAMES: [&str; 2] = ["sgd", "adam"];
+pub const OPTIMIZER_NAMES: [&str; 4] = ["sgd", "adam", "adamw", "rmsprop"];
 
 impl OptimizerKind {
     /// Its name in the Python API.
@@ -28,6 +32,8 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Sgd => "sgd",
             OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+            OptimizerKind::RmsProp => "rmsprop",
         }
     }
 
@@ -36,6 +42,8 @@ impl OptimizerKind {
         match name {
             "sgd" => Ok(OptimizerKind::Sgd),
             "adam" => Ok(OptimizerKind::Adam),
+            "adamw" => Ok(OptimizerKind::AdamW),
+            "rmsprop" => Ok(OptimizerKind::RmsProp),
             other => Err(Error::value(
                 "optimizer",
                 format!("one of {}", OPTIMIZER_NAMES.join(", ")),
@@ -45,8 +53,8 @@ impl OptimizerKind {
     }
 }
 
-/// How the learning rate moves between epochs (besides `lr_decay`), as scikit-learn's
-/// `learning_rate` option.
+/// How the learning rate moves between epochs (besides `lr_decay` and the warm-up), as
+/// scikit-learn's `learning_rate` option, or PyTorch's cosine annealing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Schedule {
     /// Unchanged.
@@ -57,10 +65,14 @@ pub enum Schedule {
     /// Divided by 5 each time the stopping rule fires, instead of stopping (until it falls
     /// to 1e-6 or below).
     Adaptive,
+    /// PyTorch's `CosineAnnealingLR` over the fit's epochs after the warm-up (T_max =
+    /// epochs − warmup_epochs), from `lr` down to `lr_min`, stepped once per epoch; it stays
+    /// at `lr_min` after that (a resumed fit going on past the end).
+    Cosine,
 }
 
 /// The names the Python API accepts.
-pub const SCHEDULE_NAMES: [&str; 3] = ["constant", "invscaling", "adaptive"];
+pub const SCHEDULE_NAMES: [&str; 4] = ["constant", "invscaling", "adaptive", "cosine"];
 
 impl Schedule {
     /// Its name in the Python API.
@@ -69,6 +81,7 @@ impl Schedule {
             Schedule::Constant => "constant",
             Schedule::InvScaling => "invscaling",
             Schedule::Adaptive => "adaptive",
+            Schedule::Cosine => "cosine",
         }
     }
 
@@ -78,6 +91,7 @@ impl Schedule {
             "constant" => Ok(Schedule::Constant),
             "invscaling" => Ok(Schedule::InvScaling),
             "adaptive" => Ok(Schedule::Adaptive),
+            "cosine" => Ok(Schedule::Cosine),
             other => Err(Error::value(
                 "schedule",
                 format!("one of {}", SCHEDULE_NAMES.join(", ")),
@@ -101,16 +115,24 @@ pub struct FitConfig {
     pub optimizer: OptimizerKind,
     /// Learning rate of the first epoch (> 0).
     pub lr: f64,
-    /// SGD's momentum μ, in [0, 1).
+    /// The momentum μ of SGD and RMSprop, in [0, 1).
     pub momentum: f64,
     /// Nesterov's form of momentum (SGD; needs momentum > 0).
     pub nesterov: bool,
-    /// Adam's β₁ and β₂, in [0, 1).
+    /// Adam's and AdamW's β₁ and β₂, in [0, 1).
     pub betas: (f64, f64),
-    /// Adam's ε (> 0).
+    /// The ε of Adam, AdamW and RMSprop (> 0).
     pub eps: f64,
+    /// RMSprop's α, the decay of its mean square, in [0, 1).
+    pub alpha: f64,
     /// L2 penalty λ >= 0: adds ½λ‖W‖² over the weights (not the biases) to each batch's loss.
+    /// With AdamW it is the decoupled decay instead, `w ← w·(1 − lr·λ)` each step, and adds
+    /// nothing to the loss.
     pub weight_decay: f64,
+    /// Scale each step's gradient (of the loss, over all weights and biases) down to this
+    /// global L2 norm when it is longer, as PyTorch's `clip_grad_norm_` (> 0); `None`: no
+    /// clipping.
+    pub clip_grad_norm: Option<f64>,
     /// When true, `weight_decay` is scikit-learn's `alpha`: a batch of n rows adds ½(λ/n)‖W‖².
     pub l2_per_sample: bool,
     /// Factor on the data term of the losses a fit reports (history, stopping rule,
@@ -123,6 +145,11 @@ pub struct FitConfig {
     pub schedule: Schedule,
     /// Exponent of [`Schedule::InvScaling`] (>= 0).
     pub power_t: f64,
+    /// Where [`Schedule::Cosine`] ends (>= 0, below `lr`).
+    pub lr_min: f64,
+    /// Epochs of linear warm-up at the start of a fit (>= 0): epoch e < W trains at
+    /// (e + 1)/(W + 1) times the schedule's rate.
+    pub warmup_epochs: i64,
     /// Reshuffle the rows before every epoch.
     pub shuffle: bool,
     /// Seed of the shuffling; `None` draws one from the session's generator.
@@ -151,12 +178,16 @@ impl Default for FitConfig {
             nesterov: false,
             betas: (0.9, 0.999),
             eps: 1e-8,
+            alpha: 0.99,
             weight_decay: 0.0,
+            clip_grad_norm: None,
             l2_per_sample: false,
             reported_data_scale: 1.0,
             lr_decay: 1.0,
             schedule: Schedule::Constant,
             power_t: 0.5,
+            lr_min: 0.0,
+            warmup_epochs: 0,
             shuffle: true,
             seed: None,
             tol: 1e-4,
@@ -174,6 +205,29 @@ fn finite(arg: &str, expected: &str, v: f64, ok: impl Fn(f64) -> bool) -> Result
     } else {
         Err(Error::value(arg, expected, fmt_num(&v)))
     }
+}
+
+/// A learning rate `v` given as argument `arg` (`lr`, or `learning_rate` when set on a
+/// model): finite, positive, and neither infinite nor 0 in the model's dtype `T` (where it
+/// would fill the weights with NaN, or never move them, without a word).
+pub fn check_rate<T: Float>(arg: &str, v: f64) -> Result<()> {
+    finite(arg, "a positive finite number", v, |v| v > 0.0)?;
+    positive_in::<T>(arg, v)
+}
+
+/// `v` > 0 stays finite and non-zero in `T`.
+fn positive_in<T: Float>(arg: &str, v: f64) -> Result<()> {
+    let in_t = T::from_f64(v).to_f64();
+    if !in_t.is_finite() || in_t == 0.0 {
+        let expected = format!(
+            "a positive number representable in {} (from {} to {})",
+            T::NAME,
+            fmt_num(&T::MIN_POSITIVE_F64),
+            fmt_num(&T::MAX_F64)
+        );
+        return Err(Error::value(arg, expected, fmt_num(&v)));
+    }
+    Ok(())
 }
 
 impl FitConfig {
@@ -202,10 +256,19 @@ impl FitConfig {
         finite("beta1", unit, self.betas.0, |v| (0.0..1.0).contains(&v))?;
         finite("beta2", unit, self.betas.1, |v| (0.0..1.0).contains(&v))?;
         finite("eps", "a positive finite number", self.eps, |v| v > 0.0)?;
+        finite("alpha", unit, self.alpha, |v| (0.0..1.0).contains(&v))?;
         let non_negative = "a finite number >= 0";
         finite("weight_decay", non_negative, self.weight_decay, |v| {
             v >= 0.0
         })?;
+        if let Some(c) = self.clip_grad_norm {
+            finite(
+                "clip_grad_norm",
+                "a positive finite number or None",
+                c,
+                |v| v > 0.0,
+            )?;
+        }
         finite("lr_decay", "a positive finite number", self.lr_decay, |v| {
             v > 0.0
         })?;
@@ -216,6 +279,39 @@ impl FitConfig {
             |v| v > 0.0,
         )?;
         finite("power_t", non_negative, self.power_t, |v| v >= 0.0)?;
+        let below_lr = format!("a finite number >= 0 and below lr ({})", fmt_num(&self.lr));
+        finite("lr_min", &below_lr, self.lr_min, |v| {
+            v >= 0.0 && v < self.lr
+        })?;
+        if self.warmup_epochs < 0 {
+            return Err(Error::value(
+                "warmup_epochs",
+                "an integer >= 0",
+                self.warmup_epochs,
+            ));
+        }
+        if self.schedule == Schedule::Cosine {
+            // The cosine sets every epoch's rate itself: a factor on top would bend it.
+            if self.lr_decay != 1.0 {
+                return Err(Error::value(
+                    "lr_decay",
+                    "1 with schedule='cosine' (the cosine sets every epoch's rate)",
+                    fmt_num(&self.lr_decay),
+                ));
+            }
+            // T_max = epochs − warmup_epochs must be at least one epoch.
+            if self.epochs > 0 && self.warmup_epochs >= self.epochs {
+                return Err(Error::value(
+                    "warmup_epochs",
+                    format!(
+                        "an integer below epochs ({}) with schedule='cosine', which runs over \
+                         the epochs after the warm-up",
+                        self.epochs
+                    ),
+                    self.warmup_epochs,
+                ));
+            }
+        }
         finite("tol", non_negative, self.tol, |v| v >= 0.0)?;
         if let Some(n) = self.n_iter_no_change {
             if n < 1 {
@@ -242,20 +338,21 @@ impl FitConfig {
             )
         };
         let in_t = |v: f64| T::from_f64(v).to_f64();
-        if !in_t(self.lr).is_finite() || in_t(self.lr) == 0.0 {
-            let expected = format!(
-                "a positive number representable in {} (from {} to {})",
-                T::NAME,
-                fmt_num(&T::MIN_POSITIVE_F64),
-                fmt_num(&T::MAX_F64)
-            );
-            return Err(Error::value("lr", expected, fmt_num(&self.lr)));
-        }
+        check_rate::<T>("lr", self.lr)?;
         if !in_t(self.weight_decay).is_finite() {
             let wd = fmt_num(&self.weight_decay);
             return Err(Error::value("weight_decay", range("a number"), wd));
         }
-        if self.optimizer == OptimizerKind::Adam && in_t(self.eps) == 0.0 {
+        if let Some(c) = self.clip_grad_norm {
+            // Its factor is computed in float64, but one that is 0 in T would zero every step.
+            positive_in::<T>("clip_grad_norm", c)?;
+        }
+        if self.optimizer == OptimizerKind::RmsProp && in_t(self.alpha) >= 1.0 {
+            // 1 − α would be 0 in T: the mean square would never leave 0.
+            let expected = format!("a number that stays below 1 in {}", T::NAME);
+            return Err(Error::value("alpha", expected, fmt_num(&self.alpha)));
+        }
+        if self.optimizer != OptimizerKind::Sgd && in_t(self.eps) == 0.0 {
             let expected = format!(
                 "a number > 0 in {} (at least {})",
                 T::NAME,
@@ -281,17 +378,25 @@ impl FitConfig {
 
     /// The optimizer with its hyperparameters.
     pub fn optimizer(&self) -> Optimizer {
+        let (beta1, beta2, eps) = (self.betas.0, self.betas.1, self.eps);
         match self.optimizer {
             OptimizerKind::Sgd => Optimizer::Sgd {
                 momentum: self.momentum,
                 nesterov: self.nesterov,
             },
-            OptimizerKind::Adam => Optimizer::Adam {
-                beta1: self.betas.0,
-                beta2: self.betas.1,
-                eps: self.eps,
+            OptimizerKind::Adam => Optimizer::Adam { beta1, beta2, eps },
+            OptimizerKind::AdamW => Optimizer::AdamW { beta1, beta2, eps },
+            OptimizerKind::RmsProp => Optimizer::RmsProp {
+                alpha: self.alpha,
+                eps,
+                momentum: self.momentum,
             },
         }
+    }
+
+    /// Epochs of warm-up as a count (after [`FitConfig::validate`]).
+    pub(crate) fn warmup(&self) -> u32 {
+        u32::try_from(self.warmup_epochs.max(0)).unwrap_or(u32::MAX)
     }
 
     /// Epochs and batch size as counts (after [`FitConfig::validate`]).
@@ -312,7 +417,7 @@ mod tests {
     #[test]
     fn every_bad_setting_is_named() {
         type Spoil = fn(&mut FitConfig);
-        let bad: [(&str, Spoil); 14] = [
+        let bad: [(&str, Spoil); 24] = [
             ("epochs", |c| c.epochs = -1),
             ("batch_size", |c| c.batch_size = 0),
             ("lr", |c| c.lr = 0.0),
@@ -327,6 +432,25 @@ mod tests {
             ("power_t", |c| c.power_t = -0.5),
             ("tol", |c| c.tol = f64::INFINITY),
             ("n_iter_no_change", |c| c.n_iter_no_change = Some(0)),
+            ("alpha", |c| c.alpha = 1.0),
+            ("alpha", |c| c.alpha = -0.1),
+            ("clip_grad_norm", |c| c.clip_grad_norm = Some(0.0)),
+            ("clip_grad_norm", |c| c.clip_grad_norm = Some(f64::INFINITY)),
+            ("lr_min", |c| c.lr_min = -1e-3),
+            ("lr_min", |c| c.lr_min = c.lr),
+            ("warmup_epochs", |c| c.warmup_epochs = -1),
+            ("lr_decay", |c| {
+                c.schedule = Schedule::Cosine;
+                c.lr_decay = 0.9;
+            }),
+            ("warmup_epochs", |c| {
+                c.schedule = Schedule::Cosine;
+                c.warmup_epochs = c.epochs;
+            }),
+            ("eps", |c| {
+                c.optimizer = OptimizerKind::RmsProp;
+                c.eps = -1.0;
+            }),
         ];
         for (arg, spoil) in bad {
             let mut c = FitConfig::default();
@@ -342,12 +466,26 @@ mod tests {
             ..FitConfig::default()
         };
         assert!(adam.validate().is_ok());
+        // A warm-up as long as the fit is fine without the cosine, and the cosine's bounds
+        // only bind a fit that has epochs.
+        let warm = FitConfig {
+            warmup_epochs: 10,
+            ..FitConfig::default()
+        };
+        assert!(warm.validate().is_ok());
+        let none = FitConfig {
+            epochs: 0,
+            warmup_epochs: 3,
+            schedule: Schedule::Cosine,
+            ..FitConfig::default()
+        };
+        assert!(none.validate().is_ok());
     }
 
     #[test]
     fn settings_must_be_representable_in_the_models_dtype() {
         type Spoil = fn(&mut FitConfig);
-        let bad: [(&str, Spoil); 5] = [
+        let bad: [(&str, Spoil); 8] = [
             ("lr", |c| c.lr = 1e39),
             ("lr", |c| c.lr = 1e-50),
             ("weight_decay", |c| c.weight_decay = 1e39),
@@ -359,6 +497,15 @@ mod tests {
                 c.epochs = 3;
                 c.lr = 1.0;
                 c.lr_decay = 1e20;
+            }),
+            ("clip_grad_norm", |c| c.clip_grad_norm = Some(1e-50)),
+            ("eps", |c| {
+                c.optimizer = OptimizerKind::RmsProp;
+                c.eps = 1e-46;
+            }),
+            ("alpha", |c| {
+                c.optimizer = OptimizerKind::RmsProp;
+                c.alpha = 1.0 - 1e-10;
             }),
         ];
         for (arg, spoil) in bad {
@@ -386,13 +533,17 @@ mod tests {
             OptimizerKind::from_name("adam").unwrap(),
             OptimizerKind::Adam
         );
+        for kind in [OptimizerKind::AdamW, OptimizerKind::RmsProp] {
+            assert_eq!(OptimizerKind::from_name(kind.name()).unwrap(), kind);
+        }
         assert!(
-            OptimizerKind::from_name("rmsprop")
+            OptimizerKind::from_name("adagrad")
                 .unwrap_err()
                 .to_string()
-                .starts_with("optimizer: expected one of sgd, adam")
+                .starts_with("optimizer: expected one of sgd, adam, adamw, rmsprop")
         );
         assert_eq!(Schedule::from_name("adaptive").unwrap(), Schedule::Adaptive);
+        assert_eq!(Schedule::from_name("cosine").unwrap(), Schedule::Cosine);
         assert!(Schedule::from_name("cyclic").is_err());
     }
 }

@@ -400,6 +400,7 @@ mod tests {
             &mut optim,
             1.0,
             |_| 0.0,
+            None,
             false,
         );
         assert!(matches!(stepped, crate::step::Stepped::Loss { .. }));

@@ -15,7 +15,9 @@ use crate::float::Float;
 use crate::session::Session;
 
 const MAGIC: &[u8; 8] = b"mlpfsess";
-const VERSION: u64 = 1;
+/// The version written. Version 2 added the warm-up and cosine schedule's fields; version 1
+/// records (mlpfast before them) still read.
+const VERSION: u64 = 2;
 
 /// The error of a record this version cannot read.
 pub(crate) fn corrupt(what: &str) -> Error {
@@ -58,9 +60,15 @@ impl Writer {
 /// Reads fields back, in the order they were written.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
+    version: u64,
 }
 
 impl<'a> Reader<'a> {
+    /// The version of the record being read.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.bytes.len() < n {
             return Err(corrupt("a record that ends early"));
@@ -131,11 +139,12 @@ impl<T: Float> Session<T> {
     /// lengths `lens` (weights, biases per parameter layer): buffers of other lengths, a
     /// record of another dtype or version, and damaged bytes are errors.
     pub fn from_bytes(bytes: &[u8], lens: &[(usize, usize)]) -> Result<Self> {
-        let mut r = Reader { bytes };
+        let mut r = Reader { bytes, version: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return Err(corrupt("bytes without its tag"));
         }
-        if r.u64()? != VERSION {
+        r.version = r.u64()?;
+        if !(1..=VERSION).contains(&r.version) {
             return Err(corrupt("a record of another version"));
         }
         if r.u64()? != std::mem::size_of::<T>() as u64 {
@@ -178,12 +187,10 @@ mod tests {
         let cfg = FitConfig {
             epochs: 3,
             batch_size: 8,
-            optimizer: if optimizer == "adam" {
-                OptimizerKind::Adam
-            } else {
-                OptimizerKind::Sgd
-            },
+            optimizer: OptimizerKind::from_name(optimizer).unwrap(),
             momentum: 0.9,
+            warmup_epochs: 1,
+            schedule: crate::config::Schedule::Cosine,
             ..FitConfig::default()
         };
         let mut session = Session::new(Rng::new(2));
@@ -213,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_session_reads_back_as_written() {
-        for optimizer in ["sgd", "adam"] {
+        for optimizer in crate::config::OPTIMIZER_NAMES {
             let (session, lens) = trained(optimizer);
             let bytes = session.to_bytes();
             let back = Session::<f64>::from_bytes(&bytes, &lens).unwrap();
@@ -225,7 +232,7 @@ mod tests {
 
     #[test]
     fn damaged_or_mismatched_records_are_errors() {
-        let (session, lens) = trained("adam");
+        let (session, lens) = trained("rmsprop");
         let bytes = session.to_bytes();
         // Every truncation, and every single damaged byte, fails cleanly or reads a record
         // (a flipped bit in a float is still a float); none panics.

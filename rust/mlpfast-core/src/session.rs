@@ -58,6 +58,25 @@ impl History {
 }
 
 /// The learning rate and how it moves, fixed when a fit starts afresh.
+///
+/// Epoch e (counted from 0 since the fit that started afresh) trains at
+///
+/// ```text
+/// lr_e = warm(e) · base_e,   warm(e) = (e + 1)/(W + 1) for e < W, else 1
+/// ```
+///
+/// W the warm-up epochs, and base_e the schedule's rate: for "constant" and "adaptive",
+/// lr · lr_decay^e (the adaptive schedule dividing it by 5 where it would stop); for
+/// "invscaling", lr · lr_decay^e / (t + 1)^power_t, t the samples seen; for "cosine",
+/// PyTorch's `CosineAnnealingLR` from lr to `lr_min` over the T − W epochs after the warm-up,
+/// T the fit's epochs, and lr before it. In PyTorch's terms the warm-up is
+/// `LinearLR(start_factor=1/(W+1), end_factor=1, total_iters=W)`, followed by the cosine
+/// through `SequentialLR(milestones=[W])`, or chained (`ChainedScheduler`) with `lr_decay`'s
+/// `ExponentialLR`.
+///
+/// A rate set from outside ([`Rate::set`]) takes over: the epochs after use it, `lr_decay`
+/// and the adaptive schedule go on from it, and the formulas of the epoch count (warm-up,
+/// invscaling, cosine), which would overwrite it, end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Rate {
     /// The starting rate.
@@ -69,17 +88,54 @@ pub(crate) struct Rate {
     epochs: u32,
     /// The rate the next epoch uses.
     pub(crate) now: f64,
+    /// The schedule's rate without the warm-up (the cosine's starting rate).
+    base: f64,
+    /// Epochs of warm-up.
+    warmup: u32,
+    /// Where the cosine ends.
+    lr_min: f64,
+    /// The epochs the cosine (and warm-up) spans: the fit's.
+    span: u32,
 }
 
 impl Rate {
     fn new(cfg: &FitConfig) -> Self {
-        Rate {
+        let mut rate = Rate {
             lr0: cfg.lr,
             lr_decay: cfg.lr_decay,
             schedule: cfg.schedule,
             power_t: cfg.power_t,
             epochs: 0,
             now: cfg.lr,
+            base: cfg.lr,
+            warmup: cfg.warmup(),
+            lr_min: cfg.lr_min,
+            span: u32::try_from(cfg.counts().0).unwrap_or(u32::MAX),
+        };
+        rate.now = rate.at(0);
+        rate
+    }
+
+    /// The rate of epoch `e` (see the type's notes), from `base`.
+    fn at(&self, e: u32) -> f64 {
+        let plain = match self.schedule {
+            Schedule::Cosine => {
+                let t_max = self.span.saturating_sub(self.warmup);
+                let t = e.saturating_sub(self.warmup).min(t_max);
+                // The cosine's first epoch (and the warm-up's) train at the base rate itself.
+                if t_max == 0 || t == 0 {
+                    self.base
+                } else {
+                    let angle = std::f64::consts::PI * f64::from(t) / f64::from(t_max);
+                    self.lr_min + (self.base - self.lr_min) * (1.0 + angle.cos()) / 2.0
+                }
+            }
+            _ => self.base,
+        };
+        if e < self.warmup {
+            plain * (f64::from(e) + 1.0) / (f64::from(self.warmup) + 1.0)
+        } else {
+            plain
         }
     }
 
@@ -90,47 +146,81 @@ impl Rate {
             Schedule::Constant => 0,
             Schedule::InvScaling => 1,
             Schedule::Adaptive => 2,
+            Schedule::Cosine => 3,
         });
         w.f64(self.power_t);
         w.u64(u64::from(self.epochs));
         w.f64(self.now);
+        // Since version 2.
+        w.f64(self.base);
+        w.u64(u64::from(self.warmup));
+        w.f64(self.lr_min);
+        w.u64(u64::from(self.span));
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Rate {
+        let count = |v: u64| u32::try_from(v).map_err(|_| corrupt("an epoch count out of range"));
+        let mut rate = Rate {
             lr0: r.f64()?,
             lr_decay: r.f64()?,
             schedule: match r.u64()? {
                 0 => Schedule::Constant,
                 1 => Schedule::InvScaling,
                 2 => Schedule::Adaptive,
+                3 => Schedule::Cosine,
                 _ => return Err(corrupt("an unknown schedule")),
             },
             power_t: r.f64()?,
-            epochs: u32::try_from(r.u64()?).map_err(|_| corrupt("an epoch count out of range"))?,
+            epochs: count(r.u64()?)?,
             now: r.f64()?,
-        })
+            base: 0.0,
+            warmup: 0,
+            lr_min: 0.0,
+            span: 0,
+        };
+        if r.version() >= 2 {
+            rate.base = r.f64()?;
+            rate.warmup = count(r.u64()?)?;
+            rate.lr_min = r.f64()?;
+            rate.span = count(r.u64()?)?;
+        } else {
+            // Version 1 had no warm-up and no cosine: its rate was the schedule's.
+            rate.base = rate.now;
+        }
+        Ok(rate)
     }
 
     /// After an epoch, `seen` the samples seen so far.
     pub(crate) fn epoch_done(&mut self, seen: u64) {
         self.epochs = self.epochs.saturating_add(1);
-        self.now *= self.lr_decay;
+        self.base *= self.lr_decay;
         if self.schedule == Schedule::InvScaling {
             let decay = self.lr_decay.powi(self.epochs.min(i32::MAX as u32) as i32);
-            self.now = self.lr0 * decay / ((seen + 1) as f64).powf(self.power_t);
+            self.base = self.lr0 * decay / ((seen + 1) as f64).powf(self.power_t);
         }
+        self.now = self.at(self.epochs);
     }
 
     /// When the stopping rule fires: true to stop; the adaptive schedule divides the rate
     /// by 5 instead (while it is above 1e-6).
     pub(crate) fn should_stop(&mut self) -> bool {
         if self.schedule == Schedule::Adaptive && self.now > 1e-6 {
-            self.now /= 5.0;
+            self.base /= 5.0;
+            self.now = self.at(self.epochs);
             false
         } else {
             true
         }
+    }
+
+    /// Sets the rate of the next epochs to `lr` (see the type's notes).
+    pub(crate) fn set(&mut self, lr: f64) {
+        if matches!(self.schedule, Schedule::InvScaling | Schedule::Cosine) {
+            self.schedule = Schedule::Constant;
+        }
+        self.warmup = 0;
+        self.base = lr;
+        self.now = lr;
     }
 }
 
@@ -412,6 +502,12 @@ impl<T: Float> Session<T> {
         self.rate.map(|r| r.now)
     }
 
+    /// Sets the learning rate a fit that resumes this session continues with (validated by
+    /// the caller: [`crate::config::check_rate`]); false when there is no fit to resume.
+    pub fn set_lr(&mut self, lr: f64) -> bool {
+        self.rate.as_mut().map(|r| r.set(lr)).is_some()
+    }
+
     /// True when the stopping rule ended the last fit before its last epoch.
     pub fn stopped_early(&self) -> bool {
         self.stopped_early
@@ -488,6 +584,11 @@ impl<T: Float> Session<T> {
         } else {
             Run::fresh(cfg, on_validation, params)?
         })
+    }
+
+    /// Shows `rate` as the session's, while a fit runs (where [`Session::end`] will leave it).
+    pub(crate) fn set_rate(&mut self, rate: Rate) {
+        self.rate = Some(rate);
     }
 
     /// Adds the validation figures to the last epoch of the history.

@@ -11,6 +11,10 @@
 //! `dW[rows] = a[:, rows]ᵀ · g`, and applies the optimizer update to those rows at once, while
 //! they are in cache; it also adds up ‖W[rows]‖² before the update for the weight-decay term.
 //!
+//! **Gradient clipping** needs the norm of the whole gradient before any update: a step that
+//! clips computes every task's gradient first, with its sum of squares, adds those up in
+//! task order, and then updates every task with the gradients scaled (as a long step does).
+//!
 //! The cut into shards and tasks depends on the batch and layer sizes only, never on the
 //! number of threads; so every sum is taken in the same order and training gives the same bits
 //! on one thread as on many.
@@ -32,7 +36,7 @@ use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
 use crate::network::{Block, Params, ParamsMut, Spec};
-use crate::optim::{Coeffs, OptimState, Part};
+use crate::optim::{Coeffs, OptimState, Part, clip_factor};
 use crate::team::{PerItem, Team};
 
 /// Most shards a batch is cut into for parallelism; more only to bound an item's work.
@@ -351,6 +355,8 @@ pub(crate) struct Trainer<T> {
     db: Vec<Vec<T>>,
     tasks: Vec<Task>,
     reg: Vec<f64>,
+    /// Per task: the sum of squares of its gradient (when the step clips).
+    grad_sq: Vec<f64>,
     /// Per task: its last update left every value finite.
     updated_finite: Vec<bool>,
     ptrs: Vec<LayerPtrs<T>>,
@@ -384,6 +390,7 @@ impl<T: Float> Trainer<T> {
             dw: per_block(Block::weight_len, "weight gradients")?,
             db: per_block(Block::bias_len, "bias gradients")?,
             reg: vec![0.0; tasks.len()],
+            grad_sq: vec![0.0; tasks.len()],
             updated_finite: vec![true; tasks.len()],
             tasks,
             ptrs: Vec::with_capacity(spec.blocks().len()),
@@ -393,10 +400,12 @@ impl<T: Float> Trainer<T> {
     }
 
     /// One step on `batch`: forward, loss, backward, update. Returns the batch's (weighted)
-    /// mean loss, plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0 —
-    /// `weight_decay` is called with the batch's row count or weight sum, for the
-    /// estimators' per-sample L2 — and [`Stepped::NoWeight`] for a batch whose weights are
-    /// all zero, which changes nothing; with `check_x`,
+    /// mean loss, plus ½λ‖W‖² (the weights before the update) when `weight_decay` λ > 0 and
+    /// the optimizer's decay is an L2 term (not AdamW's) — `weight_decay` is called with the
+    /// batch's row count or weight sum, for the estimators' per-sample L2 — and
+    /// [`Stepped::NoWeight`] for a batch whose weights are all zero, which changes nothing;
+    /// with `clip`, the gradient is scaled to that global norm when longer (before the
+    /// optimizer adds λW); with `check_x`,
     /// [`Stepped::NonFinite`] when the batch's rows of X hold NaN or infinity; and
     /// [`Stepped::Interrupted`] when the team's interrupt flag stopped it. In both cases no
     /// parameter or optimizer state has changed.
@@ -410,6 +419,7 @@ impl<T: Float> Trainer<T> {
         optim: &mut OptimState<T>,
         lr: f64,
         weight_decay: impl Fn(f64) -> f64,
+        clip: Option<f64>,
         check_x: bool,
     ) -> Stepped {
         let n = batch.rows.len();
@@ -441,18 +451,24 @@ impl<T: Float> Trainer<T> {
         if !data_loss.is_finite() {
             return Stepped::LossNotFinite(data_loss);
         }
-        let decay = weight_decay > 0.0;
+        // ½λ‖W‖² joins the loss when λW joins the gradient (not for AdamW's decoupled decay).
+        let decay = weight_decay > 0.0 && optim.kind().decay_in_loss();
         self.point_at(params, optim);
-        if self.deferred {
+        if self.deferred || clip.is_some() {
             // Every gradient first (stoppable), then every update: see the module's notes.
-            if !self.phase2(team, spec, batch, None, decay) {
+            if !self.phase2(team, spec, batch, None, decay, clip.is_some()) {
                 return Stepped::Interrupted;
             }
-            let coeffs = optim.begin_step(lr, weight_decay);
+            let mut coeffs = optim.begin_step(lr, weight_decay);
+            if let Some(max_norm) = clip {
+                // Summed in task order, which the thread count does not change.
+                let sum_sq: f64 = self.grad_sq.iter().sum();
+                coeffs = coeffs.clipped(T::from_f64(clip_factor(max_norm, sum_sq)));
+            }
             self.apply(team, spec, coeffs, decay);
         } else {
             let coeffs = optim.begin_step(lr, weight_decay);
-            self.phase2(team, spec, batch, Some(coeffs), decay);
+            self.phase2(team, spec, batch, Some(coeffs), decay, false);
         }
         let reg = if decay {
             0.5 * weight_decay * self.reg.iter().sum::<f64>()
@@ -575,7 +591,8 @@ impl<T: Float> Trainer<T> {
     }
 
     /// Phase 2: every task's gradient over the whole batch and, with `coeffs`, its update
-    /// while the block is in cache (without, the job is stoppable: false when interrupted).
+    /// while the block is in cache (without, the job is stoppable: false when interrupted);
+    /// with `norms`, each task's gradient's sum of squares, while it is in cache.
     fn phase2(
         &mut self,
         team: &Team<'_>,
@@ -583,6 +600,7 @@ impl<T: Float> Trainer<T> {
         batch: Batch<'_, T>,
         coeffs: Option<Coeffs<T>>,
         decay: bool,
+        norms: bool,
     ) -> bool {
         let n = batch.rows.len();
         let d = spec.inputs();
@@ -603,6 +621,7 @@ impl<T: Float> Trainer<T> {
         let tasks = &self.tasks;
         let regs = PerItem::new(&mut self.reg);
         let oks = PerItem::new(&mut self.updated_finite);
+        let sums = PerItem::new(&mut self.grad_sq);
         let cost = |i: usize| task_cost(spec, tasks[i], n);
         team.run(tasks.len(), coeffs.is_none(), &cost, &|i| {
             let (layer, off, len) = task_span(spec, tasks[i]);
@@ -610,12 +629,13 @@ impl<T: Float> Trainer<T> {
             // SAFETY: the tasks of a block partition its (piece, row) ranges and its biases,
             // so no two tasks touch the same elements; phase 1, the only reader of the
             // weights, is over.
-            match tasks[i] {
+            let g = match tasks[i] {
                 Task::Weight { piece, r0, r1, .. } => {
                     let dw = unsafe { lp.dw.slice(off, len) };
                     let n_out = spec.blocks()[layer].outputs();
                     let a = input(layer).col_block(r0, r1);
                     matmul(dw, a.t(), grad(layer, piece, n_out), false);
+                    dw
                 }
                 Task::Bias { .. } => {
                     let db = unsafe { lp.db.slice(off, len) };
@@ -623,7 +643,12 @@ impl<T: Float> Trainer<T> {
                     for (p, dbp) in db.chunks_exact_mut(n_out).enumerate() {
                         column_sums(grad(layer, p, n_out), dbp);
                     }
+                    db
                 }
+            };
+            if norms {
+                // SAFETY: the team runs each index once.
+                unsafe { *sums.get(i) = crate::network::sum_of_squares(g) };
             }
             if let Some(coeffs) = coeffs {
                 // SAFETY: the team runs each index once; the task's span as above.
@@ -727,6 +752,13 @@ unsafe fn update<T: Float>(
     reg: &mut f64,
 ) -> bool {
     *reg = 0.0;
+    // The clipped gradient, as torch's clip_grad_norm_ leaves it for the optimizer (whose
+    // weight decay comes after).
+    let clip = |g: &mut [T]| {
+        if let Some(c) = coeffs.clip() {
+            g.iter_mut().for_each(|g| *g *= c);
+        }
+    };
     // SAFETY: forwarded from the caller.
     unsafe {
         match task {
@@ -740,6 +772,7 @@ unsafe fn update<T: Float>(
                     lp.w1.slice(off, len),
                     lp.w2.slice(off, len),
                 );
+                clip(dw);
                 coeffs.apply(w, dw, m, v)
             }
             Task::Bias { .. } => {
@@ -749,6 +782,7 @@ unsafe fn update<T: Float>(
                     lp.b1.slice(off, len),
                     lp.b2.slice(off, len),
                 );
+                clip(db);
                 coeffs.without_decay().apply(b, db, m, v)
             }
         }
@@ -845,6 +879,7 @@ mod tests {
                 &mut optim,
                 1e-2,
                 |_| 1e-3,
+                None,
                 true,
             );
             assert!(matches!(stepped, Stepped::Loss { data, .. } if data.is_finite()));

@@ -73,6 +73,12 @@ pub trait Monitor<T> {
     ) -> bool {
         true
     }
+    /// Right after [`Monitor::after_epoch`]: a learning rate for the epochs after (checked
+    /// by the monitor with [`crate::config::check_rate`]), which takes over from the
+    /// schedule (see `session::Rate`), or `None` to keep it.
+    fn lr_request(&mut self) -> Option<f64> {
+        None
+    }
 }
 
 /// A monitor that never stops training.
@@ -211,13 +217,15 @@ pub fn fit<T: Float>(
             result.map(|()| 0)
         }
         Err(Error::Diverged { step, .. }) if state.unusable => {
-            // The failing step wrote non-finite parameters: recompute the ones before it.
+            // The failing step wrote non-finite parameters: recompute the ones before it,
+            // with the rates the monitor set on the way.
             origin.restore(params);
             let start = match origin.run {
                 Some(run) => run,
                 None => Run::fresh(cfg, on_validation, params)?,
             };
             let mut again = State::new(start, seed, false, Some(step - 1));
+            again.lr_sets = std::mem::take(&mut state.lr_sets);
             let mut scratch = origin.session;
             let replayed = train_loop(
                 &mut team,
@@ -305,6 +313,9 @@ struct State<T> {
     unusable: bool,
     stopped_early: bool,
     epochs: usize,
+    /// The rates the monitor set, with the epoch after which it did (a run again after
+    /// divergence sets them at the same points).
+    lr_sets: Vec<(usize, f64)>,
 }
 
 impl<T> State<T> {
@@ -318,6 +329,7 @@ impl<T> State<T> {
             unusable: false,
             stopped_early: false,
             epochs: 0,
+            lr_sets: Vec::new(),
         }
     }
 }
@@ -396,7 +408,9 @@ fn train_loop<T: Float>(
                 what,
                 lr,
             };
-            let loss = match trainer.step(team, spec, params, batch, optim, lr, decay, check) {
+            let clip = cfg.clip_grad_norm;
+            let loss = match trainer.step(team, spec, params, batch, optim, lr, decay, clip, check)
+            {
                 Stepped::Loss { data, reg } => data * cfg.reported_data_scale + reg,
                 Stepped::NoWeight => 0.0,
                 Stepped::Interrupted => return Err(Error::Interrupted),
@@ -466,7 +480,18 @@ fn train_loop<T: Float>(
             samples: n,
             elapsed: start.elapsed().as_secs_f64(),
         };
-        if !monitor.after_epoch(&report, params, session) || stop {
+        // The monitor reads the rate of the next epoch off the session.
+        session.set_rate(state.run.rate);
+        let go_on = monitor.after_epoch(&report, params, session);
+        if let Some(lr) = monitor.lr_request() {
+            state.lr_sets.push((epoch, lr));
+        }
+        if let Some(&(_, lr)) = state.lr_sets.iter().rfind(|&&(e, _)| e == epoch) {
+            // Also when training ends here: a fit that resumes goes on with it.
+            state.run.rate.set(lr);
+            session.set_rate(state.run.rate);
+        }
+        if !go_on || stop {
             state.stopped_early = stop;
             break;
         }
@@ -596,6 +621,129 @@ mod tests {
         train(&spec, &mut params, &x, &y, &geometric, &mut session).unwrap();
         let lrs: Vec<f64> = session.history().epochs.iter().map(|e| e.lr).collect();
         assert_eq!(lrs, vec![0.1, 0.05, 0.025]);
+    }
+
+    fn lrs(session: &Session<f64>) -> Vec<f64> {
+        session.history().epochs.iter().map(|e| e.lr).collect()
+    }
+
+    #[test]
+    fn warm_up_and_cosine_follow_their_formulas() {
+        let (spec, mut params, x, y) = problem(30);
+        let mut session = Session::new(Rng::new(0));
+        let cfg = FitConfig {
+            epochs: 6,
+            lr: 0.1,
+            lr_min: 0.01,
+            warmup_epochs: 2,
+            schedule: Schedule::Cosine,
+            ..FitConfig::default()
+        };
+        train(&spec, &mut params, &x, &y, &cfg, &mut session).unwrap();
+        // Epoch e < 2: 0.1 (e + 1)/3; then the cosine over the 4 epochs left.
+        let cosine = |t: f64| 0.01 + 0.09 * (1.0 + (std::f64::consts::PI * t / 4.0).cos()) / 2.0;
+        let expect = [
+            0.1 / 3.0,
+            0.2 / 3.0,
+            0.1,
+            cosine(1.0),
+            cosine(2.0),
+            cosine(3.0),
+        ];
+        for (got, want) in lrs(&session).iter().zip(expect) {
+            assert!((got - want).abs() < 1e-16, "{:?}", lrs(&session));
+        }
+        // A fit that resumes goes on at lr_min, the cosine's end.
+        assert!((session.next_lr().unwrap() - 0.01).abs() < 1e-17);
+        let resume = FitConfig {
+            epochs: 2,
+            warmup_epochs: 0,
+            resume: true,
+            ..cfg.clone()
+        };
+        train(&spec, &mut params, &x, &y, &resume, &mut session).unwrap();
+        assert_eq!(&lrs(&session)[6..], &[session.next_lr().unwrap(); 2]);
+        // A warm-up multiplies lr_decay's rate.
+        let mut session = Session::new(Rng::new(0));
+        let decayed = FitConfig {
+            epochs: 4,
+            lr: 0.1,
+            lr_decay: 0.5,
+            warmup_epochs: 3,
+            ..FitConfig::default()
+        };
+        train(&spec, &mut params, &x, &y, &decayed, &mut session).unwrap();
+        let expect = [0.1 / 4.0, 0.05 * 2.0 / 4.0, 0.025 * 3.0 / 4.0, 0.0125];
+        for (got, want) in lrs(&session).iter().zip(expect) {
+            assert!((got - want).abs() < 1e-17, "{:?}", lrs(&session));
+        }
+    }
+
+    /// A monitor that sets the rate after given epochs.
+    struct Setter(Vec<(usize, f64)>, usize);
+    impl Monitor<f64> for Setter {
+        fn after_epoch(
+            &mut self,
+            r: &EpochReport,
+            _: &[ParamsMut<'_, f64>],
+            _: &Session<f64>,
+        ) -> bool {
+            self.1 = r.epoch;
+            true
+        }
+        fn lr_request(&mut self) -> Option<f64> {
+            self.0
+                .iter()
+                .find(|&&(e, _)| e == self.1)
+                .map(|&(_, lr)| lr)
+        }
+    }
+
+    #[test]
+    fn a_rate_set_by_the_monitor_takes_over_from_the_schedule() {
+        let (spec, start, x, y) = problem(30);
+        let run = |cfg: &FitConfig, sets: Vec<(usize, f64)>| {
+            let mut params = start.clone();
+            let mut pm: Vec<ParamsMut<'_, f64>> = params
+                .iter_mut()
+                .map(|(w, b)| ParamsMut { weight: w, bias: b })
+                .collect();
+            let mut session = Session::new(Rng::new(0));
+            let targets = Targets::Classes(&y);
+            let data = Examples {
+                x: MatRef::new(&x, y.len(), 4),
+                y: &targets,
+                weights: None,
+            };
+            let mut monitor = Setter(sets, 0);
+            fit(
+                &spec,
+                &mut pm,
+                data,
+                None,
+                cfg,
+                &mut session,
+                &mut monitor,
+            )
+            .unwrap();
+            lrs(&session)
+        };
+        // lr_decay goes on from the rate set.
+        let decayed = FitConfig {
+            epochs: 4,
+            lr: 0.1,
+            lr_decay: 0.5,
+            ..FitConfig::default()
+        };
+        assert_eq!(run(&decayed, vec![(2, 0.5)]), [0.1, 0.05, 0.5, 0.25]);
+        // The cosine and the warm-up end.
+        let cosine = FitConfig {
+            epochs: 5,
+            warmup_epochs: 2,
+            schedule: Schedule::Cosine,
+            ..FitConfig::default()
+        };
+        assert_eq!(&run(&cosine, vec![(1, 0.3)])[1..], [0.3; 4]);
     }
 
     #[test]
@@ -730,6 +878,78 @@ mod tests {
         assert_eq!(params, one);
         assert_eq!(session.history(), other.history());
         assert_eq!(session.samples_seen(), 64);
+    }
+
+    impl Monitor<f32> for Setter {
+        fn after_epoch(
+            &mut self,
+            r: &EpochReport,
+            _: &[ParamsMut<'_, f32>],
+            _: &Session<f32>,
+        ) -> bool {
+            self.1 = r.epoch;
+            true
+        }
+        fn lr_request(&mut self) -> Option<f64> {
+            self.0
+                .iter()
+                .find(|&&(e, _)| e == self.1)
+                .map(|&(_, lr)| lr)
+        }
+    }
+
+    #[test]
+    fn an_overflow_after_a_rate_set_by_the_monitor_is_undone_with_that_rate() {
+        // As above, the huge rate set by the monitor after epoch 1 instead of by lr_decay:
+        // running again from the start sets it at the same point.
+        let (spec, start, x, t) = exploding(64);
+        let cfg = FitConfig {
+            epochs: 2,
+            batch_size: 16,
+            lr: 1e-3,
+            seed: Some(4),
+            ..FitConfig::default()
+        };
+        let (mut params, mut session) = (start.clone(), Session::new(Rng::new(0)));
+        let mut pm: Vec<ParamsMut<'_, f32>> = params
+            .iter_mut()
+            .map(|(w, b)| ParamsMut { weight: w, bias: b })
+            .collect();
+        let targets = Targets::Values(MatRef::new(&t, 64, 1));
+        let data = Examples {
+            x: MatRef::new(&x, 64, 4),
+            y: &targets,
+            weights: None,
+        };
+        let mut monitor = Setter(vec![(1, 3.3e38)], 0);
+        let e = fit(
+            &spec,
+            &mut pm,
+            data,
+            None,
+            &cfg,
+            &mut session,
+            &mut monitor,
+        );
+        let e = e.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Diverged {
+                    epoch: 2,
+                    step: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        drop(pm);
+        let (mut one, mut other) = (start, Session::new(Rng::new(0)));
+        let first = FitConfig { epochs: 1, ..cfg };
+        train_values(&spec, &mut one, &x, &t, &first, &mut other).unwrap();
+        assert_eq!(params, one);
+        assert_eq!(session.history(), other.history());
+        assert_eq!(session.next_lr(), Some(3.3e38));
     }
 
     #[test]

@@ -94,6 +94,11 @@ fn set(cfg: &mut FitConfig, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()>
         "seed" => cfg.seed = args::seed(Some(value))?,
         "betas" => cfg.betas = get!((f64, f64)),
         "eps" => cfg.eps = get!(f64),
+        "alpha" => cfg.alpha = get!(f64),
+        "clip_grad_norm" if value.is_none() => cfg.clip_grad_norm = None,
+        "clip_grad_norm" => cfg.clip_grad_norm = Some(get!(f64)),
+        "lr_min" => cfg.lr_min = get!(f64),
+        "warmup_epochs" => cfg.warmup_epochs = args::int(value, key, "an int in [0, 2**63)")?,
         "schedule" => cfg.schedule = Schedule::from_name(&get!(String)).py()?,
         "power_t" => cfg.power_t = get!(f64),
         "tol" => cfg.tol = get!(f64),
@@ -193,6 +198,10 @@ impl<T: Elem> Monitor<T> for PyMonitor<'_, T> {
 
     fn interrupt(&self) -> Option<Arc<AtomicBool>> {
         Some(Arc::clone(&self.stop))
+    }
+
+    fn lr_request(&mut self) -> Option<f64> {
+        self.model.take_lr_request()
     }
 
     fn after_epoch(
@@ -344,11 +353,7 @@ pub(crate) fn fit<'py, T: Elem>(
 
     // The working copy, and the session taken out of the model (which keeps a snapshot).
     let mut work = py.detach(|| model.copy_params()).py()?;
-    let mut session = {
-        let mut held = model.session();
-        let snapshot = held.snapshot();
-        std::mem::replace(&mut *held, snapshot)
-    };
+    let mut session = model.begin_session();
     let before = session.history().epochs.len();
     let stop = Arc::new(AtomicBool::new(false));
     let error = Mutex::new(None);
@@ -411,7 +416,7 @@ pub(crate) fn fit<'py, T: Elem>(
         metric,
         (false, val.is_some()),
     )?;
-    *model.session() = session;
+    model.end_fit(session);
     // The progress bar ends with training, also when it stopped early or failed.
     if let Some(p) = progress {
         p.call_method0("close")?;
@@ -450,6 +455,10 @@ pub(crate) fn _fit_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     out.set_item("seed", d.seed)?;
     out.set_item("betas", d.betas)?;
     out.set_item("eps", d.eps)?;
+    out.set_item("alpha", d.alpha)?;
+    out.set_item("clip_grad_norm", d.clip_grad_norm)?;
+    out.set_item("lr_min", d.lr_min)?;
+    out.set_item("warmup_epochs", d.warmup_epochs)?;
     out.set_item("schedule", d.schedule.name())?;
     out.set_item("power_t", d.power_t)?;
     out.set_item("tol", d.tol)?;

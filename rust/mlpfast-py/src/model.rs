@@ -388,30 +388,42 @@ impl PyMLP {
 
     /// Trains in one call into Rust; returns this fit's per-epoch history.
     ///
-    /// optimizer "sgd" (momentum, nesterov, as PyTorch) or "adam" (betas, eps); weight_decay
-    /// adds ½λ‖W‖² over the weights; lr is multiplied by lr_decay after every epoch, and moved
-    /// by `schedule` ("constant"; "invscaling": lr / (t + 1)^power_t with t the samples seen;
-    /// "adaptive": divided by 5 where training would stop). With n_iter_no_change set,
+    /// optimizer, as PyTorch's: "sgd" (momentum, nesterov), "adam" (betas, eps), "adamw"
+    /// (betas, eps; weight_decay decoupled: w ← w·(1 − lr·λ) before each update, biases
+    /// excepted, and no term in the loss) or "rmsprop" (alpha, eps, momentum; uncentered).
+    /// weight_decay otherwise adds ½λ‖W‖² over the weights (λW to their gradient).
+    /// clip_grad_norm scales each step's gradient (all weights and biases) to that global L2
+    /// norm when longer, as torch.nn.utils.clip_grad_norm_ before optimizer.step(). lr is
+    /// multiplied by lr_decay after every epoch, and moved by `schedule` ("constant";
+    /// "invscaling": lr / (t + 1)^power_t with t the samples seen; "adaptive": divided by 5
+    /// where training would stop; "cosine": PyTorch's CosineAnnealingLR from lr to lr_min over
+    /// the epochs after the warm-up, T_max = epochs − warmup_epochs, stepped per epoch).
+    /// warmup_epochs W: epoch e < W (from 0) trains at (e + 1)/(W + 1) times the schedule's
+    /// rate; PyTorch's LinearLR(start_factor=1/(W+1), total_iters=W), followed by the cosine
+    /// in SequentialLR(milestones=[W]). Setting `learning_rate` in a callback sets the rate
+    /// of the following epochs (see MLP.learning_rate). With n_iter_no_change set,
     /// training stops when the validation score (with validation_data, whose best weights are
     /// restored at the end) or the training loss has not improved by more than tol for more
     /// than that many epochs. callbacks (a callable or a list) get a dict of each epoch's
     /// figures and the model; one returning False stops training. verbose prints a line per
-    /// epoch. resume continues the last fit's optimizer, learning rate and stopping rule, as
-    /// scikit-learn's partial_fit does. sample_weight (one per row, >= 0, not all zero)
-    /// makes every batch's loss the weighted mean over its rows, as scikit-learn's; a batch
-    /// whose rows all weigh 0 is skipped. validation_data may carry its own weights as a
-    /// third element, (X, y, sample_weight).
+    /// epoch. resume continues the last fit's optimizer, learning rate (schedule, warm-up and
+    /// cosine included: the cosine stays at lr_min past its end) and stopping rule, as
+    /// scikit-learn's partial_fit does; weight_decay and clip_grad_norm are the call's own.
+    /// sample_weight (one per row, >= 0, not all zero) makes every batch's loss the weighted
+    /// mean over its rows, as scikit-learn's; a batch whose rows all weigh 0 is skipped.
+    /// validation_data may carry its own weights as a third element, (X, y, sample_weight).
     #[pyo3(
         signature = (
             X, y, *, sample_weight = None, validation_data = None, verbose = false,
             callbacks = None, **settings
         ),
-        // The settings' defaults are FitConfig's (tests/test_api.py compares them).
+        // The settings' defaults are FitConfig's (tests/test_mlp.py compares them).
         text_signature = "($self, X, y, *, sample_weight=None, epochs=10, batch_size=64, optimizer='sgd', lr=0.01, \
             momentum=0.0, nesterov=False, weight_decay=0.0, lr_decay=1.0, shuffle=True, \
             seed=None, validation_data=None, verbose=False, betas=(0.9, 0.999), eps=1e-08, \
-            callbacks=None, schedule='constant', power_t=0.5, tol=0.0001, \
-            n_iter_no_change=None, resume=False)"
+            alpha=0.99, clip_grad_norm=None, callbacks=None, schedule='constant', \
+            power_t=0.5, lr_min=0.0, warmup_epochs=0, tol=0.0001, n_iter_no_change=None, \
+            resume=False)"
     )]
     // The data (X, y, sample_weight, validation_data) and how to report are arguments of their
     // own; the training settings come as **settings.
@@ -456,10 +468,31 @@ impl PyMLP {
         by_dtype!(&self.model, m => m.session().samples_seen())
     }
 
-    /// The learning rate the next epoch of the last fit would have used (None before a fit).
+    /// The learning rate of the next epoch: of the running fit's (in a callback: the epoch
+    /// after the one just completed), or the one a fit with resume=True would continue with
+    /// (None before a fit).
+    ///
+    /// Setting it (a finite number > 0, representable in the model's dtype) sets that rate,
+    /// as Keras' ``model.optimizer.learning_rate = ...``: in a callback, or from another
+    /// thread while a fit runs, for the epochs after the one in progress; otherwise for a
+    /// fit that resumes. The rate set takes over from the schedule: lr_decay and the
+    /// "adaptive" schedule go on from it; the warm-up, "invscaling" and "cosine", whose
+    /// formulas would overwrite it, end.
     #[getter]
     fn learning_rate(&self) -> Option<f64> {
         by_dtype!(&self.model, m => m.session().next_lr())
+    }
+
+    #[setter]
+    fn set_learning_rate(&self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let Some(value) = value else {
+            return Err(PyTypeError::new_err(
+                "learning_rate: cannot be deleted (set a positive number)",
+            ));
+        };
+        let expected = "a positive finite number";
+        let lr = args::real(value, "learning_rate", expected)?;
+        by_dtype!(&self.model, m => set_rate(m, lr))
     }
 
     /// True when the stopping rule (n_iter_no_change) ended the last fit early.
@@ -546,6 +579,20 @@ impl PyMLP {
             self.spec.loss().name(),
             self.model.dtype().name()
         )
+    }
+}
+
+/// [`PyMLP::set_learning_rate`] in the model's dtype `T`.
+fn set_rate<T: Elem>(m: &Model<T>, lr: f64) -> PyResult<()> {
+    mlpfast_core::config::check_rate::<T>("learning_rate", lr).py()?;
+    if m.set_lr(lr) {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!(
+            "learning_rate: expected a model that has been fitted (a fit's lr sets the rate \
+             of a model never fitted), got {} for a model never fitted",
+            mlpfast_core::error::fmt_num(&lr)
+        )))
     }
 }
 

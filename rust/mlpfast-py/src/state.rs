@@ -26,6 +26,8 @@ pub(crate) struct Model<T> {
     session: Mutex<Session<T>>,
     /// A fit is running.
     training: AtomicBool,
+    /// A learning rate set while a fit runs, for its next epochs (see [`Model::set_lr`]).
+    lr_request: Mutex<Option<f64>>,
 }
 
 /// A running fit's hold on its model: while it lives, a second fit is refused and the
@@ -135,6 +137,52 @@ impl<T: Elem> Model<T> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sets the learning rate (checked by the caller): while a fit runs, that of its epochs
+    /// after the one in progress (the fit takes it at that epoch's end, after the callbacks);
+    /// otherwise what a fit with `resume=True` continues with. False when there is neither
+    /// (a model never fitted).
+    pub(crate) fn set_lr(&self, lr: f64) -> bool {
+        // The session's lock first: a fit cannot take the session out meanwhile, so the
+        // flag says who will use the rate.
+        let mut session = self.session();
+        if self.training.load(Ordering::Acquire) {
+            *self
+                .lr_request
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(lr);
+            // What `learning_rate` reads back until the fit publishes it.
+            session.set_lr(lr);
+            true
+        } else {
+            session.set_lr(lr)
+        }
+    }
+
+    /// The learning rate set while the fit runs, if any (taken: once).
+    pub(crate) fn take_lr_request(&self) -> Option<f64> {
+        self.lr_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Takes the session out of the model for a fit, leaving a snapshot for readers.
+    pub(crate) fn begin_session(&self) -> Session<T> {
+        let mut held = self.session();
+        let snapshot = held.snapshot();
+        std::mem::replace(&mut *held, snapshot)
+    }
+
+    /// Puts a fit's session back into the model; a rate set after the fit took its last
+    /// one applies to it, for a fit that resumes.
+    pub(crate) fn end_fit(&self, mut session: Session<T>) {
+        let mut held = self.session();
+        if let Some(lr) = self.take_lr_request() {
+            session.set_lr(lr);
+        }
+        *held = session;
+    }
+
     /// Scores (N, outputs) for X, by the core's fused inference with the GIL released.
     pub(crate) fn scores(&self, spec: &Spec, x: &Bound<'_, PyAny>) -> PyResult<(usize, Vec<T>)> {
         let py = x.py();
@@ -161,6 +209,7 @@ impl<T: Elem> Model<T> {
             cells,
             session: Mutex::new(Session::new(rng)),
             training: AtomicBool::new(false),
+            lr_request: Mutex::new(None),
         }
     }
 }

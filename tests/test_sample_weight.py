@@ -33,6 +33,15 @@ OPTIMIZERS = {
     "sgd": {"optimizer": "sgd", "lr": 0.05},
     "nesterov": {"optimizer": "sgd", "lr": 0.03, "momentum": 0.8, "nesterov": True},
     "adam": {"optimizer": "adam", "lr": 0.01, "betas": (0.85, 0.99), "eps": 1e-3},
+    "adamw-clip": {"optimizer": "adamw", "lr": 0.01, "eps": 1e-3, "clip_grad_norm": 0.5},
+    "rmsprop-cosine": {
+        "optimizer": "rmsprop",
+        "lr": 0.01,
+        "alpha": 0.9,
+        "eps": 1e-3,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+    },
 }
 RTOL, ATOL = 1e-10, 1e-13
 
@@ -66,7 +75,9 @@ def same_bits(a, b):
 def test_weighted_fit_matches_numpy(loss, activation, sizes, opt):
     model, (X, y, w), (Xv, yv, wv) = setup(loss, activation, sizes)
     start = ref.params_of(model)
-    settings = {**OPTIMIZERS[opt], "weight_decay": 1e-2, "lr_decay": 0.8}
+    settings = {**OPTIMIZERS[opt], "weight_decay": 1e-2}
+    if "schedule" not in settings:
+        settings["lr_decay"] = 0.8
     history = model.fit(
         X,
         y,

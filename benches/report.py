@@ -448,7 +448,7 @@ def latency_md(section: dict) -> list[str]:
     for name, check in section.get("onnx_check", {}).items():
         lines += [
             "",
-            f"{name}: the ONNX graph (built in latency.py from the same weights) gives "
+            f"{name}: the model's export by `mlpfast.to_onnx` (its `label` output is timed) gives "
             f"mlpfast's scores to within {check['max_abs_diff']:.1e} on {check['rows']} rows "
             f"and the same class on {100 * check['argmax_agree']:.0f}% of them.",
         ]

@@ -716,16 +716,7 @@ mod tests {
                 weights: None,
             };
             let mut monitor = Setter(sets, 0);
-            fit(
-                &spec,
-                &mut pm,
-                data,
-                None,
-                cfg,
-                &mut session,
-                &mut monitor,
-            )
-            .unwrap();
+            fit(&spec, &mut pm, data, None, cfg, &mut session, &mut monitor).unwrap();
             lrs(&session)
         };
         // lr_decay goes on from the rate set.
@@ -922,15 +913,7 @@ mod tests {
             weights: None,
         };
         let mut monitor = Setter(vec![(1, 3.3e38)], 0);
-        let e = fit(
-            &spec,
-            &mut pm,
-            data,
-            None,
-            &cfg,
-            &mut session,
-            &mut monitor,
-        );
+        let e = fit(&spec, &mut pm, data, None, &cfg, &mut session, &mut monitor);
         let e = e.unwrap_err();
         assert!(
             matches!(

@@ -25,7 +25,9 @@
 
 pub mod activation;
 pub mod alloc;
+pub mod batchnorm;
 pub mod config;
+pub mod dropout;
 pub mod error;
 pub mod float;
 mod forward;

@@ -199,6 +199,33 @@ def weighted_metric(loss: str, scores: np.ndarray, y, w) -> float:
     return float(np.mean(1.0 - ss_res / ss_tot))
 
 
+# --------------------------------------------------------------------------- dropout
+_U64 = (1 << 64) - 1
+_STEP = 0x9E3779B97F4A7C15
+
+
+def _mix(z):
+    """SplitMix64's finalizer on uint64 arrays (wrapping arithmetic)."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(p: float, seed: int, step: int, block: int, rows: int, cols: int) -> np.ndarray:
+    """The 0/1 mask mlpfast's fit draws after hidden block ``block`` at step ``step`` of a
+    fit seeded ``seed``: unit (row, col) is kept when the hash of (seed, step, row, col) is at
+    or above p·2⁶⁴ (see rust/mlpfast-core/src/dropout.rs), written here from that description."""
+    seed = (seed + (block + 1) * 0xD1B54A32D192ED03) & _U64
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as the Rust code's does
+        key = _mix(_mix((seed + _STEP) & _U64) + np.uint64((step * _STEP) & _U64))
+        r = np.arange(rows, dtype=np.uint64)[:, None]
+        c = np.arange(cols, dtype=np.uint64)[None, :]
+        row_key = _mix(key ^ (r * np.uint64(_STEP) + np.uint64(_STEP)))
+        h = _mix(row_key + c * np.uint64(_STEP))
+    return (h >= np.uint64(int(p * 2.0**64))).astype(np.float64)
+
+
 # --------------------------------------------------------------------------- network
 def params_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Copy (weight, bias) of every parameter layer of an mlpfast model, as float64."""
@@ -211,15 +238,18 @@ def params_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def forward(params, activation: str, X: np.ndarray):
+def forward(params, activation: str, X: np.ndarray, masks=None):
     """Scores of the MLP and the cache needed by :func:`backward`.
 
     Hidden blocks are ``act(a @ W + b)`` or, for maxout, ``max_p(a @ W[p] + b[p])``;
-    the last block is linear.
+    the last block is linear. ``masks`` (one per hidden block: dropout's 0/1 mask divided by
+    1 - p) multiply the hidden outputs.
     """
     a = np.asarray(X, dtype=np.float64)
     cache = []
     for i, (W, b) in enumerate(params):
+        if masks is not None and i > 0:
+            a = a * masks[i - 1]
         last = i == len(params) - 1
         if activation == "maxout" and not last:
             z = np.einsum("nd,pdo->pno", a, W) + b[:, None, :]
@@ -233,14 +263,17 @@ def forward(params, activation: str, X: np.ndarray):
     return a, cache
 
 
-def backward(params, activation: str, cache, dscores: np.ndarray):
-    """Gradients [(dW, db), ...] of every block and dX, given dL/dscores."""
+def backward(params, activation: str, cache, dscores: np.ndarray, masks=None):
+    """Gradients [(dW, db), ...] of every block and dX, given dL/dscores (and the dropout
+    masks ``forward`` applied)."""
     grads = [None] * len(params)
     d = dscores
     for i in range(len(params) - 1, -1, -1):
         W, _ = params[i]
         a, z, idx = cache[i]
         last = i == len(params) - 1
+        if masks is not None and not last:
+            d = d * masks[i]
         if activation == "maxout" and not last:
             P = W.shape[0]
             dW = np.zeros_like(W)
@@ -261,11 +294,11 @@ def backward(params, activation: str, cache, dscores: np.ndarray):
     return grads, d
 
 
-def data_loss_and_grads(params, activation: str, loss: str, X, y, w=None):
+def data_loss_and_grads(params, activation: str, loss: str, X, y, w=None, masks=None):
     """Mean data loss (weighted by ``w``, when given) and its gradients for one batch."""
-    scores, cache = forward(params, activation, X)
+    scores, cache = forward(params, activation, X, masks)
     value, ds = weighted_loss_fn(loss, scores, y, w)
-    grads, _ = backward(params, activation, cache, ds)
+    grads, _ = backward(params, activation, cache, ds, masks)
     return value, grads
 
 
@@ -334,12 +367,16 @@ def fit(
     set_lr: dict[int, float] | None = None,
     validation_data=None,
     sample_weight=None,
+    dropout: float = 0.0,
+    seed: int = 0,
 ):
     """Train copies of ``params`` like ``MLP.fit(..., shuffle=False)``; return (params, history).
 
     With ``sample_weight``, every batch's loss is the weighted mean over its rows and a batch
     whose weights are all 0 is skipped; ``validation_data`` may be (X, y, weights).
     ``set_lr`` maps an epoch number (from 1) to the rate a callback sets after it.
+    With ``dropout``, step s (from 0) of the fit masks the hidden outputs with
+    :func:`dropout_mask` of (p, ``seed``, s); validation runs without dropout.
     """
     params = [(W.copy(), b.copy()) for W, b in params]
     flat = [arr for pair in params for arr in pair]  # W0, b0, W1, b1, ...
@@ -347,6 +384,7 @@ def fit(
     m2 = [np.zeros_like(p) for p in flat]
     b1, b2 = betas
     t = 0
+    step = 0  # every batch's index in the fit, skipped ones included (dropout's counter)
     n = len(X)
     history = {"loss": [], "lr": []}
     if validation_data is not None:
@@ -360,9 +398,16 @@ def fit(
         for lo in range(0, n, batch_size):
             Xb, yb = X[lo : lo + batch_size], y[lo : lo + batch_size]
             wb = None if sample_weight is None else sample_weight[lo : lo + batch_size]
+            step += 1
             if wb is not None and not np.any(wb):
                 continue
-            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb, wb)
+            masks = None
+            if dropout > 0:
+                masks = [
+                    dropout_mask(dropout, seed, step - 1, i, len(Xb), W.shape[-1]) / (1 - dropout)
+                    for i, (W, _) in enumerate(params[:-1])
+                ]
+            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb, wb, masks)
             if weight_decay > 0 and optimizer != "adamw":  # AdamW's decay is no loss term
                 value += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in params)
             total += len(Xb) * value

@@ -149,7 +149,10 @@ class MLP:
         loss: str = "softmax",
         dtype: _DTypeLike = "float32",
         seed: int | None = None,
+        dropout: float = 0.0,
     ) -> Self: ...
+    @property
+    def dropout(self) -> float: ...
     @property
     def layers(self) -> list[Linear | Maxout | Activation]: ...
     @property

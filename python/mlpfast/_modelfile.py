@@ -12,8 +12,9 @@ The header maps every tensor's name (``layers.{i}.weight``, ``layers.{i}.bias`` 
 ``"__metadata__"`` to string values:
 
 * ``format`` = ``"mlpfast"`` and ``format_version`` = ``"1"``: the marker of mlpfast's files;
-* ``layer_sizes`` (JSON list), ``activation``, ``loss``, ``dtype`` and ``pieces`` (JSON list,
-  per parameter layer: the Maxout pieces, or null for a Linear layer): the architecture;
+* ``layer_sizes`` (JSON list), ``activation``, ``loss``, ``dtype``, ``pieces`` (JSON list,
+  per parameter layer: the Maxout pieces, or null for a Linear layer) and ``dropout`` (a JSON
+  number; absent in files written before it existed, meaning 0): the architecture;
 * ``kind``: ``"MLP"``, or ``"estimator"`` for the scikit-learn estimators, whose files also
   hold ``estimator`` (``"MLPClassifier"`` or ``"MLPRegressor"``), ``params`` (``get_params()``
   as JSON) and ``fitted`` (the fitted attributes as JSON; arrays such as ``classes_`` with
@@ -56,6 +57,7 @@ def _architecture(model: MLP) -> dict[str, str]:
         "loss": model.loss_name,
         "dtype": model.dtype,
         "pieces": json.dumps(pieces),
+        "dropout": json.dumps(model.dropout),
     }
 
 
@@ -230,7 +232,11 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
                 raise fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
             if t.dtype != _NP_DTYPES[_ST_DTYPES[dtype]]:
                 raise fail(where, f"tensor {name!r} is {t.dtype}, the model is {dtype}")
-    model = MLP(sizes, activation=activation, loss=loss, dtype=dtype)
+    # Files written before dropout existed have none.
+    dropout = json_value(meta, "dropout", where) if "dropout" in meta else 0.0
+    if not (isinstance(dropout, float) or is_count(dropout)) or not 0.0 <= dropout < 1.0:
+        raise fail(where, f"bad dropout {shown(dropout)}")
+    model = MLP(sizes, activation=activation, loss=loss, dtype=dtype, dropout=float(dropout))
     for i, lay in enumerate(model.param_layers):
         lay.weight = tensors[f"layers.{i}.weight"]
         lay.bias = tensors[f"layers.{i}.bias"]

@@ -25,10 +25,10 @@ import numpy as np
 from mlpfast._core import ELU, MLP, Identity, LeakyReLU, Linear, Maxout, ReLU, Sigmoid, Tanh
 
 
-def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None) -> MLP:
+def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None, dropout=0.0) -> MLP:
     """An MLP of the given architecture with the given (weight, bias) per parameter layer
     and, when given (pickles of earlier versions have none), training session."""
-    model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype)
+    model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype, dropout=dropout)
     layers = model.param_layers
     if len(layers) != len(params):
         raise ValueError(
@@ -52,7 +52,15 @@ def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None) -> 
 def _reduce_mlp(model: MLP):
     params = model._params()  # one moment's weights, also while a fit publishes epochs
     session = model._session_state()
-    args = (model.layer_sizes, model.activation, model.loss_name, model.dtype, params, session)
+    args = (
+        model.layer_sizes,
+        model.activation,
+        model.loss_name,
+        model.dtype,
+        params,
+        session,
+        model.dropout,
+    )
     return _rebuild_mlp, args
 
 

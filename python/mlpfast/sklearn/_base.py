@@ -252,10 +252,12 @@ class _BaseMLP(BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise _bad(name, "a bool", getattr(self, name))
         self._check_training_settings()
+        _check_real(self, "dropout", 0.0, 1.0, hi_open=True)
         return {
             "hidden": hidden,
             "activation": _ACTIVATIONS[self.activation],
             "dtype": _dtype_name(self.dtype),
+            "dropout": float(self.dropout),
             "n_iter_no_change": None if nic == np.inf else int(nic),
         }
 
@@ -357,6 +359,7 @@ class _BaseMLP(BaseEstimator):
             activation=settings["activation"],
             loss=self._native_loss(),
             dtype=settings["dtype"],
+            dropout=settings["dropout"],
             seed=0,
         )
         # scikit-learn's initialization, drawn from the same generator in the same order:
@@ -398,14 +401,21 @@ class _BaseMLP(BaseEstimator):
 
     def _check_same_model(self, layer_sizes: list[int], settings: dict) -> None:
         mlp = self._mlp
-        built = (mlp.layer_sizes, mlp.activation, mlp.loss_name, mlp.dtype)
-        wanted = (layer_sizes, settings["activation"], self._native_loss(), settings["dtype"])
+        built = (mlp.layer_sizes, mlp.activation, mlp.loss_name, mlp.dtype, mlp.dropout)
+        wanted = (
+            layer_sizes,
+            settings["activation"],
+            self._native_loss(),
+            settings["dtype"],
+            settings["dropout"],
+        )
         if built != wanted:
             raise ValueError(
                 "warm_start / partial_fit continue the fitted network, which has layer sizes "
-                f"{built[0]}, activation {built[1]!r}, loss {built[2]!r} and dtype {built[3]!r}; "
-                f"the current parameters and data ask for {wanted[0]}, {wanted[1]!r}, "
-                f"{wanted[2]!r}, {wanted[3]!r}. Set warm_start=False to fit a new network."
+                f"{built[0]}, activation {built[1]!r}, loss {built[2]!r}, dtype {built[3]!r} "
+                f"and dropout {built[4]!r}; the current parameters and data ask for "
+                f"{wanted[0]}, {wanted[1]!r}, {wanted[2]!r}, {wanted[3]!r}, {wanted[4]!r}. Set "
+                "warm_start=False to fit a new network."
             )
 
     # ---- fitting

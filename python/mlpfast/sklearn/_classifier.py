@@ -59,6 +59,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         "balanced" in ``partial_fit``. mlpfast's addition.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the weights and of all computation. mlpfast's addition.
+    dropout : float, default=0.0
+        Inverted dropout's rate after every hidden activation while fitting, in [0, 1) (its
+        masks follow ``random_state``); predictions never drop. mlpfast's addition.
 """
         + _ATTRIBUTES_DOC
         + """    classes_ : ndarray
@@ -107,6 +110,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         loss="log_loss",
         class_weight=None,
         dtype="float32",
+        dropout=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -134,6 +138,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.loss = loss
         self.class_weight = class_weight
         self.dtype = dtype
+        self.dropout = dropout
 
     # ---- targets
     def _set_classes(self, classes, kind: str) -> None:

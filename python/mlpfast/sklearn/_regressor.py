@@ -44,6 +44,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         + _PARAMS_DOC.split("----------\n", 1)[1]
         + """    dtype : {"float32", "float64"}, default="float32"
         Precision of the weights and of all computation. mlpfast's addition.
+    dropout : float, default=0.0
+        Inverted dropout's rate after every hidden activation while fitting, in [0, 1) (its
+        masks follow ``random_state``); predictions never drop. mlpfast's addition.
 """
         + _ATTRIBUTES_DOC
         + """
@@ -97,6 +100,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dtype="float32",
+        dropout=0.0,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -123,6 +127,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = self._check_xy(X, y, reset, y_numeric=True)

@@ -64,12 +64,18 @@ impl Mask {
         if cols == 0 {
             return;
         }
-        for (i, row) in x.chunks_exact_mut(cols).enumerate() {
-            let key = self.row_key((row0 + i) as u64);
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (*v * scale).keep_if(self.keeps(key, j as u64));
-            }
-        }
+        // The hash vectorizes (64-bit multiplies: AVX-512's vpmullq) at the widest level.
+        crate::simd::wide(
+            #[inline(always)]
+            || {
+                for (i, row) in x.chunks_exact_mut(cols).enumerate() {
+                    let key = self.row_key((row0 + i) as u64);
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (*v * scale).keep_if(self.keeps(key, j as u64));
+                    }
+                }
+            },
+        )
     }
 }
 

@@ -11,6 +11,10 @@
 //!
 //! [`Spec::predict_scores`] cuts N rows into chunks of [`PREDICT_CHUNK`] rows, a chunk per
 //! work item, so a row's scores never depend on who computes them.
+//!
+//! In training with dropout, a hidden block's output is masked and scaled after its
+//! activation (its next block, and its weight gradient, read that); the output before the
+//! mask is kept too, for the activation's derivative in the backward pass.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +25,7 @@ use crate::float::{Float, all_finite};
 use crate::linear::{affine_forward, check_buffer};
 use crate::matrix::MatRef;
 use crate::maxout::maxout_forward;
-use crate::network::{Block, Params, Spec, check_values, non_finite};
+use crate::network::{Block, Dropping, Params, Spec, check_values, non_finite};
 use crate::pace::helpers_worth;
 use crate::team::{PerItem, Team};
 
@@ -71,12 +75,14 @@ impl<T> Ptr<T> {
     }
 }
 
-/// Every block's output for up to `capacity` rows, and maxout's pieces and winners.
+/// Every block's output for up to `capacity` rows, and maxout's pieces and winners; in
+/// training with dropout, every hidden block's output before its mask (`kept`).
 pub(crate) struct Acts<T> {
     capacity: usize,
     acts: Vec<Vec<T>>,
     pieces: Vec<Vec<T>>,
     winners: Vec<Vec<u8>>,
+    kept: Vec<Vec<T>>,
 }
 
 /// Pointers into an [`Acts`], for shards that fill disjoint row ranges at once.
@@ -84,11 +90,13 @@ pub(crate) struct RawActs<T> {
     pub(crate) acts: Vec<Ptr<T>>,
     pub(crate) pieces: Vec<Ptr<T>>,
     pub(crate) winners: Vec<Ptr<u8>>,
+    pub(crate) kept: Vec<Ptr<T>>,
 }
 
 impl<T: Float> Acts<T> {
-    /// Buffers for up to `capacity` rows of `spec`.
-    pub(crate) fn new(spec: &Spec, capacity: usize) -> Result<Self> {
+    /// Buffers for up to `capacity` rows of `spec` (for training with dropout when
+    /// `dropping`: then with room for the hidden outputs before their masks).
+    pub(crate) fn new(spec: &Spec, capacity: usize, dropping: bool) -> Result<Self> {
         let blocks = spec.blocks();
         let per_block = |len: fn(&Block) -> usize, what| -> Result<Vec<_>> {
             blocks
@@ -111,6 +119,13 @@ impl<T: Float> Acts<T> {
                 .iter()
                 .map(|b| alloc::zeros2(capacity, maxout(b, b.outputs()), "maxout winners"))
                 .collect::<Result<_>>()?,
+            kept: blocks[..blocks.len() - 1]
+                .iter()
+                .map(|b| {
+                    let width = if dropping { b.outputs() } else { 0 };
+                    alloc::zeros2(capacity, width, "activations before dropout")
+                })
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -126,6 +141,7 @@ impl<T: Float> Acts<T> {
             acts: self.acts.iter_mut().map(|v| Ptr::of(v)).collect(),
             pieces: self.pieces.iter_mut().map(|v| Ptr::of(v)).collect(),
             winners: self.winners.iter_mut().map(|v| Ptr::of(v)).collect(),
+            kept: self.kept.iter_mut().map(|v| Ptr::of(v)).collect(),
         }
     }
 
@@ -139,7 +155,7 @@ impl<T: Float> Acts<T> {
         );
         let raw = self.raw();
         // SAFETY: one pass over all rows, with `self` borrowed exclusively meanwhile.
-        unsafe { forward_rows(&raw, spec, params, 0, x) };
+        unsafe { forward_rows(&raw, spec, params, 0, x, None) };
     }
 
     /// The scores of the last forward pass of `n` rows.
@@ -163,7 +179,8 @@ impl<T> RawActs<T> {
     }
 }
 
-/// Rows `lo..lo + input.rows()` of a batch: every block's output from `input`.
+/// Rows `lo..lo + input.rows()` of a batch: every block's output from `input`; with
+/// `dropping` (training), every hidden output masked after it is kept unmasked.
 ///
 /// # Safety
 /// No other live reference may overlap those rows of the buffers `raw` points to.
@@ -173,8 +190,10 @@ pub(crate) unsafe fn forward_rows<T: Float>(
     params: &[impl Params<T>],
     lo: usize,
     input: MatRef<'_, T>,
+    dropping: Option<Dropping>,
 ) {
     let m = input.rows();
+    let last = spec.blocks().len() - 1;
     for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
         let (n_in, n_out) = (block.inputs(), block.outputs());
         // SAFETY (all slices): rows lo..lo+m of this pass's own buffers, exclusive by the
@@ -199,6 +218,12 @@ pub(crate) unsafe fn forward_rows<T: Float>(
                 out,
                 unsafe { raw.winners[l].slice(lo * n_out, m * n_out) },
             ),
+        }
+        if let Some(d) = dropping.filter(|_| l < last) {
+            // SAFETY: as above.
+            unsafe { raw.kept[l].slice(lo * n_out, m * n_out) }.copy_from_slice(out);
+            d.mask(l)
+                .apply(out, n_out, lo, crate::dropout::keep_scale(d.p));
         }
     }
 }
@@ -248,7 +273,7 @@ impl Spec {
         // One set of buffers per thread that may run at once: an item takes a free one.
         let threads = team.map_or(1, |t| t.helpers() + 1);
         let bufs: Vec<Mutex<Acts<T>>> = (0..threads.min(chunks))
-            .map(|_| Acts::new(self, PREDICT_CHUNK.min(n)).map(Mutex::new))
+            .map(|_| Acts::new(self, PREDICT_CHUNK.min(n), false).map(Mutex::new))
             .collect::<Result<_>>()?;
         let finite = AtomicBool::new(true);
         // Scores that are NaN or infinite would make every prediction class 0, silently.

@@ -95,6 +95,28 @@ pub enum Hidden {
 pub struct Spec {
     blocks: Vec<Block>,
     loss: Loss,
+    /// Inverted dropout's rate after every hidden block's activation, in training (0: none).
+    dropout: f64,
+}
+
+/// Dropout's masks for one training step: the rate, the fit's seed and the step, from which
+/// every hidden block draws its own mask (see `dropout`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Dropping {
+    pub(crate) p: f64,
+    pub(crate) seed: u64,
+    pub(crate) step: u64,
+}
+
+impl Dropping {
+    /// The mask after hidden block `block`.
+    pub(crate) fn mask(&self, block: usize) -> crate::dropout::Mask {
+        // Each block's own seed: the fit's, moved by the block's index.
+        let seed = self
+            .seed
+            .wrapping_add((block as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        crate::dropout::Mask::new(self.p, seed, self.step)
+    }
 }
 
 /// Checks `x` holds no NaN or infinity. (Large inputs are checked where their rows pass
@@ -243,7 +265,30 @@ impl Spec {
                 }
             })
             .collect();
-        Ok(Spec { blocks, loss })
+        Ok(Spec {
+            blocks,
+            loss,
+            dropout: 0.0,
+        })
+    }
+
+    /// The same network with inverted dropout of rate `p` (in [0, 1)) after every hidden
+    /// block's activation, in training.
+    pub fn with_dropout(mut self, p: f64) -> Result<Spec> {
+        if !(p.is_finite() && (0.0..1.0).contains(&p)) {
+            return Err(Error::value(
+                "dropout",
+                "a rate in [0, 1)",
+                crate::error::fmt_num(&p),
+            ));
+        }
+        self.dropout = p;
+        Ok(self)
+    }
+
+    /// Dropout's rate after every hidden block (0: none).
+    pub fn dropout(&self) -> f64 {
+        self.dropout
     }
 
     /// The blocks, input side first.
@@ -387,6 +432,7 @@ mod tests {
             x: xm,
             y: &targets,
             w: None,
+            drop: None,
             rows: Rows::Range(0, n),
             next: &[],
         };

@@ -35,7 +35,7 @@ use crate::gemm::matmul;
 use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{Block, Params, ParamsMut, Spec};
+use crate::network::{Block, Dropping, Params, ParamsMut, Spec};
 use crate::optim::{Coeffs, OptimState, Part, clip_factor};
 use crate::team::{PerItem, Team};
 
@@ -121,6 +121,8 @@ pub(crate) struct Batch<'a, T> {
     pub y: &'a Targets<'a, T>,
     pub w: Option<&'a [T]>,
     pub rows: Rows<'a>,
+    /// Dropout's masks of this step (training with dropout).
+    pub drop: Option<Dropping>,
     pub next: &'a [usize],
 }
 
@@ -181,7 +183,7 @@ impl<T: Float> Buffers<T> {
         let (d, k) = (spec.inputs(), spec.outputs());
         let rows = |on: bool| if on { capacity } else { 0 };
         Ok(Buffers {
-            acts: Acts::new(spec, capacity)?,
+            acts: Acts::new(spec, capacity, spec.dropout() > 0.0)?,
             grads: blocks
                 .iter()
                 .map(|b| alloc::zeros2(capacity, b.bias_len(), "gradients"))
@@ -235,6 +237,7 @@ impl<T> Raw<T> {
 ///
 /// # Safety
 /// No other live reference may overlap those rows of the buffers `raw` points to.
+#[allow(clippy::too_many_arguments)]
 unsafe fn backward_rows<T: Float>(
     raw: &Raw<T>,
     spec: &Spec,
@@ -243,6 +246,7 @@ unsafe fn backward_rows<T: Float>(
     targets: &Targets<'_, T>,
     weights: Option<&[T]>,
     scale: T,
+    dropping: Option<Dropping>,
 ) -> f64 {
     let m = hi - lo;
     let blocks = spec.blocks();
@@ -274,7 +278,15 @@ unsafe fn backward_rows<T: Float>(
             let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
             matmul(dst, MatRef::new(gp, m, n_out), wp.t(), p > 0);
         }
-        let a = unsafe { &*raw.acts.acts[l - 1].slice(lo * n_in, m * n_in) };
+        // Through dropout's mask (the same the forward pass drew), to the output before it.
+        let a = match dropping {
+            Some(d) => {
+                d.mask(l - 1)
+                    .apply(dst, n_in, lo, crate::dropout::keep_scale(d.p));
+                unsafe { &*raw.acts.kept[l - 1].slice(lo * n_in, m * n_in) }
+            }
+            None => unsafe { &*raw.acts.acts[l - 1].slice(lo * n_in, m * n_in) },
+        };
         match prev {
             Block::Dense { act, .. } => {
                 if act != Activation::Identity {
@@ -562,8 +574,11 @@ impl<T: Float> Trainer<T> {
             }
             // SAFETY: as above.
             let loss = unsafe {
-                forward_rows(&raw.acts, spec, params, lo, input);
-                backward_rows(raw, spec, params, (n, lo, hi), &targets, weights, scale)
+                forward_rows(&raw.acts, spec, params, lo, input, batch.drop);
+                let shard = (n, lo, hi);
+                backward_rows(
+                    raw, spec, params, shard, &targets, weights, scale, batch.drop,
+                )
             };
             // SAFETY: the team runs each index once.
             unsafe { *losses.get(s) = loss };
@@ -864,6 +879,7 @@ mod tests {
                 x: MatRef::new(&x, n, 30),
                 y: &targets,
                 w: picked.then_some(&weights[..]),
+                drop: None,
                 rows: if picked {
                     Rows::Picked(&order[s * 300..(s + 1) * 300])
                 } else {

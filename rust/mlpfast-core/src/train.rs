@@ -29,7 +29,7 @@ use crate::float::{Float, all_finite};
 use crate::loss::{Targets, check_weights, mass};
 use crate::matrix::MatRef;
 use crate::metrics::score;
-use crate::network::{Params, ParamsMut, Spec, check_values, non_finite};
+use crate::network::{Dropping, Params, ParamsMut, Spec, check_values, non_finite};
 use crate::pace::{Pacer, helpers_worth};
 use crate::rng::Rng;
 use crate::session::{EpochRecord, Run, Session};
@@ -387,6 +387,12 @@ fn train_loop<T: Float>(
                 w: data.weights,
                 rows,
                 next,
+                // Masks by (the fit's seed, its step, row, column): the same on any thread.
+                drop: (spec.dropout() > 0.0).then_some(Dropping {
+                    p: spec.dropout(),
+                    seed: state.seed,
+                    step: state.steps as u64,
+                }),
             };
             // scikit-learn's alpha is divided by the batch's row count, or its weight sum.
             let decay = |mass: f64| {

@@ -253,8 +253,12 @@ fn add_l2(layer: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, lambda: f64) -> PyR
 impl PyMLP {
     #[new]
     #[pyo3(
-        signature = (layer_sizes, *, activation = "relu", loss = "softmax", dtype = DType::F32, seed = None),
-        text_signature = "(layer_sizes, *, activation='relu', loss='softmax', dtype='float32', seed=None)"
+        signature = (
+            layer_sizes, *, activation = "relu", loss = "softmax", dtype = DType::F32,
+            seed = None, dropout = None
+        ),
+        text_signature = "(layer_sizes, *, activation='relu', loss='softmax', dtype='float32', \
+            seed=None, dropout=0.0)"
     )]
     fn new(
         py: Python<'_>,
@@ -263,6 +267,7 @@ impl PyMLP {
         loss: &str,
         dtype: DType,
         seed: Option<&Bound<'_, PyAny>>,
+        dropout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
         let seed = args::seed(seed)?;
@@ -276,7 +281,10 @@ impl PyMLP {
             })?),
         };
         let loss = Loss::from_name(loss).py()?;
-        let spec = Spec::new(&sizes, hidden, loss).py()?;
+        let dropout = args::real_or(dropout, 0.0, "dropout", "a rate in [0, 1)")?;
+        let spec = Spec::new(&sizes, hidden, loss)
+            .and_then(|s| s.with_dropout(dropout))
+            .py()?;
         let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
         let (layers, model) = for_dtype!(dtype, T, Arm => {
             let (objs, cells) = build::<T>(py, &spec, &mut rng, Arm)?;
@@ -326,6 +334,13 @@ impl PyMLP {
     #[getter]
     fn activation(&self) -> &str {
         &self.activation
+    }
+
+    /// Inverted dropout's rate after every hidden activation while fitting (0: none);
+    /// predictions never drop.
+    #[getter]
+    fn dropout(&self) -> f64 {
+        self.spec.dropout()
     }
 
     /// The loss's name.

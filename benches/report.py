@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gemm_bench
+import regularization
 import sweep
 import threads_bench
 import workloads as wl
@@ -139,7 +140,15 @@ def rows(results: dict) -> list[Row]:
 def dates(results: dict) -> list[str]:
     """Every date a part of the results was measured on, sorted."""
     found = {r.get("date") for r in results.get("workloads", {}).values()}
-    for key in ("predict", "memory", "latency", "sweep", "contention", "gridsearch"):
+    for key in (
+        "predict",
+        "memory",
+        "latency",
+        "sweep",
+        "regularization",
+        "contention",
+        "gridsearch",
+    ):
         found.add(results.get(key, {}).get("date"))
     found |= {r.get("date") for r in gemm_workloads(results).values()}
     found.add(results.get("machine", {}).get("date"))
@@ -167,6 +176,8 @@ def results_md(results: dict) -> str:
         lines += kernel_md(results)
     if "sweep" in results:
         lines += sweep_md(results["sweep"])
+    if "regularization" in results:
+        lines += regularization_md(results["regularization"])
     lines += inference_md(results)
     if "memory" in results:
         lines += memory_md(results["memory"])
@@ -388,6 +399,32 @@ def sweep_md(section: dict) -> list[str]:
             f"{rate['relu']:.0f}; numpy {s['maxout']['numpy']:.3f} s, numpy / mlpfast "
             f"**{s['maxout']['numpy'] / s['maxout']['mlpfast']:.2f}**.",
         ]
+    return [*lines, ""]
+
+
+def regularization_md(section: dict) -> list[str]:
+    """Dropout's cost: the fit's time with it against without."""
+    s = section["seconds"]
+    plain = s["plain"]
+    lines = [
+        "## Regularization's cost",
+        "",
+        f"`python benches/run.py --regularization` on {section['date']}: the "
+        f"`{section['workload']}` workload (784-256-128-10, relu, batch 128, 60,000 rows, "
+        "float32, one epoch of SGD) as it is and with each regularization, interleaved; "
+        f"medians of {plural(section['runs'], 'run')}.",
+        "",
+        "| fit | mlpfast s | / plain time | target | met |",
+        "|---|---|---|---|---|",
+        f"| plain | {plain:.3f} | 1.00 | - | - |",
+    ]
+    for name, t in s.items():
+        if name != "plain":
+            ratio = t / plain
+            lines.append(
+                f"| {name} | {t:.3f} | **{ratio:.2f}** | ≤ {regularization.TARGET:.2f} "
+                f"| {yes_no(ratio <= regularization.TARGET)} |"
+            )
     return [*lines, ""]
 
 

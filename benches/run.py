@@ -68,6 +68,7 @@ import gemm_bench  # noqa: E402
 import latency  # noqa: E402
 import machine  # noqa: E402
 import memory  # noqa: E402
+import regularization  # noqa: E402
 import report  # noqa: E402
 import sweep  # noqa: E402
 import threads_bench  # noqa: E402
@@ -76,7 +77,7 @@ from timing import interleave, medians, with_threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-SECTIONS = ("main", "gemm", "sweep", "latency", "contention", "gridsearch")
+SECTIONS = ("main", "gemm", "sweep", "regularization", "latency", "contention", "gridsearch")
 PARTS = ("predict", "latency", "memory")  # of the main section, besides the workloads
 
 
@@ -254,6 +255,13 @@ def run_sweep(results: dict, args) -> None:
         print(f"sweep {act:10s} mlpfast {s['mlpfast']:.3f}s numpy {s['numpy']:.3f}s", flush=True)
 
 
+def run_regularization(results: dict, args) -> None:
+    """Dropout's cost on the mnist workload."""
+    results["regularization"] = regularization.run(args.runs)
+    for name, s in results["regularization"]["seconds"].items():
+        print(f"regularization {name:12s} {s:.3f}s", flush=True)
+
+
 def run_gemm(results: dict, args) -> None:
     """faer's GEMM kernel against numpy's on every product, merged workload by workload."""
     names = [w.name for w in wl.WORKLOADS if wanted(args, w.name)]
@@ -360,6 +368,9 @@ def parse(argv: list[str]):
         "--gemm", action="store_true", help="faer's GEMM kernel against numpy's, per product"
     )
     parser.add_argument("--sweep", action="store_true", help="mnist with every activation")
+    parser.add_argument(
+        "--regularization", action="store_true", help="mnist with and without dropout"
+    )
     parser.add_argument("--latency", action="store_true", help="one-row predict latency")
     parser.add_argument("--contention", action="store_true", help="threads with a busy core")
     parser.add_argument("--gridsearch", action="store_true", help="GridSearchCV in workers")
@@ -402,6 +413,8 @@ def measure(results: dict, args) -> None:
         run_gemm(results, args)
     if "sweep" in chosen:
         run_sweep(results, args)
+    if "regularization" in chosen:
+        run_regularization(results, args)
     if "contention" in chosen:
         run_contention(results, args)
     if "gridsearch" in chosen:

@@ -7,8 +7,9 @@ A ``BatchNorm`` carries its running statistics, momentum and eps; a ``Dropout`` 
 seed and step, so the copy goes on drawing the masks the original would have. A model's
 training session goes with it: its optimizer state (momentum's velocity, Adam's moments and
 step count), its learning rate schedule and stopping rule, its random generator,
-``samples_seen`` and ``history``, so a ``fit(..., resume=True)`` or an estimator's ``partial_fit`` after unpickling continues
-exactly as it would have (scikit-learn's pickles do the same). A model pickled while it
+``samples_seen`` and ``history``, so a ``fit(..., resume=True)`` or an estimator's
+``partial_fit`` after unpickling continues exactly as it would have (scikit-learn's pickles
+do the same). A model pickled while it
 trains carries its last published epoch, without that fit's optimizer state. What does not
 round-trip: a layer's gradients and the inputs ``forward`` kept for ``backward``; and layer
 objects shared between a model and other pickled objects are copied separately.

@@ -9,10 +9,10 @@ training session goes with it: its optimizer state (momentum's velocity, Adam's 
 step count), its learning rate schedule and stopping rule, its random generator,
 ``samples_seen`` and ``history``, so a ``fit(..., resume=True)`` or an estimator's
 ``partial_fit`` after unpickling continues exactly as it would have (scikit-learn's pickles
-do the same). A model pickled while it
-trains carries its last published epoch, without that fit's optimizer state. What does not
-round-trip: a layer's gradients and the inputs ``forward`` kept for ``backward``; and layer
-objects shared between a model and other pickled objects are copied separately.
+do the same). A model pickled while it trains carries its last published epoch, without that
+fit's optimizer state. What does not round-trip: a layer's gradients and what ``forward``
+kept for ``backward``; and layer objects shared between a model and other pickled objects
+are copied separately.
 
 Unpickling runs the code the pickle names, as always: load pickles only from sources you
 trust. :func:`mlpfast.save` and :func:`mlpfast.load` write and read a file format that

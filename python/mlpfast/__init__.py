@@ -2,9 +2,10 @@
 
 Two levels, as the backpropagation lecture teaches them:
 
-* layers as gates: ``Linear``, ``Maxout`` and the activations each have ``forward`` (keeping
-  what backward needs) and ``backward`` (the chain rule), and the losses return
-  ``(loss, gradient)``;
+* layers as gates: ``Linear``, ``Maxout``, ``BatchNorm``, ``Dropout`` and the activations
+  each have ``forward`` (keeping what backward needs) and ``backward`` (the chain rule), and
+  ``train()`` / ``eval()`` (only BatchNorm and Dropout compute differently in evaluation
+  mode); the losses return ``(loss, gradient)``;
 * ``MLP``: a stack of those layers whose ``fit`` hands a whole training run to Rust.
 
 ``mlpfast.gradcheck`` checks every analytic gradient against centered differences.
@@ -20,6 +21,8 @@ from mlpfast._core import (
     ELU,
     MLP,
     Activation,
+    BatchNorm,
+    Dropout,
     Identity,
     LeakyReLU,
     Linear,
@@ -46,6 +49,8 @@ __all__ = [
     "ELU",
     "MLP",
     "Activation",
+    "BatchNorm",
+    "Dropout",
     "Identity",
     "LeakyReLU",
     "Linear",

@@ -1,15 +1,18 @@
 """Pickle (and ``copy.deepcopy``) support for the native objects, through ``copyreg``.
 
-Importing ``mlpfast`` registers a reducer for ``MLP``, ``Linear``, ``Maxout`` and every
-activation, so ``pickle.loads(pickle.dumps(obj))`` gives an object with the same
-architecture, dtype and parameters, bit for bit. A model's training session goes with it:
-its optimizer state (momentum's velocity, Adam's moments and step count), its learning rate
-schedule and stopping rule, its random generator, ``samples_seen`` and ``history``, so a
-``fit(..., resume=True)`` or an estimator's ``partial_fit`` after unpickling continues
-exactly as it would have (scikit-learn's pickles do the same). A model pickled while it
-trains carries its last published epoch, without that fit's optimizer state. What does not
-round-trip: a layer's gradients and the inputs ``forward`` kept for ``backward``; and layer
-objects shared between a model and other pickled objects are copied separately.
+Importing ``mlpfast`` registers a reducer for ``MLP``, ``Linear``, ``Maxout``, ``BatchNorm``,
+``Dropout`` and every activation, so ``pickle.loads(pickle.dumps(obj))`` gives an object with
+the same architecture, dtype and parameters, bit for bit, in the same mode (``training``).
+A ``BatchNorm`` carries its running statistics, momentum and eps; a ``Dropout`` its rate,
+seed and step, so the copy goes on drawing the masks the original would have. A model's
+training session goes with it: its optimizer state (momentum's velocity, Adam's moments and
+step count), its learning rate schedule and stopping rule, its random generator,
+``samples_seen`` and ``history``, so a ``fit(..., resume=True)`` or an estimator's
+``partial_fit`` after unpickling continues exactly as it would have (scikit-learn's pickles
+do the same). A model pickled while it trains carries its last published epoch, without that
+fit's optimizer state. What does not round-trip: a layer's gradients and what ``forward``
+kept for ``backward``; and layer objects shared between a model and other pickled objects
+are copied separately.
 
 Unpickling runs the code the pickle names, as always: load pickles only from sources you
 trust. :func:`mlpfast.save` and :func:`mlpfast.load` write and read a file format that
@@ -22,7 +25,19 @@ import copyreg
 
 import numpy as np
 
-from mlpfast._core import ELU, MLP, Identity, LeakyReLU, Linear, Maxout, ReLU, Sigmoid, Tanh
+from mlpfast._core import (
+    ELU,
+    MLP,
+    BatchNorm,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    Maxout,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 
 
 def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None, dropout=0.0) -> MLP:
@@ -64,11 +79,11 @@ def _reduce_mlp(model: MLP):
     return _rebuild_mlp, args
 
 
-def _rebuild_linear(in_features, out_features, dtype, weight, bias) -> Linear:
+def _rebuild_linear(in_features, out_features, dtype, weight, bias, training=True) -> Linear:
     layer = Linear(in_features, out_features, dtype=dtype)
     layer.weight = weight
     layer.bias = bias
-    return layer
+    return layer.train(training)
 
 
 def _reduce_linear(layer: Linear):
@@ -78,15 +93,18 @@ def _reduce_linear(layer: Linear):
         layer.dtype,
         np.array(layer.weight),
         np.array(layer.bias),
+        layer.training,
     )
     return _rebuild_linear, args
 
 
-def _rebuild_maxout(in_features, out_features, pieces, dtype, weight, bias) -> Maxout:
+def _rebuild_maxout(
+    in_features, out_features, pieces, dtype, weight, bias, training=True
+) -> Maxout:
     layer = Maxout(in_features, out_features, pieces, dtype=dtype)
     layer.weight = weight
     layer.bias = bias
-    return layer
+    return layer.train(training)
 
 
 def _reduce_maxout(layer: Maxout):
@@ -97,16 +115,58 @@ def _reduce_maxout(layer: Maxout):
         layer.dtype,
         np.array(layer.weight),
         np.array(layer.bias),
+        layer.training,
     )
     return _rebuild_maxout, args
 
 
+def _rebuild_batchnorm(
+    features, momentum, eps, dtype, weight, bias, running_mean, running_var, training
+) -> BatchNorm:
+    layer = BatchNorm(features, momentum=momentum, eps=eps, dtype=dtype)
+    layer.weight = weight
+    layer.bias = bias
+    layer.running_mean = running_mean
+    layer.running_var = running_var
+    return layer.train(training)
+
+
+def _reduce_batchnorm(layer: BatchNorm):
+    args = (
+        layer.features,
+        layer.momentum,
+        layer.eps,
+        layer.dtype,
+        np.array(layer.weight),
+        np.array(layer.bias),
+        np.array(layer.running_mean),
+        np.array(layer.running_var),
+        layer.training,
+    )
+    return _rebuild_batchnorm, args
+
+
+def _rebuild_dropout(p, seed, step, training) -> Dropout:
+    layer = Dropout(p, seed=seed)
+    layer.step = step
+    return layer.train(training)
+
+
+def _reduce_dropout(layer: Dropout):
+    return _rebuild_dropout, (layer.p, layer.seed, layer.step, layer.training)
+
+
+def _rebuild_activation(cls, args, training):
+    """An activation of class ``cls`` (pickles of earlier versions name the class alone)."""
+    return cls(*args).train(training)
+
+
 def _reduce_plain(act):
-    return type(act), ()
+    return _rebuild_activation, (type(act), (), act.training)
 
 
 def _reduce_with_alpha(act):
-    return type(act), (act.alpha,)
+    return _rebuild_activation, (type(act), (act.alpha,), act.training)
 
 
 def register() -> None:
@@ -114,6 +174,8 @@ def register() -> None:
     copyreg.pickle(MLP, _reduce_mlp)
     copyreg.pickle(Linear, _reduce_linear)
     copyreg.pickle(Maxout, _reduce_maxout)
+    copyreg.pickle(BatchNorm, _reduce_batchnorm)
+    copyreg.pickle(Dropout, _reduce_dropout)
     for plain in (Identity, Sigmoid, Tanh, ReLU):
         copyreg.pickle(plain, _reduce_plain)
     for with_alpha in (LeakyReLU, ELU):

@@ -80,16 +80,29 @@ def rel_error(a: Any, b: Any) -> float:
 
 
 def check_layer(layer: Any, x: Any, seed: int = 0) -> dict[str, float]:
-    """Gradient-check one layer (``Linear``, ``Maxout`` or an activation) at input ``x``.
+    """Gradient-check one layer (``Linear``, ``Maxout``, ``BatchNorm``, ``Dropout`` or an
+    activation) at input ``x``, in the layer's current mode (``train()`` / ``eval()``).
 
     Runs ``forward`` on ``x``, draws a random upstream gradient ``dout`` from
     ``np.random.default_rng(seed)``, takes the analytic gradients from ``backward``
     and compares them with numeric ones. Parameters are perturbed through the
     layer's live ``weight`` / ``bias`` views. Returns the relative errors keyed
     ``"x"`` and, for layers with parameters, ``"weight"`` and ``"bias"``.
+
+    A layer with a random mask (``Dropout``, which has a ``step`` counter) is checked with
+    its mask fixed: every forward replays the step of the first, so the numeric gradient
+    differentiates the same function the analytic one does. (A training-mode ``BatchNorm``
+    moves its running statistics on every forward; they do not enter its output.)
     """
     x = np.array(x, dtype=np.float64, copy=True)
-    out = np.asarray(layer.forward(x.copy()))
+    step = getattr(layer, "step", None)
+
+    def forward(xx: np.ndarray) -> np.ndarray:
+        if step is not None:
+            layer.step = step  # the same mask as the analytic gradient's forward
+        return np.asarray(layer.forward(xx))
+
+    out = forward(x.copy())
     dout = np.random.default_rng(seed).standard_normal(out.shape)
     dx = np.array(layer.backward(dout), dtype=np.float64, copy=True)
     has_params = hasattr(layer, "weight") and hasattr(layer, "bias")
@@ -99,7 +112,7 @@ def check_layer(layer: Any, x: Any, seed: int = 0) -> dict[str, float]:
 
     # The layer caches a reference to its input, so always hand it a copy.
     def fx(xx: np.ndarray) -> np.ndarray:
-        return np.array(layer.forward(xx.copy()), dtype=np.float64, copy=True)
+        return np.array(forward(xx.copy()), dtype=np.float64, copy=True)
 
     errors = {"x": rel_error(dx, eval_numerical_gradient_array(fx, x, dout))}
 
@@ -107,7 +120,7 @@ def check_layer(layer: Any, x: Any, seed: int = 0) -> dict[str, float]:
         x_fixed = x.copy()
 
         def fp(_: np.ndarray) -> np.ndarray:
-            return np.array(layer.forward(x_fixed.copy()), dtype=np.float64, copy=True)
+            return np.array(forward(x_fixed.copy()), dtype=np.float64, copy=True)
 
         w = layer.weight
         errors["weight"] = rel_error(dw, eval_numerical_gradient_array(fp, w, dout))
@@ -115,7 +128,7 @@ def check_layer(layer: Any, x: Any, seed: int = 0) -> dict[str, float]:
         errors["bias"] = rel_error(db, eval_numerical_gradient_array(fp, b, dout))
 
     # Leave the layer with a consistent cache (and grads) for the original input.
-    layer.forward(x.copy())
+    forward(x.copy())
     layer.backward(dout)
     return errors
 

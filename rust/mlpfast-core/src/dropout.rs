@@ -10,7 +10,12 @@
 //! The hash is SplitMix64's finalizer applied to each coordinate in turn (each one added to
 //! the mixed state of the ones before), whose output passes the usual statistical batteries;
 //! a unit is kept when its 64-bit hash is at or above `p · 2⁶⁴`.
+//!
+//! [`Dropout`] is the layer: its rate, its seed and a step counter that every training
+//! forward advances, so successive forwards draw new masks while a backward finds its
+//! forward's mask again from the step alone.
 
+use crate::error::{Error, Result};
 use crate::float::Float;
 
 /// The mixing function of SplitMix64 (a bijection of u64).
@@ -84,6 +89,60 @@ pub fn keep_scale<T: Float>(p: f64) -> T {
     T::from_f64(1.0 / (1.0 - p))
 }
 
+/// What a dropout rate accepts (the message of [`check_rate`]).
+pub const RATE_EXPECTED: &str =
+    "a number in [0, 1) (p = 1 would drop every unit and scale by 1/(1 - p) = inf)";
+
+/// Checks a dropout rate: a number in [0, 1). PyTorch accepts p = 1 (an all-zero output);
+/// here it is refused, since the kept units' scale 1/(1 − p) is infinite.
+pub fn check_rate(p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::value("p", RATE_EXPECTED, crate::error::fmt_num(&p)))
+    }
+}
+
+/// The dropout layer: rate, seed, and the step the next training forward will use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    /// The probability of dropping a unit, in [0, 1).
+    pub p: f64,
+    /// The seed of every mask this layer draws.
+    pub seed: u64,
+    /// Training forwards so far: the next one uses mask number `step`.
+    pub step: u64,
+}
+
+impl Dropout {
+    /// A layer of rate `p` (checked by [`check_rate`]) whose masks derive from `seed`.
+    pub fn new(p: f64, seed: u64) -> Result<Self> {
+        check_rate(p)?;
+        Ok(Dropout { p, seed, step: 0 })
+    }
+
+    /// The mask of step `step`.
+    pub fn mask(&self, step: u64) -> Mask {
+        Mask::new(self.p, self.seed, step)
+    }
+
+    /// A training forward, in place on the row-major `x` (`cols` wide): applies the mask of
+    /// the current step and moves to the next one. Returns the step used, which the backward
+    /// pass hands back to [`Dropout::backward`]. (Evaluation is the identity: no call.)
+    pub fn forward<T: Float>(&mut self, x: &mut [T], cols: usize) -> u64 {
+        let step = self.step;
+        self.mask(step).apply(x, cols, 0, keep_scale::<T>(self.p));
+        self.step = step.wrapping_add(1);
+        step
+    }
+
+    /// The backward pass of the training forward that used `step`, in place on the gradient
+    /// `g`: the same mask and scale, recomputed from the counters rather than stored.
+    pub fn backward<T: Float>(&self, step: u64, g: &mut [T], cols: usize) {
+        self.mask(step).apply(g, cols, 0, keep_scale::<T>(self.p));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +189,22 @@ mod tests {
         let mut x = vec![3.0f32; 64];
         Mask::new(0.0, 5, 5).apply(&mut x, 8, 0, 1.0);
         assert!(x.iter().all(|&v| v == 3.0));
+    }
+
+    #[test]
+    fn the_layer_steps_forward_and_replays_in_backward() {
+        let mut layer = Dropout::new(0.5, 9).unwrap();
+        let mut a = vec![1.0f64; 8 * 8];
+        let mut b = a.clone();
+        assert_eq!(layer.forward(&mut a, 8), 0);
+        assert_eq!(layer.forward(&mut b, 8), 1);
+        assert_ne!(a, b, "successive forwards draw new masks");
+        // Backward of step 0: the gradient passes where forward's value did, scaled alike.
+        let mut g = vec![1.0f64; 8 * 8];
+        layer.backward(0, &mut g, 8);
+        assert_eq!(g, a);
+        assert!(Dropout::new(1.0, 0).is_err() && Dropout::new(-0.1, 0).is_err());
+        assert!(Dropout::new(f64::NAN, 0).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!
 //! and an optimizer (SGD, momentum, Nesterov, Adam) steps every parameter. The crate offers
 //! both levels the Python package shows: stand-alone layers with `forward`/`backward`
-//! ([`Linear`], [`Maxout`], [`Activation`], [`Loss`]) and a whole training run in one call
+//! ([`Linear`], [`Maxout`], [`BatchNorm`], [`Dropout`], [`Activation`], [`Loss`]) and a whole training run in one call
 //! ([`train::fit`]) over a [`Spec`], with buffers allocated once per run. A run's settings
 //! are one [`FitConfig`] (checked in one place); what it changes besides the parameters —
 //! optimizer state, learning rate, stopping rule, samples seen, history — is its
@@ -38,6 +38,7 @@ pub mod matrix;
 pub mod maxout;
 pub mod metrics;
 pub mod network;
+pub mod norm_layer;
 pub mod optim;
 mod pace;
 mod persist;
@@ -53,6 +54,7 @@ pub mod vmath;
 
 pub use activation::Activation;
 pub use config::{FitConfig, OptimizerKind, Schedule};
+pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use linear::Linear;
@@ -60,6 +62,7 @@ pub use loss::{Loss, Targets};
 pub use matrix::MatRef;
 pub use maxout::Maxout;
 pub use network::{Block, Hidden, Params, ParamsMut, ParamsRef, Spec};
+pub use norm_layer::BatchNorm;
 pub use optim::{OptimState, Optimizer};
 pub use rng::{Init, Rng};
 pub use session::{EpochRecord, History, Session};

@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded};
+use crate::mode::Mode;
 
 /// A copy of forward's input and its shape.
 type Kept<T> = (Vec<T>, Vec<usize>);
@@ -28,6 +29,7 @@ pub struct PyActivation {
     /// The function.
     pub act: Activation,
     input: Mutex<Option<ByDType<Kept<f32>, Kept<f64>>>>,
+    mode: Mode,
 }
 
 fn forward_typed<'py, T: Elem>(
@@ -74,6 +76,7 @@ impl PyActivation {
         Ok(PyActivation {
             act,
             input: Mutex::new(None),
+            mode: Mode::default(),
         })
     }
 
@@ -134,6 +137,28 @@ impl PyActivation {
                 Some(k) => by_dtype!(k, x => backward_typed(self.act, x, dout)),
             }
         })
+    }
+
+    /// True in training mode (the default); an activation computes the same in both.
+    #[getter]
+    fn training(&self) -> bool {
+        self.mode.training()
+    }
+
+    /// Sets training mode (evaluation mode with mode=False); returns the layer.
+    #[pyo3(signature = (mode = None), text_signature = "($self, mode=True)")]
+    fn train<'py>(
+        slf: &Bound<'py, Self>,
+        mode: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        slf.get().mode.train(mode)?;
+        Ok(slf.clone())
+    }
+
+    /// Sets evaluation mode; returns the layer.
+    fn eval<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
+        slf.get().mode.eval();
+        slf.clone()
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

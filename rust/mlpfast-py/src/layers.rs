@@ -25,6 +25,7 @@ use pyo3::prelude::*;
 use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::error::{IntoPyResult, guarded, to_py};
+use crate::mode::Mode;
 
 /// A core parameter layer of either kind.
 pub(crate) enum CoreLayer<T> {
@@ -91,7 +92,7 @@ impl<T: Elem> CellState<T> {
 }
 
 /// A parameter buffer's address, fixed for the cell's life (its `Vec` is never resized).
-struct Fixed<T>(*const T);
+pub(crate) struct Fixed<T>(pub(crate) *const T);
 
 // SAFETY: only the address crosses threads; reads and writes through it happen under the
 // cell's lock, or are numpy views' (see `LayerCell::view`).
@@ -428,6 +429,28 @@ macro_rules! param_layer_methods {
                 guarded(|| by_dtype!(&self.cell, c => cell_backward(c, dout)))
             }
 
+            /// True in training mode (the default); the layer computes the same in both.
+            #[getter]
+            fn training(&self) -> bool {
+                self.mode.training()
+            }
+
+            /// Sets training mode (evaluation mode with mode=False); returns the layer.
+            #[pyo3(signature = (mode = None), text_signature = "($self, mode=True)")]
+            fn train<'py>(
+                slf: &Bound<'py, Self>,
+                mode: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, Self>> {
+                slf.get().mode.train(mode)?;
+                Ok(slf.clone())
+            }
+
+            /// Sets evaluation mode; returns the layer.
+            fn eval<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
+                slf.get().mode.eval();
+                slf.clone()
+            }
+
             $($extra)*
         }
     };
@@ -438,6 +461,8 @@ macro_rules! param_layer_methods {
 pub struct PyLinear {
     /// The layer's storage in its dtype.
     pub(crate) cell: AnyCell,
+    /// Training or evaluation mode.
+    pub(crate) mode: Mode,
 }
 
 param_layer_methods!(PyLinear, {
@@ -458,7 +483,10 @@ param_layer_methods!(PyLinear, {
         let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Linear(
             Linear::<T>::new(i, o, Init::Glorot, &mut rng).py()?
         ))));
-        Ok(PyLinear { cell })
+        Ok(PyLinear {
+            cell,
+            mode: Mode::default(),
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -476,6 +504,8 @@ param_layer_methods!(PyLinear, {
 pub struct PyMaxout {
     /// The layer's storage in its dtype.
     pub(crate) cell: AnyCell,
+    /// Training or evaluation mode.
+    pub(crate) mode: Mode,
 }
 
 param_layer_methods!(PyMaxout, {
@@ -502,7 +532,10 @@ param_layer_methods!(PyMaxout, {
         let cell = for_dtype!(dtype, T, Arm => Arm(LayerCell::new(CoreLayer::Maxout(
             Maxout::<T>::new(i, o, pieces, &mut rng).py()?
         ))));
-        Ok(PyMaxout { cell })
+        Ok(PyMaxout {
+            cell,
+            mode: Mode::default(),
+        })
     }
 
     /// Number of affine pieces.

@@ -1,7 +1,8 @@
 //! mlpfast's native module, `mlpfast._core`: registration only.
 //!
-//! The classes and functions live one concept per file (`layers`, `activations`, `losses`,
-//! `model`, `fit`); `state` holds a model's shared storage and training session, `targets`
+//! The classes and functions live one concept per file (`layers`, `activations`, `dropout`,
+//! `batchnorm`, `losses`, `model`, `fit`; `mode` is the train/eval flag they all carry);
+//! `state` holds a model's shared storage and training session, `targets`
 //! turns labels and targets into the core's form; `convert` turns numpy arrays into core
 //! views and back and holds the one dtype enum (`ByDType`, with `for_dtype!` and
 //! `by_dtype!`), and `error` maps core errors and panics to Python exceptions; `bench` times
@@ -9,12 +10,15 @@
 
 mod activations;
 mod args;
+mod batchnorm;
 mod bench;
 mod convert;
+mod dropout;
 mod error;
 mod fit;
 mod layers;
 mod losses;
+mod mode;
 mod model;
 mod state;
 mod targets;
@@ -94,6 +98,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<layers::PyLinear>()?;
     m.add_class::<layers::PyMaxout>()?;
+    m.add_class::<dropout::PyDropout>()?;
+    m.add_class::<batchnorm::PyBatchNorm>()?;
     m.add_class::<activations::PyActivation>()?;
     m.add_class::<activations::PyIdentity>()?;
     m.add_class::<activations::PySigmoid>()?;

@@ -27,6 +27,7 @@ use crate::layers::{
     AnyCell, CoreLayer, LayerCell, PyLinear, PyMaxout, cell_backward, cell_forward,
 };
 use crate::losses;
+use crate::mode::Mode;
 use crate::state::Model;
 use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
 
@@ -69,6 +70,7 @@ fn build<T: Elem>(
                 }));
                 let obj = PyLinear {
                     cell: wrap(Arc::clone(&cell)),
+                    mode: Mode::default(),
                 };
                 objs.push(LayerObj::Linear(Py::new(py, obj)?));
                 cells.push(cell);
@@ -92,6 +94,7 @@ fn build<T: Elem>(
                 }));
                 let obj = PyMaxout {
                     cell: wrap(Arc::clone(&cell)),
+                    mode: Mode::default(),
                 };
                 objs.push(LayerObj::Maxout(Py::new(py, obj)?));
                 cells.push(cell);

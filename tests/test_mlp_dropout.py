@@ -86,6 +86,36 @@ def test_fit_with_dropout_matches_numpy(loss, activation, sizes, opt):
         np.testing.assert_allclose(history[key], expected[key], rtol=1e-10, atol=1e-13)
 
 
+def test_the_layers_list_dropout_and_switch_modes_together():
+    m = mlpfast.MLP([4, 8, 8, 3], dropout=0.25, seed=0)
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert all(layer.p == 0.25 for layer in m.layers if isinstance(layer, mlpfast.Dropout))
+    assert [type(layer).__name__ for layer in mlpfast.MLP([4, 8, 3]).layers] == [
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
+    assert all(layer.training for layer in m.layers)
+    m.eval()
+    assert not any(layer.training for layer in m.layers)
+    m.train(False)
+    assert not m.training
+    m.train()
+    assert all(layer.training for layer in m.layers)
+    with pytest.raises(TypeError, match=r"mode: expected a bool, got 1 \(int\)"):
+        m.train(1)
+    assert m.training
+    # The layer chain's backward goes through the same masks as its forward (tanh: no kinks
+    # for the finite differences to straddle).
+    x = np.random.default_rng(0).standard_normal((6, 4))
+    model = mlpfast.MLP([4, 8, 3], activation="tanh", dropout=0.5, dtype="float64", seed=1)
+    from mlpfast.gradcheck import check_model
+
+    errors = check_model(model, x, np.array([0, 1, 2, 0, 1, 2]))
+    assert max(errors.values()) < 1e-7, errors
+
+
 def test_dropout_changes_training_and_a_rate_of_zero_does_not():
     rng = np.random.default_rng(1)
     X, y = ref.make_data("softmax", 60, 5, 3, rng)
@@ -118,7 +148,11 @@ def test_predictions_scores_and_validation_never_drop():
     twin = mlpfast.MLP([5, 16, 16, 3], seed=0, dtype="float64")
     for a, b in zip(twin.param_layers, m.param_layers):
         a.weight, a.bias = b.weight, b.bias
+    # The layer API's forward drops in training mode (the default), not in evaluation mode.
+    assert m.training and not np.array_equal(m.forward(X), twin.forward(X))
+    assert m.eval() is m and not m.training
     np.testing.assert_array_equal(m.forward(X), twin.forward(X))
+    m.train()
     np.testing.assert_array_equal(m.predict_proba(X), twin.predict_proba(X))
     assert m.score(X, y) == twin.score(X, y)
     # The last epoch's validation figures are the final weights' evaluation, undropped.
@@ -190,6 +224,8 @@ def test_pickle_and_model_files_keep_the_rate(tmp_path):
     mlpfast.save(m, tmp_path / "m.safetensors")
     loaded = mlpfast.load(tmp_path / "m.safetensors")
     assert again.dropout == loaded.dropout == 0.4
+    assert pickle.loads(pickle.dumps(m.eval())).training is False
+    m.train()
     assert same_bits(m, again) and same_bits(m, loaded)
     # Training goes on identically from the pickle (session and masks alike).
     m.fit(X, y, epochs=2, batch_size=8, seed=4, optimizer="adam", resume=True)

@@ -392,3 +392,14 @@ def test_without_onnx(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     with pytest.raises(ImportError, match=r"needs onnx: pip install 'onnx>=1\.16'"):
         mlpfast.to_onnx(mlpfast.MLP([3, 2], seed=0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dropout_vanishes_from_the_graph(rng, dtype):
+    # The graph predicts, as predict does: in evaluation mode, where dropout is the identity.
+    X = data(rng, 60, 4, dtype)
+    m = mlpfast.MLP([4, 8, 8, 3], dropout=0.5, dtype=dtype, seed=0)
+    m.fit(X, np.arange(60) % 3, epochs=2, batch_size=10, seed=1)
+    out = run(mlpfast.to_onnx(m), X)
+    assert_close(out["probabilities"], m.predict_proba(X), dtype)
+    np.testing.assert_array_equal(out["label"], m.predict(X))

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mlpfast._core import MLP, Activation, Linear, Maxout, __version__
+from mlpfast._core import MLP, Activation, Dropout, Linear, Maxout, __version__
 
 # Opset 17 and IR version 8: read by every onnxruntime since 1.13; every operator used here
 # has had its current form since opset 13.
@@ -120,6 +120,8 @@ def _layers(mlp: MLP) -> list:
             layers.append(_Affine(layer.weight, layer.bias))
         elif isinstance(layer, Activation):
             layers.append(_Act(layer.name, getattr(layer, "alpha", None)))
+        elif isinstance(layer, Dropout):
+            continue  # the graph predicts, in evaluation mode: dropout is the identity
         else:  # pragma: no cover - MLP holds no other layers
             raise TypeError(f"to_onnx: unknown layer {layer!r}")
     return layers

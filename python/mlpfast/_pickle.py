@@ -40,10 +40,13 @@ from mlpfast._core import (
 )
 
 
-def _rebuild_mlp(layer_sizes, activation, loss, dtype, params, session=None, dropout=0.0) -> MLP:
+def _rebuild_mlp(
+    layer_sizes, activation, loss, dtype, params, session=None, dropout=0.0, training=True
+) -> MLP:
     """An MLP of the given architecture with the given (weight, bias) per parameter layer
     and, when given (pickles of earlier versions have none), training session."""
     model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype, dropout=dropout)
+    model.train(bool(training))
     layers = model.param_layers
     if len(layers) != len(params):
         raise ValueError(
@@ -75,6 +78,7 @@ def _reduce_mlp(model: MLP):
         params,
         session,
         model.dropout,
+        model.training,
     )
     return _rebuild_mlp, args
 

@@ -146,7 +146,15 @@ def check_model(model: Any, X: Any, y: Any) -> dict[str, float]:
     perturbing every parameter layer's ``weight`` and ``bias`` views in place and
     re-evaluating ``model.loss(X, y)[0]``. Returns relative errors keyed like
     ``"layers[0].weight"``, ``"layers[0].bias"``, ``"layers[2].weight"``, ...
+    A model with dropout layers in training mode is checked with their masks fixed: every
+    evaluation replays the steps of the first, as :func:`check_layer` does for one layer.
     """
+    masked = [(layer, layer.step) for layer in model.layers if hasattr(layer, "step")]
+
+    def replay() -> None:
+        for layer, step in masked:
+            layer.step = step
+
     _, grads = model.loss(X, y)
     grads = [
         (np.array(gw, dtype=np.float64, copy=True), np.array(gb, dtype=np.float64, copy=True))
@@ -159,6 +167,7 @@ def check_model(model: Any, X: Any, y: Any) -> dict[str, float]:
         )
 
     def f(_: np.ndarray) -> float:
+        replay()
         return float(model.loss(X, y)[0])
 
     errors: dict[str, float] = {}

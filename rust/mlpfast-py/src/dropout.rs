@@ -46,6 +46,18 @@ impl PyDropout {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The layer of rate `p` (already checked) that an `MLP(dropout=p)` lists after each
+    /// hidden activation, its masks seeded by `seed`.
+    pub(crate) fn for_model(p: f64, seed: u64) -> PyResult<Self> {
+        Ok(PyDropout {
+            state: Mutex::new(State {
+                layer: Dropout::new(p, seed).map_err(to_py)?,
+                last: None,
+            }),
+            mode: Mode::default(),
+        })
+    }
 }
 
 /// `forward` in `T`: converts x with the GIL, then applies the mask under the lock with the
@@ -146,7 +158,7 @@ impl PyDropout {
     /// In training, x times the mask of the current step, scaled by 1/(1 - p) (then the
     /// step advances); in evaluation, a copy of x. x is (N, features), computed in its
     /// dtype (float32 stays float32, else float64).
-    fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
             let training = self.mode.training();
             for_dtype!(DType::of_input(x), T => forward_typed::<T>(self, x, training))
@@ -155,7 +167,7 @@ impl PyDropout {
 
     /// dx: dout through the mask and scale of the last forward (the identity after an
     /// evaluation-mode forward).
-    fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
             let (layer, last) = dout.py().detach(|| {
                 let state = self.state();

@@ -21,6 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::activations::PyActivation;
 use crate::args;
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
+use crate::dropout::PyDropout;
 use crate::error::{IntoPyResult, guarded};
 use crate::fit;
 use crate::layers::{
@@ -36,6 +37,18 @@ enum LayerObj {
     Linear(Py<PyLinear>),
     Maxout(Py<PyMaxout>),
     Act(Py<PyActivation>),
+    Dropout(Py<PyDropout>),
+}
+
+impl LayerObj {
+    fn any(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            LayerObj::Linear(p) => p.clone_ref(py).into_any(),
+            LayerObj::Maxout(p) => p.clone_ref(py).into_any(),
+            LayerObj::Act(p) => p.clone_ref(py).into_any(),
+            LayerObj::Dropout(p) => p.clone_ref(py).into_any(),
+        }
+    }
 }
 
 /// The Python objects of a model's layers, and its parameter layers' storage.
@@ -76,6 +89,7 @@ fn build<T: Elem>(
                 cells.push(cell);
                 if i < last {
                     objs.push(LayerObj::Act(PyActivation::instance(py, act)?));
+                    push_dropout(py, spec, rng, &mut objs)?;
                 }
             }
             Block::Maxout {
@@ -98,10 +112,26 @@ fn build<T: Elem>(
                 };
                 objs.push(LayerObj::Maxout(Py::new(py, obj)?));
                 cells.push(cell);
+                push_dropout(py, spec, rng, &mut objs)?;
             }
         }
     }
     Ok((objs, cells))
+}
+
+/// With dropout, the `Dropout` layer after a hidden block (its own seed, for the layer API's
+/// masks; `fit` draws its masks from the fit's seed).
+fn push_dropout(
+    py: Python<'_>,
+    spec: &Spec,
+    rng: &mut Rng,
+    objs: &mut Vec<LayerObj>,
+) -> PyResult<()> {
+    if spec.dropout() > 0.0 {
+        let layer = PyDropout::for_model(spec.dropout(), rng.next_u64())?;
+        objs.push(LayerObj::Dropout(Py::new(py, layer)?));
+    }
+    Ok(())
 }
 
 fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
@@ -159,7 +189,7 @@ impl PyMLP {
             .filter_map(|l| match l {
                 LayerObj::Linear(p) => Some(p.bind(py).clone().into_any()),
                 LayerObj::Maxout(p) => Some(p.bind(py).clone().into_any()),
-                LayerObj::Act(_) => None,
+                LayerObj::Act(_) | LayerObj::Dropout(_) => None,
             })
             .collect()
     }
@@ -176,6 +206,7 @@ impl PyMLP {
                 LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
                 LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
                 LayerObj::Act(p) => p.bind(py).get().forward(&h)?,
+                LayerObj::Dropout(p) => p.bind(py).get().forward(&h)?,
             };
             first = false;
         }
@@ -211,6 +242,7 @@ impl PyMLP {
                 LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
                 LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
                 LayerObj::Act(p) => p.bind(py).get().backward(&d)?,
+                LayerObj::Dropout(p) => p.bind(py).get().backward(&d)?,
             };
         }
         Ok(d)
@@ -305,14 +337,47 @@ impl PyMLP {
     /// The layers, input side first; they hold the model's parameters.
     #[getter]
     fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(
-            py,
-            self.layers.iter().map(|l| match l {
-                LayerObj::Linear(p) => p.clone_ref(py).into_any(),
-                LayerObj::Maxout(p) => p.clone_ref(py).into_any(),
-                LayerObj::Act(p) => p.clone_ref(py).into_any(),
-            }),
-        )
+        PyList::new(py, self.layers.iter().map(|l| l.any(py)))
+    }
+
+    /// True in training mode (the default): the layer API's forward drops units; `fit`
+    /// always trains with dropout and `predict`, `score` and validation never do, whatever
+    /// the mode.
+    #[getter]
+    fn training(&self, py: Python<'_>) -> PyResult<bool> {
+        let any_training =
+            |l: &LayerObj| -> PyResult<bool> { l.any(py).bind(py).getattr("training")?.extract() };
+        // The model's mode is its layers' (all alike unless a layer was switched alone).
+        match self.layers.first() {
+            Some(l) => any_training(l),
+            None => Ok(true),
+        }
+    }
+
+    /// Sets every layer to training mode (evaluation mode with mode=False), as PyTorch's
+    /// Module.train; returns the model.
+    #[pyo3(signature = (mode = None), text_signature = "($self, mode=True)")]
+    fn train<'py>(
+        slf: &Bound<'py, Self>,
+        mode: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        for l in &slf.get().layers {
+            match mode {
+                Some(m) => l.any(py).bind(py).call_method1("train", (m,))?,
+                None => l.any(py).bind(py).call_method0("train")?,
+            };
+        }
+        Ok(slf.clone())
+    }
+
+    /// Sets every layer to evaluation mode; returns the model.
+    fn eval<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        for l in &slf.get().layers {
+            l.any(py).bind(py).call_method0("eval")?;
+        }
+        Ok(slf.clone())
     }
 
     /// The parameter layers (`Linear`, `Maxout`), input side first.

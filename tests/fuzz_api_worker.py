@@ -382,6 +382,7 @@ class ModelSpec:
     loss: str
     dtype: str
     seed: int
+    dropout: float = 0.0
 
     @property
     def d(self) -> int:
@@ -394,7 +395,10 @@ class ModelSpec:
     def code(self) -> str:
         return (
             f"mlpfast.MLP({self.sizes!r}, activation={self.activation!r}, "
-            f"loss={self.loss!r}, dtype={self.dtype!r}, seed={self.seed})"
+            f"loss={self.loss!r}, dtype={self.dtype!r}, seed={self.seed}"
+            # With dropout, in evaluation mode: the layer API's forward is then a function of
+            # its input (fit trains with dropout whatever the mode).
+            + (f", dropout={self.dropout!r}).eval()" if self.dropout else ")")
         )
 
 
@@ -410,6 +414,7 @@ def model_specs(draw) -> ModelSpec:
         loss,
         draw(st.sampled_from(["float32", "float64"])),
         draw(st.integers(0, 3)),
+        0.3 if odd(draw, 15) else 0.0,
     )
 
 
@@ -479,7 +484,7 @@ FIT_SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                    "[cb_none, 'x']", "[]", "(cb_none,)", "iter([cb_none])"]),
 }  # fmt: skip
 # Keywords fit does not take.
-UNKNOWN_KEYWORDS = ["learning_rate=0.1", "rho=0.9", "sample_weight=None", "epoch=1"]
+UNKNOWN_KEYWORDS = ["learning_rate=0.1", "rho=0.9", "sample_weights=None", "epoch=1"]
 # Settings computed in the model's dtype: a float32 model must refuse values float32 cannot
 # hold (1e39 becomes inf, 1e-46 becomes 0) instead of training on inf or 0.
 FLOAT32_SETTINGS = ("lr", "weight_decay", "eps", "clip_grad_norm")
@@ -1467,6 +1472,11 @@ def plan_fit(draw) -> Plan:
             shape = choose(draw, ["({}, {})"], ["({},)", "[{}, {}]", "({}, {}, {})", "{}",
                                                 "({}, None)"], 2 * wrong)  # fmt: skip
             kw["validation_data"] = shape.format(xv, yv, xv)
+        if odd(draw, 15):
+            # Row weights: reals of any sign and value, of the right length or not (refusals
+            # are documented ValueErrors, before any work).
+            length = n if not odd(draw, 2 * wrong) else draw(st.integers(0, n + 1))
+            kw["sample_weight"] = array_step(plan, names, draw(arrays((length,), wrong=wrong)), "w")
         if wrong and odd(draw, 10):
             extra.append(draw(st.sampled_from(UNKNOWN_KEYWORDS)))
         plan.append(

@@ -227,6 +227,14 @@ def dropout_mask(p: float, seed: int, step: int, block: int, rows: int, cols: in
 
 
 # --------------------------------------------------------------------------- network
+def same_bits(a, b) -> bool:
+    """Whether two models hold the same parameters, bit for bit."""
+    return all(
+        np.array_equal(x, y) and np.array_equal(p, q)
+        for (x, p), (y, q) in zip(params_of(a), params_of(b))
+    )
+
+
 def params_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Copy (weight, bias) of every parameter layer of an mlpfast model, as float64."""
     out = []

@@ -42,13 +42,6 @@ def setup(loss, activation, sizes, p, seed=0):
     return model, (X[:N], y[:N]), (X[N:], y[N:])
 
 
-def same_bits(a, b):
-    return all(
-        np.array_equal(x, y) and np.array_equal(p, q)
-        for (x, p), (y, q) in zip(ref.params_of(a), ref.params_of(b))
-    )
-
-
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 @pytest.mark.parametrize(("loss", "activation", "sizes"), MODELS, ids=IDS)
 def test_fit_with_dropout_matches_numpy(loss, activation, sizes, opt):
@@ -126,8 +119,8 @@ def test_dropout_changes_training_and_a_rate_of_zero_does_not():
     plain.fit(X, y, **kw)
     zero.fit(X, y, **kw)
     dropped.fit(X, y, **kw)
-    assert same_bits(plain, zero)
-    assert not same_bits(plain, dropped)
+    assert ref.same_bits(plain, zero)
+    assert not ref.same_bits(plain, dropped)
 
 
 def test_the_masks_follow_the_seed():
@@ -137,7 +130,7 @@ def test_the_masks_follow_the_seed():
     a.fit(X, y, epochs=2, batch_size=10, seed=7)
     b.fit(X, y, epochs=2, batch_size=10, seed=7)
     c.fit(X, y, epochs=2, batch_size=10, seed=8)
-    assert same_bits(a, b) and not same_bits(a, c)
+    assert ref.same_bits(a, b) and not ref.same_bits(a, c)
 
 
 def test_predictions_scores_and_validation_never_drop():
@@ -179,7 +172,7 @@ def test_fits_with_dropout_are_bit_identical_for_any_thread_count(dtype, activat
             runs.append(m)
     finally:
         mlpfast.set_num_threads(before)
-    assert same_bits(runs[0], runs[1]) and same_bits(runs[0], runs[2])
+    assert ref.same_bits(runs[0], runs[1]) and ref.same_bits(runs[0], runs[2])
 
 
 def test_the_kept_units_are_scaled_and_their_rate_is_one_minus_p():
@@ -226,11 +219,11 @@ def test_pickle_and_model_files_keep_the_rate(tmp_path):
     assert again.dropout == loaded.dropout == 0.4
     assert pickle.loads(pickle.dumps(m.eval())).training is False
     m.train()
-    assert same_bits(m, again) and same_bits(m, loaded)
+    assert ref.same_bits(m, again) and ref.same_bits(m, loaded)
     # Training goes on identically from the pickle (session and masks alike).
     m.fit(X, y, epochs=2, batch_size=8, seed=4, optimizer="adam", resume=True)
     again.fit(X, y, epochs=2, batch_size=8, seed=4, optimizer="adam", resume=True)
-    assert same_bits(m, again)
+    assert ref.same_bits(m, again)
 
 
 # --------------------------------------------------------------------------- the estimators

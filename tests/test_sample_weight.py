@@ -62,13 +62,6 @@ def assert_params_close(model, params, rtol=RTOL, atol=ATOL):
         np.testing.assert_allclose(gb, rb, rtol=rtol, atol=atol, err_msg=f"bias {i}")
 
 
-def same_bits(a, b):
-    return all(
-        np.array_equal(x, y) and np.array_equal(p, q)
-        for (x, p), (y, q) in zip(ref.params_of(a), ref.params_of(b))
-    )
-
-
 # --------------------------------------------------------------------------- the reference
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 @pytest.mark.parametrize(("loss", "activation", "sizes"), MODELS, ids=IDS)
@@ -147,7 +140,7 @@ def test_weights_of_one_give_the_unweighted_bits(loss, activation, sizes, dtype)
     b = mlpfast.MLP(sizes, activation=activation, loss=loss, dtype=dtype, seed=1)
     ha = a.fit(X, y, validation_data=(X[:9], y[:9]), **kw)
     hb = b.fit(X, y, sample_weight=np.ones(50), validation_data=(X[:9], y[:9], np.ones(9)), **kw)
-    assert same_bits(a, b)
+    assert ref.same_bits(a, b)
     assert ha == hb
 
 
@@ -182,7 +175,7 @@ def test_a_batch_of_zero_weights_is_skipped():
     b = mlpfast.MLP([5, 7, 3], dtype="float64", seed=4)
     ha = a.fit(X, y, sample_weight=w, **kw)
     hb = b.fit(X[10:], y[10:], **kw)
-    assert same_bits(a, b)
+    assert ref.same_bits(a, b)
     # The skipped batches add nothing to the epoch's loss, which is per row of the data.
     np.testing.assert_allclose(np.array(ha["loss"]) * 40, np.array(hb["loss"]) * 30, rtol=1e-13)
 
@@ -203,7 +196,7 @@ def test_weighted_fits_are_bit_identical_for_any_thread_count(shuffle):
             runs.append(m)
     finally:
         mlpfast.set_num_threads(before)
-    assert same_bits(runs[0], runs[1]) and same_bits(runs[0], runs[2])
+    assert ref.same_bits(runs[0], runs[1]) and ref.same_bits(runs[0], runs[2])
 
 
 def test_pandas_and_list_weights_are_accepted():
@@ -216,7 +209,7 @@ def test_pandas_and_list_weights_are_accepted():
     a.fit(X, y, sample_weight=w, **kw)
     b.fit(X, y, sample_weight=pd.Series(w), **kw)
     c.fit(X, y, sample_weight=list(w), **kw)
-    assert same_bits(a, b) and same_bits(a, c)
+    assert ref.same_bits(a, b) and ref.same_bits(a, c)
 
 
 # --------------------------------------------------------------------------- refusals

@@ -1644,6 +1644,7 @@ EST_PARAMS: dict[str, tuple[list[str], list[str]]] = {
     "epsilon": (["1e-8"], ["0.0", "1e-46", "5e-324", "-1.0", "nan", "1e39"]),
     "n_iter_no_change": (["10", "1", "2"], ["0", "-1", "np.inf", "2**63", "1.5", "None"]),
     "max_fun": (["20", "15000"], ["1", "0", "-1", "2**63"]),
+    "dropout": (["0.0", "0.3"], ["1.0", "-0.1", "nan", "'a'", "None"]),
     "dtype": (["'float32'", "'float64'", "np.float64", "'f8'"], ["'>f8'", "'float16'", "'f4,('",
                                                                  "None", "'int32'", "1"]),
 }  # fmt: skip
@@ -1704,6 +1705,10 @@ def plan_sklearn(draw) -> Plan:
     kw = est_params(draw)
     if cls == "MLPClassifier" and odd(draw, 20):
         kw["loss"] = choose(draw, ["'log_loss'", "'hinge'"], ["'squared_error'", "'x'"])
+    if cls == "MLPClassifier" and odd(draw, 15):
+        kw["class_weight"] = choose(
+            draw, ["'balanced'", "{0: 2.0}", "None"], ["'even'", "{'nope': 1.0}", "[{}]", "3"]
+        )
     if cls == "MLPRegressor" and odd(draw, 10):
         kw["loss"] = choose(
             draw,
@@ -1743,7 +1748,13 @@ def plan_sklearn(draw) -> Plan:
                 cb = ", callbacks=" + ("cb_stop" if huge else choose(
                     draw, ["cb_none", "cb_stop"], ["cb_raise", "cb_predict", "cb_copy",
                                                    "cb_write", "cb_array", "1"], 50))  # fmt: skip
-            plan.append(Step(f"{e}.fit({x}, {y}{cb})", needs=(e, x, y), check="est_fit",
+            sw = ""
+            if odd(draw, 15):
+                # Row weights of any values, of the right length or not.
+                length = n if not odd(draw, 20) else draw(st.integers(0, n + 1))
+                w = array_step(plan, names, draw(arrays((length,), wrong=8)), "w")
+                sw = f", sample_weight={w}"
+            plan.append(Step(f"{e}.fit({x}, {y}{sw}{cb})", needs=(e, x, y), check="est_fit",
                              **common))  # fmt: skip
         else:
             classes = ""

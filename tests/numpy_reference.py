@@ -215,8 +215,14 @@ def _mix(z):
 def dropout_mask(p: float, seed: int, step: int, block: int, rows: int, cols: int) -> np.ndarray:
     """The 0/1 mask mlpfast's fit draws after hidden block ``block`` at step ``step`` of a
     fit seeded ``seed``: unit (row, col) is kept when the hash of (seed, step, row, col) is at
-    or above p·2⁶⁴ (see rust/mlpfast-core/src/dropout.rs), written here from that description."""
-    seed = (seed + (block + 1) * 0xD1B54A32D192ED03) & _U64
+    or above p·2⁶⁴ (see rust/mlpfast-core/src/dropout.rs), written here from that description;
+    each block's seed is the fit's, moved by the block's index."""
+    return layer_dropout_mask(p, seed + (block + 1) * 0xD1B54A32D192ED03, step, rows, cols)
+
+
+def layer_dropout_mask(p: float, seed: int, step: int, rows: int, cols: int) -> np.ndarray:
+    """The 0/1 mask a ``Dropout(p, seed=seed)`` layer applies at its step ``step``."""
+    seed &= _U64
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as the Rust code's does
         key = _mix(_mix((seed + _STEP) & _U64) + np.uint64((step * _STEP) & _U64))
         r = np.arange(rows, dtype=np.uint64)[:, None]
@@ -310,9 +316,9 @@ def data_loss_and_grads(params, activation: str, loss: str, X, y, w=None, masks=
     return value, grads
 
 
-def kink_distance(params, activation: str, X) -> float:
+def kink_distance(params, activation: str, X, masks=None) -> float:
     """Smallest distance of any hidden unit to a kink (0 for relu family, ties for maxout)."""
-    _, cache = forward(params, activation, X)
+    _, cache = forward(params, activation, X, masks)
     best = np.inf
     for _a, z, _idx in cache[:-1]:
         if activation == "maxout":

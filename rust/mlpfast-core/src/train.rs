@@ -687,13 +687,8 @@ mod tests {
 
     /// A monitor that sets the rate after given epochs.
     struct Setter(Vec<(usize, f64)>, usize);
-    impl Monitor<f64> for Setter {
-        fn after_epoch(
-            &mut self,
-            r: &EpochReport,
-            _: &[ParamsMut<'_, f64>],
-            _: &Session<f64>,
-        ) -> bool {
+    impl<T> Monitor<T> for Setter {
+        fn after_epoch(&mut self, r: &EpochReport, _: &[ParamsMut<'_, T>], _: &Session<T>) -> bool {
             self.1 = r.epoch;
             true
         }
@@ -875,24 +870,6 @@ mod tests {
         assert_eq!(params, one);
         assert_eq!(session.history(), other.history());
         assert_eq!(session.samples_seen(), 64);
-    }
-
-    impl Monitor<f32> for Setter {
-        fn after_epoch(
-            &mut self,
-            r: &EpochReport,
-            _: &[ParamsMut<'_, f32>],
-            _: &Session<f32>,
-        ) -> bool {
-            self.1 = r.epoch;
-            true
-        }
-        fn lr_request(&mut self) -> Option<f64> {
-            self.0
-                .iter()
-                .find(|&&(e, _)| e == self.1)
-                .map(|&(_, lr)| lr)
-        }
     }
 
     #[test]

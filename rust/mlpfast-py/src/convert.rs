@@ -372,13 +372,16 @@ pub fn labels(
     }
 }
 
-/// Per-row weights (`sample_weight`): a vector of `rows` numbers converted to `T`, finite,
-/// >= 0 and not all zero.
+/// Per-row weights (`sample_weight`): None when absent or None, else a vector of `rows`
+/// numbers converted to `T`, finite, >= 0 and not all zero.
 pub fn weights<'py, T: Elem>(
-    obj: &Bound<'py, PyAny>,
+    obj: Option<&Bound<'py, PyAny>>,
     arg: &str,
     rows: usize,
-) -> PyResult<Bound<'py, numpy::PyArray1<T>>> {
+) -> PyResult<Option<Bound<'py, numpy::PyArray1<T>>>> {
+    let Some(obj) = obj.filter(|w| !w.is_none()) else {
+        return Ok(None);
+    };
     let arr = as_numeric(obj, arg, Kinds::Numeric)?;
     if arr.shape() != [rows] {
         return Err(PyValueError::new_err(format!(
@@ -388,7 +391,7 @@ pub fn weights<'py, T: Elem>(
     }
     let a = contiguous::<T, numpy::Ix1>(&arr, arg)?;
     mlpfast_core::loss::check_weights(arg, a.readonly().as_slice()?, rows).py()?;
-    Ok(a)
+    Ok(Some(a))
 }
 
 /// Real-valued targets, (rows, cols); when cols is 1 a vector of `rows` is accepted too.

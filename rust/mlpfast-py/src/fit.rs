@@ -310,23 +310,13 @@ pub(crate) fn fit<'py, T: Elem>(
     let xa = convert::matrix::<T>(x, "X", Some(d))?;
     let n = xa.shape()[0];
     let targets = owned_targets::<T>(loss, y, "y", n, k)?;
-    let weights = match sample_weight.filter(|w| !w.is_none()) {
-        Some(w) => Some(convert::weights::<T>(w, "sample_weight", n)?),
-        None => None,
-    };
+    let weights = convert::weights::<T>(sample_weight, "sample_weight", n)?;
     let val = match &validation {
         Some((xv, yv, wv)) => {
             let xva = convert::matrix::<T>(xv, "validation_data X", Some(d))?;
             let nv = xva.shape()[0];
             let tv = owned_targets::<T>(loss, yv, "validation_data y", nv, k)?;
-            let wva = match wv {
-                Some(w) => Some(convert::weights::<T>(
-                    w,
-                    "validation_data sample_weight",
-                    nv,
-                )?),
-                None => None,
-            };
+            let wva = convert::weights::<T>(wv.as_ref(), "validation_data sample_weight", nv)?;
             Some((xva, tv, wva))
         }
         None => None,
@@ -346,10 +336,7 @@ pub(crate) fn fit<'py, T: Elem>(
     let xr = xa.readonly();
     let xm = MatRef::new(xr.as_slice()?, n, d);
     let wr = weights.as_ref().map(|w| w.readonly());
-    let w = match &wr {
-        Some(w) => Some(w.as_slice()?),
-        None => None,
-    };
+    let w = wr.as_ref().map(|w| w.as_slice()).transpose()?;
 
     // The working copy, and the session taken out of the model (which keeps a snapshot).
     let mut work = py.detach(|| model.copy_params()).py()?;
@@ -382,10 +369,7 @@ pub(crate) fn fit<'py, T: Elem>(
                 let xvr = xva.readonly();
                 let xvm = MatRef::new(xvr.as_slice()?, xva.shape()[0], d);
                 let wvr = wva.as_ref().map(|w| w.readonly());
-                let wv = match &wvr {
-                    Some(w) => Some(w.as_slice()?),
-                    None => None,
-                };
+                let wv = wvr.as_ref().map(|w| w.as_slice()).transpose()?;
                 with_targets!(tv, vt => py.detach(|| pool::run_polling(
                     || {
                         let mut params = mutable(&mut work);

@@ -15,17 +15,6 @@ use crate::args;
 use crate::convert::{self, DType, Elem, Kinds, for_dtype};
 use crate::error::{IntoPyResult, to_py};
 
-/// `sample_weight` (None, or one per row) converted to `T`.
-fn row_weights<'py, T: Elem>(
-    w: Option<&Bound<'py, PyAny>>,
-    rows: usize,
-) -> PyResult<Option<Bound<'py, numpy::PyArray1<T>>>> {
-    match w.filter(|w| !w.is_none()) {
-        Some(w) => Ok(Some(convert::weights::<T>(w, "sample_weight", rows)?)),
-        None => Ok(None),
-    }
-}
-
 fn class_loss_typed<'py, T: Elem>(
     loss: Loss,
     scores: &Bound<'py, PyAny>,
@@ -36,7 +25,7 @@ fn class_loss_typed<'py, T: Elem>(
     let (n, c) = (s.shape()[0], s.shape()[1]);
     mlpfast_core::loss::check_columns("scores", c).py()?;
     let labels = convert::labels(y, "y", n, c)?;
-    let w = row_weights::<T>(weights, n)?;
+    let w = convert::weights::<T>(weights, "sample_weight", n)?;
     let wr = w.as_ref().map(|w| w.readonly());
     let ro = s.readonly();
     let mut grad = alloc::zeros2(n, c, "gradients").py()?;
@@ -88,7 +77,7 @@ fn value_loss_typed<'py, T: Elem>(
         Kinds::Numeric
     };
     let t = convert::targets::<T>(target, target_arg, n, k, kinds)?;
-    let w = row_weights::<T>(weights, n)?;
+    let w = convert::weights::<T>(weights, "sample_weight", n)?;
     let wr = w.as_ref().map(|w| w.readonly());
     let (pr, tr) = (p.readonly(), t.readonly());
     let mut grad = alloc::zeros2(n, k, "gradients").py()?;

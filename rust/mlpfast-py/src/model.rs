@@ -639,15 +639,9 @@ impl PyMLP {
                 let (rows, scores) = m.scores(&self.spec, X)?;
                 let k = self.spec.outputs();
                 let owned = owned_targets(self.spec.loss(), y, "y", rows, k)?;
-                let weights = match sample_weight.filter(|w| !w.is_none()) {
-                    Some(w) => Some(convert::weights(w, "sample_weight", rows)?),
-                    None => None,
-                };
+                let weights = convert::weights(sample_weight, "sample_weight", rows)?;
                 let wr = weights.as_ref().map(|w| w.readonly());
-                let w = match &wr {
-                    Some(w) => Some(w.as_slice()?),
-                    None => None,
-                };
+                let w = wr.as_ref().map(|w| w.as_slice()).transpose()?;
                 let s = MatRef::new(&scores, rows, k);
                 Ok(with_targets!(&owned, t => metrics::score(self.spec.loss(), s, &t, w)))
             })

@@ -7,14 +7,16 @@ A file is::
     the rest    the tensors' raw little-endian bytes, back to back
 
 The header maps every tensor's name (``layers.{i}.weight``, ``layers.{i}.bias`` for the i-th
-``Linear`` / ``Maxout`` layer) to ``{"dtype": "F32" | "F64", "shape": [...],
+parameter layer — ``Linear``, ``Maxout`` or ``BatchNorm`` — and ``layers.{i}.running_mean``,
+``layers.{i}.running_var`` for a ``BatchNorm``) to ``{"dtype": "F32" | "F64", "shape": [...],
 "data_offsets": [begin, end]}`` (offsets into the bytes after the header), and
 ``"__metadata__"`` to string values:
 
 * ``format`` = ``"mlpfast"`` and ``format_version`` = ``"1"``: the marker of mlpfast's files;
 * ``layer_sizes`` (JSON list), ``activation``, ``loss``, ``dtype``, ``pieces`` (JSON list,
-  per parameter layer: the Maxout pieces, or null for a Linear layer) and ``dropout`` (a JSON
-  number; absent in files written before it existed, meaning 0): the architecture;
+  per parameter layer: the Maxout pieces, or null for a Linear or BatchNorm layer),
+  ``dropout`` (a JSON number) and ``batch_norm`` (JSON true or false) — both absent in files
+  written before they existed, meaning 0 and false: the architecture;
 * ``kind``: ``"MLP"``, or ``"estimator"`` for the scikit-learn estimators, whose files also
   hold ``estimator`` (``"MLPClassifier"`` or ``"MLPRegressor"``), ``params`` (``get_params()``
   as JSON) and ``fitted`` (the fitted attributes as JSON; arrays such as ``classes_`` with
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpfast._core import ACTIVATIONS, LOSSES, MAXOUT_PIECES, MLP, Maxout
+from mlpfast._core import ACTIVATIONS, LOSSES, MAXOUT_PIECES, MLP, BatchNorm, Maxout
 from mlpfast._fields import bounded_product, fail, is_count, json_value, shown
 
 FORMAT = "mlpfast"
@@ -43,6 +45,8 @@ FORMAT_VERSION = "1"
 _ST_DTYPES = {"float32": "F32", "float64": "F64"}
 _NP_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 _MAX_HEADER = 100 * 1024 * 1024
+# A parameter layer's tensors, in order (a BatchNorm has all four, the others two).
+_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 # --------------------------------------------------------------------------- writing
@@ -58,6 +62,7 @@ def _architecture(model: MLP) -> dict[str, str]:
         "dtype": model.dtype,
         "pieces": json.dumps(pieces),
         "dropout": json.dumps(model.dropout),
+        "batch_norm": json.dumps(model.batch_norm),
     }
 
 
@@ -70,8 +75,8 @@ def encode(mlp: MLP, extra: dict[str, str]) -> bytes:
     buffers = []
     offset = 0
     # One moment's weights, also while a fit publishes epochs.
-    for i, (weight, bias) in enumerate(mlp._params()):
-        for name, arr in (("weight", weight), ("bias", bias)):
+    for i, arrays in enumerate(mlp._params()):
+        for name, arr in zip(_TENSORS, arrays):
             raw = np.ascontiguousarray(arr, dtype=_NP_DTYPES[st_dtype]).tobytes()
             header[f"layers.{i}.{name}"] = {
                 "dtype": st_dtype,
@@ -185,14 +190,20 @@ def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.nda
     return tensors
 
 
-def _expected_shapes(sizes: list[int], pieces: list) -> list[tuple[tuple, tuple]]:
-    shapes: list[tuple[tuple, tuple]] = []
-    for i, p in enumerate(pieces):
+def _expected_shapes(sizes: list[int], pieces: int | None, batch_norm: bool) -> list[tuple]:
+    """Per parameter layer, its tensors' shapes (in ``_TENSORS`` order), for hidden layers of
+    ``pieces`` Maxout pieces (None: Linear), each followed by a BatchNorm when ``batch_norm``."""
+    shapes: list[tuple] = []
+    last = len(sizes) - 2
+    for i in range(last + 1):
         fan_in, fan_out = sizes[i], sizes[i + 1]
+        p = pieces if i < last else None
         if p is None:
             shapes.append(((fan_in, fan_out), (fan_out,)))
         else:
             shapes.append(((p, fan_in, fan_out), (p, fan_out)))
+        if batch_norm and i < last:
+            shapes.append(((fan_out,),) * 4)
     return shapes
 
 
@@ -210,14 +221,19 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
         raise fail(where, f"unknown loss {shown(loss)}")
     if dtype not in _ST_DTYPES:
         raise fail(where, f"unknown dtype {shown(dtype)}")
+    # Files written before batch_norm existed have none.
+    batch_norm = json_value(meta, "batch_norm", where) if "batch_norm" in meta else False
+    if not isinstance(batch_norm, bool):
+        raise fail(where, f"bad batch_norm {shown(batch_norm)}")
     hidden_pieces = MAXOUT_PIECES if activation == "maxout" else None
-    want_pieces = [hidden_pieces] * (len(sizes) - 2) + [None]
+    shapes = _expected_shapes(sizes, hidden_pieces, batch_norm)
+    want_pieces = [hidden_pieces if len(s) == 2 else None for s in shapes]
+    want_pieces[-1] = None
     if pieces != want_pieces:
         raise fail(
             where, f"pieces {shown(pieces)} do not match the architecture ({shown(want_pieces)})"
         )
-    shapes = _expected_shapes(sizes, pieces)
-    names = {f"layers.{i}.{k}" for i in range(len(shapes)) for k in ("weight", "bias")}
+    names = {f"layers.{i}.{k}" for i, s in enumerate(shapes) for k in _TENSORS[: len(s)]}
     if set(tensors) != names:
         missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
         raise fail(
@@ -225,8 +241,9 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
             f"tensors do not match the architecture (missing {shown(missing)}, "
             f"extra {shown(extra)})",
         )
-    for i, (ws, bs) in enumerate(shapes):
-        for name, shape in ((f"layers.{i}.weight", ws), (f"layers.{i}.bias", bs)):
+    for i, layer_shapes in enumerate(shapes):
+        for k, shape in zip(_TENSORS, layer_shapes):
+            name = f"layers.{i}.{k}"
             t = tensors[name]
             if t.shape != shape:
                 raise fail(where, f"tensor {name!r} has shape {t.shape}, expected {shape}")
@@ -236,10 +253,22 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
     dropout = json_value(meta, "dropout", where) if "dropout" in meta else 0.0
     if not (isinstance(dropout, float) or is_count(dropout)) or not 0.0 <= dropout < 1.0:
         raise fail(where, f"bad dropout {shown(dropout)}")
-    model = MLP(sizes, activation=activation, loss=loss, dtype=dtype, dropout=float(dropout))
+    model = MLP(
+        sizes,
+        activation=activation,
+        loss=loss,
+        dtype=dtype,
+        dropout=float(dropout),
+        batch_norm=batch_norm,
+    )
     for i, lay in enumerate(model.param_layers):
-        lay.weight = tensors[f"layers.{i}.weight"]
-        lay.bias = tensors[f"layers.{i}.bias"]
+        names = _TENSORS if isinstance(lay, BatchNorm) else _TENSORS[:2]
+        for k in names:
+            # Running variances below 0 are refused by the layer, with the tensor's name.
+            try:
+                setattr(lay, k, tensors[f"layers.{i}.{k}"])
+            except ValueError as exc:
+                raise fail(where, f"tensor 'layers.{i}.{k}': {exc}") from None
     return model
 
 

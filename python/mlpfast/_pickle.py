@@ -41,20 +41,42 @@ from mlpfast._core import (
 
 
 def _rebuild_mlp(
-    layer_sizes, activation, loss, dtype, params, session=None, dropout=0.0, training=True
+    layer_sizes,
+    activation,
+    loss,
+    dtype,
+    params,
+    session=None,
+    dropout=0.0,
+    training=True,
+    batch_norm=False,
 ) -> MLP:
     """An MLP of the given architecture with the given (weight, bias) per parameter layer
-    and, when given (pickles of earlier versions have none), training session."""
-    model = MLP(layer_sizes, activation=activation, loss=loss, dtype=dtype, dropout=dropout)
+    ((weight, bias, running_mean, running_var) per BatchNorm) and, when given (pickles of
+    earlier versions have none), training session."""
+    model = MLP(
+        layer_sizes,
+        activation=activation,
+        loss=loss,
+        dtype=dtype,
+        dropout=dropout,
+        batch_norm=bool(batch_norm),
+    )
     model.train(bool(training))
     layers = model.param_layers
     if len(layers) != len(params):
-        raise ValueError(
-            f"pickled MLP: expected {len(layers)} (weight, bias) pairs, got {len(params)}"
-        )
-    for lay, (weight, bias) in zip(layers, params):
-        lay.weight = weight
-        lay.bias = bias
+        raise ValueError(f"pickled MLP: expected {len(layers)} parameter layers, got {len(params)}")
+    for i, (lay, values) in enumerate(zip(layers, params)):
+        want = 4 if isinstance(lay, BatchNorm) else 2
+        if len(values) != want:
+            raise ValueError(
+                f"pickled MLP: expected {want} arrays for parameter layer {i}, got {len(values)}"
+            )
+        lay.weight = values[0]
+        lay.bias = values[1]
+        if want == 4:
+            lay.running_mean = values[2]
+            lay.running_var = values[3]
     if session is not None:
         if not isinstance(session, bytes):
             raise TypeError(
@@ -79,6 +101,7 @@ def _reduce_mlp(model: MLP):
         session,
         model.dropout,
         model.training,
+        model.batch_norm,
     )
     return _rebuild_mlp, args
 

@@ -25,10 +25,7 @@ fn main() {
     let spec = Spec::new(&sizes, Hidden::Activation(Activation::Relu), Loss::Softmax).unwrap();
     let mut rng = Rng::new(0);
     let params = spec.init_params::<f32>(None, &mut rng).unwrap();
-    let refs: Vec<ParamsRef<'_, f32>> = params
-        .iter()
-        .map(|(w, b)| ParamsRef { weight: w, bias: b })
-        .collect();
+    let refs: Vec<ParamsRef<'_, f32>> = params.iter().map(|p| p.view()).collect();
     let x: Vec<f32> = (0..784).map(|_| rng.normal() as f32).collect();
     let mut out = vec![0.0f32; 10];
     let us = median_us(|| {
@@ -42,19 +39,19 @@ fn main() {
         mlpfast_core::gemm::matmul(
             &mut h1,
             MatRef::new(&x, 1, 784),
-            MatRef::new(&params[0].0, 784, 256),
+            MatRef::new(&params[0].weight, 784, 256),
             false,
         );
         mlpfast_core::gemm::matmul(
             &mut h2,
             MatRef::new(&h1, 1, 256),
-            MatRef::new(&params[1].0, 256, 128),
+            MatRef::new(&params[1].weight, 256, 128),
             false,
         );
         mlpfast_core::gemm::matmul(
             &mut out,
             MatRef::new(&h2, 1, 128),
-            MatRef::new(&params[2].0, 128, 10),
+            MatRef::new(&params[2].weight, 128, 10),
             false,
         );
     });

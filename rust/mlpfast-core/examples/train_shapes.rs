@@ -45,10 +45,7 @@ fn main() {
         ..FitConfig::default()
     };
     if std::env::var("PREDICT").is_ok() {
-        let refs: Vec<mlpfast_core::ParamsRef<'_, f32>> = params
-            .iter()
-            .map(|(w, b)| mlpfast_core::ParamsRef { weight: w, bias: b })
-            .collect();
+        let refs: Vec<mlpfast_core::ParamsRef<'_, f32>> = params.iter().map(|p| p.view()).collect();
         let k = sizes[sizes.len() - 1];
         let mut out = vec![0.0f32; samples * k];
         for _ in 0..5 {
@@ -67,10 +64,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     for _ in 0..fits {
-        let mut pm: Vec<ParamsMut<'_, f32>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f32>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let mut session = Session::new(Rng::new(0));
         let t = Instant::now();
         let targets = Targets::Classes(&y);

@@ -15,17 +15,22 @@
 //! In training with dropout, a hidden block's output is masked and scaled after its
 //! activation (its next block, and its weight gradient, read that); the output before the
 //! mask is kept too, for the activation's derivative in the backward pass.
+//!
+//! A batch-normalization block normalizes by the batch's statistics in training (computed
+//! over the whole batch before any shard goes past it, see `step`; x̂ is kept for the
+//! backward pass) and by its running statistics otherwise ([`Norming`]).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::alloc;
+use crate::batchnorm;
 use crate::error::{Error, Result};
 use crate::float::{Float, all_finite};
 use crate::linear::{affine_forward, check_buffer};
 use crate::matrix::MatRef;
 use crate::maxout::maxout_forward;
-use crate::network::{Block, Dropping, Params, Spec, check_values, non_finite};
+use crate::network::{Block, Dropping, NORM_EPS, Params, Spec, check_values, non_finite};
 use crate::pace::helpers_worth;
 use crate::team::{PerItem, Team};
 
@@ -76,13 +81,15 @@ impl<T> Ptr<T> {
 }
 
 /// Every block's output for up to `capacity` rows, and maxout's pieces and winners; in
-/// training with dropout, every hidden block's output before its mask (`kept`).
+/// training with dropout, every hidden block's output before its mask (`kept`); in training
+/// with batch normalization, each normalization's x̂.
 pub(crate) struct Acts<T> {
     capacity: usize,
     acts: Vec<Vec<T>>,
     pieces: Vec<Vec<T>>,
     winners: Vec<Vec<u8>>,
     kept: Vec<Vec<T>>,
+    xhat: Vec<Vec<T>>,
 }
 
 /// Pointers into an [`Acts`], for shards that fill disjoint row ranges at once.
@@ -91,12 +98,24 @@ pub(crate) struct RawActs<T> {
     pub(crate) pieces: Vec<Ptr<T>>,
     pub(crate) winners: Vec<Ptr<u8>>,
     pub(crate) kept: Vec<Ptr<T>>,
+    pub(crate) xhat: Vec<Ptr<T>>,
+}
+
+/// How batch-normalization blocks normalize.
+#[derive(Clone, Copy)]
+pub(crate) enum Norming<'a> {
+    /// By their running statistics (the blocks' state): inference and validation.
+    Running,
+    /// By the batch's: each block's mean and 1/√(σ² + ε), indexed by block (empty for the
+    /// other blocks), in training.
+    Batch(&'a [(Vec<f64>, Vec<f64>)]),
 }
 
 impl<T: Float> Acts<T> {
-    /// Buffers for up to `capacity` rows of `spec` (for training with dropout when
-    /// `dropping`: then with room for the hidden outputs before their masks).
-    pub(crate) fn new(spec: &Spec, capacity: usize, dropping: bool) -> Result<Self> {
+    /// Buffers for up to `capacity` rows of `spec` (for a training step when `training`: then
+    /// with room for the hidden outputs before dropout's masks and for x̂).
+    pub(crate) fn new(spec: &Spec, capacity: usize, training: bool) -> Result<Self> {
+        let dropping = training && spec.dropout() > 0.0;
         let blocks = spec.blocks();
         let per_block = |len: fn(&Block) -> usize, what| -> Result<Vec<_>> {
             blocks
@@ -119,11 +138,19 @@ impl<T: Float> Acts<T> {
                 .iter()
                 .map(|b| alloc::zeros2(capacity, maxout(b, b.outputs()), "maxout winners"))
                 .collect::<Result<_>>()?,
-            kept: blocks[..blocks.len() - 1]
+            kept: (0..blocks.len())
+                .map(|l| {
+                    let on = dropping && spec.is_hidden_output(l);
+                    let width = if on { blocks[l].outputs() } else { 0 };
+                    alloc::zeros2(capacity, width, "activations before dropout")
+                })
+                .collect::<Result<_>>()?,
+            xhat: blocks
                 .iter()
                 .map(|b| {
-                    let width = if dropping { b.outputs() } else { 0 };
-                    alloc::zeros2(capacity, width, "activations before dropout")
+                    let on = training && matches!(b, Block::Norm { .. });
+                    let width = if on { b.outputs() } else { 0 };
+                    alloc::zeros2(capacity, width, "normalized activations")
                 })
                 .collect::<Result<_>>()?,
         })
@@ -142,6 +169,7 @@ impl<T: Float> Acts<T> {
             pieces: self.pieces.iter_mut().map(|v| Ptr::of(v)).collect(),
             winners: self.winners.iter_mut().map(|v| Ptr::of(v)).collect(),
             kept: self.kept.iter_mut().map(|v| Ptr::of(v)).collect(),
+            xhat: self.xhat.iter_mut().map(|v| Ptr::of(v)).collect(),
         }
     }
 
@@ -154,8 +182,9 @@ impl<T: Float> Acts<T> {
             self.capacity
         );
         let raw = self.raw();
+        let all = 0..spec.blocks().len();
         // SAFETY: one pass over all rows, with `self` borrowed exclusively meanwhile.
-        unsafe { forward_rows(&raw, spec, params, 0, x, None) };
+        unsafe { forward_rows(&raw, spec, params, 0, x, all, None, Norming::Running) };
     }
 
     /// The scores of the last forward pass of `n` rows.
@@ -179,25 +208,30 @@ impl<T> RawActs<T> {
     }
 }
 
-/// Rows `lo..lo + input.rows()` of a batch: every block's output from `input`; with
-/// `dropping` (training), every hidden output masked after it is kept unmasked.
+/// Rows `lo..lo + m` of a batch: the outputs of the blocks `range`, from `input` (the
+/// batch's rows, `m` of them, for block 0) or from the outputs before `range` (written by an
+/// earlier pass); with `dropping` (training), every hidden output masked after it is kept
+/// unmasked; batch normalizations as `norming` says.
 ///
 /// # Safety
 /// No other live reference may overlap those rows of the buffers `raw` points to.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn forward_rows<T: Float>(
     raw: &RawActs<T>,
     spec: &Spec,
     params: &[impl Params<T>],
     lo: usize,
     input: MatRef<'_, T>,
+    range: std::ops::Range<usize>,
     dropping: Option<Dropping>,
+    norming: Norming<'_>,
 ) {
     let m = input.rows();
-    let last = spec.blocks().len() - 1;
-    for (l, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
+    for l in range {
+        let (block, p) = (spec.blocks()[l], &params[l]);
         let (n_in, n_out) = (block.inputs(), block.outputs());
         // SAFETY (all slices): rows lo..lo+m of this pass's own buffers, exclusive by the
-        // caller's guarantee; the previous block's output was written just before.
+        // caller's guarantee; the previous block's output was written before.
         let prev = match l {
             0 => input,
             _ => MatRef::new(
@@ -207,7 +241,7 @@ pub(crate) unsafe fn forward_rows<T: Float>(
             ),
         };
         let out = unsafe { raw.acts[l].slice(lo * n_out, m * n_out) };
-        match *block {
+        match block {
             Block::Dense { act, .. } => affine_forward(prev, p.weight(), p.bias(), act, out),
             Block::Maxout { pieces, .. } => maxout_forward(
                 prev,
@@ -218,8 +252,34 @@ pub(crate) unsafe fn forward_rows<T: Float>(
                 out,
                 unsafe { raw.winners[l].slice(lo * n_out, m * n_out) },
             ),
+            Block::Norm { features, act } => {
+                out.copy_from_slice(prev.as_row_major().expect("activations are row-major"));
+                let gamma_beta = (p.weight(), p.bias());
+                match norming {
+                    Norming::Batch(stats) => {
+                        let (mean, inv_std) = &stats[l];
+                        let xhat = unsafe { raw.xhat[l].slice(lo * n_out, m * n_out) };
+                        batchnorm::normalize_rows(
+                            out,
+                            features,
+                            (mean, inv_std),
+                            gamma_beta,
+                            Some(xhat),
+                        );
+                    }
+                    Norming::Running => {
+                        let running = p.state().split_at(features);
+                        batchnorm::normalize_eval_rows(
+                            out, features, running, NORM_EPS, gamma_beta,
+                        );
+                    }
+                }
+                if act != crate::activation::Activation::Identity {
+                    act.forward_inplace(out);
+                }
+            }
         }
-        if let Some(d) = dropping.filter(|_| l < last) {
+        if let Some(d) = dropping.filter(|_| spec.is_hidden_output(l)) {
             // SAFETY: as above.
             unsafe { raw.kept[l].slice(lo * n_out, m * n_out) }.copy_from_slice(out);
             d.mask(l)
@@ -247,11 +307,7 @@ impl Spec {
 
     /// Helpers worth engaging to predict `rows` rows.
     pub(crate) fn predict_helpers(&self, rows: usize) -> usize {
-        let per_row: f64 = self
-            .blocks()
-            .iter()
-            .map(|b| 2.0 * (b.inputs() * b.bias_len()) as f64)
-            .sum();
+        let per_row: f64 = self.blocks().iter().map(Block::forward_flops).sum();
         helpers_worth(rows as f64 * per_row, rows.div_ceil(PREDICT_CHUNK))
     }
 

@@ -46,6 +46,15 @@ pub enum Block {
         /// Number of pieces.
         pieces: usize,
     },
+    /// Batch normalization of the block before's output, then `f`: `f(γ·x̂ + β)`, its
+    /// weights γ and biases β (features each), its state the running mean and variance
+    /// (features each, in that order; see `batchnorm`).
+    Norm {
+        /// Features normalized (in and out).
+        features: usize,
+        /// f, applied to the normalized output.
+        act: Activation,
+    },
 }
 
 impl Block {
@@ -53,6 +62,7 @@ impl Block {
     pub fn inputs(&self) -> usize {
         match *self {
             Block::Dense { inputs, .. } | Block::Maxout { inputs, .. } => inputs,
+            Block::Norm { features, .. } => features,
         }
     }
 
@@ -60,19 +70,47 @@ impl Block {
     pub fn outputs(&self) -> usize {
         match *self {
             Block::Dense { outputs, .. } | Block::Maxout { outputs, .. } => outputs,
+            Block::Norm { features, .. } => features,
         }
     }
 
     fn pieces(&self) -> usize {
         match *self {
-            Block::Dense { .. } => 1,
+            Block::Dense { .. } | Block::Norm { .. } => 1,
             Block::Maxout { pieces, .. } => pieces,
         }
     }
 
-    /// Number of weights.
+    /// Number of weights (γ for batch normalization).
     pub fn weight_len(&self) -> usize {
-        self.pieces() * self.inputs() * self.outputs()
+        match *self {
+            Block::Norm { features, .. } => features,
+            _ => self.pieces() * self.inputs() * self.outputs(),
+        }
+    }
+
+    /// Length of the state a block keeps besides its parameters: batch normalization's
+    /// running mean and variance; nothing for the others.
+    pub fn state_len(&self) -> usize {
+        match *self {
+            Block::Norm { features, .. } => 2 * features,
+            _ => 0,
+        }
+    }
+
+    /// Whether the block holds a weight matrix (the blocks weight decay applies to and whose
+    /// gradients are matrix products): dense and maxout blocks, not batch normalization.
+    pub fn is_matrix(&self) -> bool {
+        !matches!(self, Block::Norm { .. })
+    }
+
+    /// Flops of one row's forward product (a matrix block's; a few per feature for batch
+    /// normalization).
+    pub fn forward_flops(&self) -> f64 {
+        match *self {
+            Block::Norm { features, .. } => 8.0 * features as f64,
+            _ => 2.0 * (self.inputs() * self.bias_len()) as f64,
+        }
     }
 
     /// Number of biases.
@@ -97,7 +135,14 @@ pub struct Spec {
     loss: Loss,
     /// Inverted dropout's rate after every hidden block's activation, in training (0: none).
     dropout: f64,
+    /// Whether every hidden layer is followed by batch normalization (see `with_batch_norm`).
+    batch_norm: bool,
 }
+
+/// Batch normalization's momentum and ε inside a network: PyTorch's defaults.
+pub const NORM_MOMENTUM: f64 = 0.1;
+/// See [`NORM_MOMENTUM`].
+pub const NORM_EPS: f64 = 1e-5;
 
 /// Dropout's masks for one training step: the rate, the fit's seed and the step, from which
 /// every hidden block draws its own mask (see `dropout`).
@@ -164,6 +209,9 @@ pub struct ParamsRef<'a, T> {
     pub weight: &'a [T],
     /// Biases.
     pub bias: &'a [T],
+    /// State besides the parameters (batch normalization's running mean and variance;
+    /// empty for the other blocks).
+    pub state: &'a [T],
 }
 
 /// Mutably borrowed parameters of one block.
@@ -173,6 +221,8 @@ pub struct ParamsMut<'a, T> {
     pub weight: &'a mut [T],
     /// Biases.
     pub bias: &'a mut [T],
+    /// State besides the parameters, which training moves too (see [`ParamsRef::state`]).
+    pub state: &'a mut [T],
 }
 
 /// Read access to one block's parameters, borrowed or mutably borrowed alike.
@@ -181,6 +231,8 @@ pub trait Params<T> {
     fn weight(&self) -> &[T];
     /// Biases.
     fn bias(&self) -> &[T];
+    /// State besides the parameters.
+    fn state(&self) -> &[T];
 }
 
 impl<T> Params<T> for ParamsRef<'_, T> {
@@ -190,6 +242,9 @@ impl<T> Params<T> for ParamsRef<'_, T> {
     fn bias(&self) -> &[T] {
         self.bias
     }
+    fn state(&self) -> &[T] {
+        self.state
+    }
 }
 
 impl<T> Params<T> for ParamsMut<'_, T> {
@@ -198,6 +253,70 @@ impl<T> Params<T> for ParamsMut<'_, T> {
     }
     fn bias(&self) -> &[T] {
         self.bias
+    }
+    fn state(&self) -> &[T] {
+        self.state
+    }
+}
+
+/// One block's parameters and state, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned<T> {
+    /// Weights.
+    pub weight: Vec<T>,
+    /// Biases.
+    pub bias: Vec<T>,
+    /// State besides the parameters.
+    pub state: Vec<T>,
+}
+
+impl<T: Float> Owned<T> {
+    /// A copy of `p` (allocation failures are errors).
+    pub fn copy_of(p: &impl Params<T>) -> Result<Self> {
+        let copy = |v| alloc::copied(v, "a copy of the parameters");
+        Ok(Owned {
+            weight: copy(p.weight())?,
+            bias: copy(p.bias())?,
+            state: copy(p.state())?,
+        })
+    }
+
+    /// Copies `p` (of the same lengths) into `self`.
+    pub fn copy_from(&mut self, p: &impl Params<T>) {
+        self.weight.copy_from_slice(p.weight());
+        self.bias.copy_from_slice(p.bias());
+        self.state.copy_from_slice(p.state());
+    }
+
+    /// Copies `self` into `p` (of the same lengths).
+    pub fn copy_into(&self, p: &mut ParamsMut<'_, T>) {
+        p.weight.copy_from_slice(&self.weight);
+        p.bias.copy_from_slice(&self.bias);
+        p.state.copy_from_slice(&self.state);
+    }
+
+    /// Borrowed.
+    pub fn view(&self) -> ParamsRef<'_, T> {
+        ParamsRef {
+            weight: &self.weight,
+            bias: &self.bias,
+            state: &self.state,
+        }
+    }
+
+    /// Mutably borrowed.
+    pub fn view_mut(&mut self) -> ParamsMut<'_, T> {
+        ParamsMut {
+            weight: &mut self.weight,
+            bias: &mut self.bias,
+            state: &mut self.state,
+        }
+    }
+
+    /// Whether every value is finite.
+    pub fn all_finite(&self) -> bool {
+        use crate::float::all_finite;
+        all_finite(&self.weight) && all_finite(&self.bias) && all_finite(&self.state)
     }
 }
 
@@ -269,7 +388,75 @@ impl Spec {
             blocks,
             loss,
             dropout: 0.0,
+            batch_norm: false,
         })
+    }
+
+    /// The same network with batch normalization after every hidden layer: a dense layer
+    /// then computes `x · W + b` and the normalization after it applies the activation, as
+    /// `Linear → BatchNorm1d → f` does; a maxout layer (its own activation) is followed by
+    /// the normalization of its output. Momentum and ε are [`NORM_MOMENTUM`], [`NORM_EPS`].
+    pub fn with_batch_norm(mut self, on: bool) -> Spec {
+        if on == self.batch_norm {
+            return self;
+        }
+        assert!(on, "batch normalization is added once, not removed");
+        let last = self.blocks.len() - 1;
+        let mut blocks = Vec::with_capacity(2 * self.blocks.len());
+        for (i, b) in self.blocks.iter().enumerate() {
+            match *b {
+                _ if i == last => blocks.push(*b),
+                Block::Dense {
+                    inputs,
+                    outputs,
+                    act,
+                } => {
+                    blocks.push(Block::Dense {
+                        inputs,
+                        outputs,
+                        act: Activation::Identity,
+                    });
+                    blocks.push(Block::Norm {
+                        features: outputs,
+                        act,
+                    });
+                }
+                Block::Maxout { outputs, .. } => {
+                    blocks.push(*b);
+                    blocks.push(Block::Norm {
+                        features: outputs,
+                        act: Activation::Identity,
+                    });
+                }
+                Block::Norm { .. } => unreachable!("a network without normalization"),
+            }
+        }
+        self.blocks = blocks;
+        self.batch_norm = true;
+        self
+    }
+
+    /// Whether every hidden layer is followed by batch normalization.
+    pub fn batch_norm(&self) -> bool {
+        self.batch_norm
+    }
+
+    /// Whether block `l`'s output is a hidden activation (dropout's place): a hidden block
+    /// not followed by batch normalization.
+    pub(crate) fn is_hidden_output(&self, l: usize) -> bool {
+        l + 1 < self.blocks.len() && !matches!(self.blocks[l + 1], Block::Norm { .. })
+    }
+
+    /// Whether block `l` is followed by batch normalization.
+    pub fn feeds_norm(&self, l: usize) -> bool {
+        matches!(self.blocks.get(l + 1), Some(Block::Norm { .. }))
+    }
+
+    /// Whether block `l`'s biases have the gradient 0: a dense block followed by batch
+    /// normalization, which subtracts the batch's mean of `x · W + b`, b and all. (A maxout
+    /// block's biases pick the winning pieces, so theirs is not 0.)
+    pub(crate) fn bias_grad_is_zero(&self, l: usize) -> bool {
+        matches!(self.blocks[l], Block::Dense { .. }) && self.feeds_norm(l)
     }
 
     /// The same network with inverted dropout of rate `p` (in [0, 1)) after every hidden
@@ -311,26 +498,49 @@ impl Spec {
         self.blocks[self.blocks.len() - 1].outputs()
     }
 
-    /// Fresh parameters, (weight, bias) per block: weights drawn by `init` (or by each
-    /// block's natural rule when `None`: He for maxout and the ReLU family, Glorot otherwise),
-    /// biases zero.
+    /// Fresh parameters per block: weights drawn by `init` (or by each block's natural rule
+    /// when `None`: He for maxout and the ReLU family, Glorot otherwise; the activation after
+    /// a batch normalization decides for the dense layer before it), biases zero; batch
+    /// normalization's γ = 1, β = 0, running mean 0 and variance 1.
     pub fn init_params<T: Float>(
         &self,
         init: Option<Init>,
         rng: &mut Rng,
-    ) -> Result<Vec<(Vec<T>, Vec<T>)>> {
+    ) -> Result<Vec<Owned<T>>> {
         self.blocks
             .iter()
-            .map(|b| {
-                let mut w = alloc::zeros(b.weight_len(), "weights")?;
-                let rule = init.unwrap_or(match b {
-                    Block::Maxout { .. } => Init::He,
-                    Block::Dense { act, .. } => act.init(),
-                });
-                for piece in w.chunks_mut((b.inputs() * b.outputs()).max(1)) {
-                    rule.fill(piece, b.inputs(), b.outputs(), rng);
+            .enumerate()
+            .map(|(l, b)| {
+                let mut weight = alloc::zeros(b.weight_len(), "weights")?;
+                let mut state = alloc::zeros(b.state_len(), "running statistics")?;
+                match *b {
+                    Block::Norm { features, .. } => {
+                        weight.fill(T::ONE);
+                        state[features..].fill(T::ONE);
+                    }
+                    _ => {
+                        let act = match self.blocks.get(l + 1) {
+                            Some(Block::Norm { act, .. }) => *act,
+                            _ => match *b {
+                                Block::Dense { act, .. } => act,
+                                _ => Activation::Relu,
+                            },
+                        };
+                        let rule = init.unwrap_or(match b {
+                            Block::Maxout { .. } => Init::He,
+                            _ => act.init(),
+                        });
+                        for piece in weight.chunks_mut((b.inputs() * b.outputs()).max(1)) {
+                            rule.fill(piece, b.inputs(), b.outputs(), rng);
+                        }
+                    }
                 }
-                Ok((w, alloc::zeros(b.bias_len(), "biases")?))
+                let bias = alloc::zeros(b.bias_len(), "biases")?;
+                Ok(Owned {
+                    weight,
+                    bias,
+                    state,
+                })
             })
             .collect()
     }
@@ -350,6 +560,13 @@ impl Spec {
                     &format!("layer {i}"),
                     format!("{} weights and {} biases", b.weight_len(), b.bias_len()),
                     format!("{} and {}", p.weight().len(), p.bias().len()),
+                ));
+            }
+            if p.state().len() != b.state_len() {
+                return Err(Error::value(
+                    &format!("layer {i}"),
+                    format!("{} running statistics", b.state_len()),
+                    p.state().len(),
                 ));
             }
         }
@@ -412,7 +629,7 @@ mod tests {
         let spec = Spec::new(&[3, 4, 2], Hidden::Activation(Activation::Tanh), Loss::Mse).unwrap();
         let mut rng = Rng::new(2);
         let n = 40;
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
+        let mut params: Vec<crate::network::Owned<f64>> = spec.init_params(None, &mut rng).unwrap();
         let start = params.clone();
         let x: Vec<f64> = (0..n * 3).map(|_| rng.normal()).collect();
         let t: Vec<f64> = (0..n * 2).map(|_| rng.normal()).collect();
@@ -424,10 +641,7 @@ mod tests {
         };
         let mut optim = OptimState::new(sgd, &[(12, 4), (8, 2)]).unwrap();
         let mut trainer = Trainer::new(&spec, n, crate::step::Gather::No, false).unwrap();
-        let mut pm: Vec<ParamsMut<'_, f64>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let batch = Batch {
             x: xm,
             y: &targets,
@@ -453,9 +667,9 @@ mod tests {
 
         // The same gradients by the stand-alone layers.
         let mut l1 = Linear::<f64>::new(3, 4, Init::He, &mut rng).unwrap();
-        l1.weight.clone_from(&start[0].0);
+        l1.weight.clone_from(&start[0].weight);
         let mut l2 = Linear::<f64>::new(4, 2, Init::He, &mut rng).unwrap();
-        l2.weight.clone_from(&start[1].0);
+        l2.weight.clone_from(&start[1].weight);
         let mut z1 = vec![0.0; n * 4];
         l1.forward(xm, &mut z1).unwrap();
         let mut h = z1.clone();
@@ -480,9 +694,9 @@ mod tests {
                 .zip(grad)
                 .all(|((a, b), g)| ((b - a) - g).abs() < 1e-12)
         };
-        assert!(moved(&params[0].0, &start[0].0, &l1.grad_weight));
-        assert!(moved(&params[0].1, &start[0].1, &l1.grad_bias));
-        assert!(moved(&params[1].0, &start[1].0, &l2.grad_weight));
-        assert!(moved(&params[1].1, &start[1].1, &l2.grad_bias));
+        assert!(moved(&params[0].weight, &start[0].weight, &l1.grad_weight));
+        assert!(moved(&params[0].bias, &start[0].bias, &l1.grad_bias));
+        assert!(moved(&params[1].weight, &start[1].weight, &l2.grad_weight));
+        assert!(moved(&params[1].bias, &start[1].bias, &l2.grad_bias));
     }
 }

@@ -46,10 +46,9 @@ pub struct BatchNorm<T> {
     pub weight: Vec<T>,
     /// β, the shift (features,), 0 at first.
     pub bias: Vec<T>,
-    /// The running mean used in evaluation, 0 at first.
-    pub running_mean: Vec<T>,
-    /// The running (unbiased) variance used in evaluation, 1 at first.
-    pub running_var: Vec<T>,
+    /// The running mean, then the running (unbiased) variance (features each), as a
+    /// network keeps them (its block's state); see [`BatchNorm::running_mean`].
+    pub running: Vec<T>,
     /// dL/dγ from the last backward.
     pub grad_weight: Vec<T>,
     /// dL/dβ from the last backward.
@@ -88,13 +87,26 @@ impl<T: Float> BatchNorm<T> {
             features,
             weight: ones("batch-norm weights")?,
             bias: alloc::zeros(features, "batch-norm biases")?,
-            running_mean: alloc::zeros(features, "running means")?,
-            running_var: ones("running variances")?,
+            running: {
+                let mut r = alloc::zeros2(2, features, "running statistics")?;
+                r[features..].fill(T::ONE);
+                r
+            },
             grad_weight: alloc::zeros(features, "weight gradients")?,
             grad_bias: alloc::zeros(features, "bias gradients")?,
             momentum,
             eps,
         })
+    }
+
+    /// The running mean used in evaluation, 0 at first.
+    pub fn running_mean(&self) -> &[T] {
+        &self.running[..self.features]
+    }
+
+    /// The running (unbiased) variance used in evaluation, 1 at first.
+    pub fn running_var(&self) -> &[T] {
+        &self.running[self.features..]
     }
 
     /// `out = γ·x̂ + β` for x (N, features). In training, x̂ uses the batch's mean and biased
@@ -128,21 +140,21 @@ impl<T: Float> BatchNorm<T> {
             let inv_std = inverse_std(&var, self.eps);
             normalize_rows(out, c, (&mean, &inv_std), params, Some(&mut xhat));
             update_running(
-                (&mut self.running_mean, &mut self.running_var),
+                self.running.split_at_mut(c),
                 (&mean, &var),
                 n,
                 self.momentum,
             );
             inv_std
         } else {
-            let mean: Vec<f64> = self.running_mean.iter().map(|v| v.to_f64()).collect();
-            let var: Vec<f64> = self.running_var.iter().map(|v| v.to_f64()).collect();
+            let mean: Vec<f64> = self.running_mean().iter().map(|v| v.to_f64()).collect();
+            let var: Vec<f64> = self.running_var().iter().map(|v| v.to_f64()).collect();
             let inv_std = inverse_std(&var, self.eps);
             // x̂ for the backward pass; the output itself comes from the evaluation kernel,
             // so that it is bit for bit what a network's prediction computes.
             normalize_rows(out, c, (&mean, &inv_std), params, Some(&mut xhat));
             copy_rows(x, out);
-            let running = (&self.running_mean[..], &self.running_var[..]);
+            let running = self.running.split_at(c);
             normalize_eval_rows(out, c, running, self.eps, params);
             inv_std
         };
@@ -212,9 +224,9 @@ mod tests {
                 let want = bn.weight[j] * (col[i] - m) / (v + 1e-5).sqrt() + bn.bias[j];
                 assert!((out[i * c + j] - want).abs() < 1e-13);
             }
-            assert!((bn.running_mean[j] - 0.1 * m).abs() < 1e-14);
+            assert!((bn.running_mean()[j] - 0.1 * m).abs() < 1e-14);
             let rv = 0.9 + 0.1 * v * n as f64 / (n - 1) as f64;
-            assert!((bn.running_var[j] - rv).abs() < 1e-13);
+            assert!((bn.running_var()[j] - rv).abs() < 1e-13);
         }
         assert!(saved.training && saved.rows == n);
     }
@@ -222,15 +234,14 @@ mod tests {
     #[test]
     fn evaluation_uses_the_running_statistics_and_differentiates_through_them_as_constants() {
         let mut bn = BatchNorm::<f64>::new(1, 0.1, 1e-5).unwrap();
-        bn.running_mean = vec![2.0];
-        bn.running_var = vec![4.0];
+        bn.running = vec![2.0, 4.0];
         bn.weight = vec![3.0];
         let x = [2.0, 4.0];
         let mut out = [0.0; 2];
         let saved = bn.forward(MatRef::new(&x, 2, 1), &mut out, false).unwrap();
         let inv = 1.0 / (4.0f64 + 1e-5).sqrt();
         assert_eq!(out, [0.0, 3.0 * 2.0 * inv]);
-        assert_eq!((bn.running_mean[0], bn.running_var[0]), (2.0, 4.0));
+        assert_eq!((bn.running_mean()[0], bn.running_var()[0]), (2.0, 4.0));
         let mut dx = [0.0; 2];
         bn.backward(&saved, MatRef::new(&[1.0, -2.0], 2, 1), &mut dx)
             .unwrap();

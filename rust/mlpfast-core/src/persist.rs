@@ -136,9 +136,9 @@ impl<T: Float> Session<T> {
     }
 
     /// The session [`Session::to_bytes`] wrote, for a model whose parameter tensors have the
-    /// lengths `lens` (weights, biases per parameter layer): buffers of other lengths, a
+    /// lengths `lens` (weights, biases, state per parameter layer): buffers of other lengths, a
     /// record of another dtype or version, and damaged bytes are errors.
-    pub fn from_bytes(bytes: &[u8], lens: &[(usize, usize)]) -> Result<Self> {
+    pub fn from_bytes(bytes: &[u8], lens: &[(usize, usize, usize)]) -> Result<Self> {
         let mut r = Reader { bytes, version: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return Err(corrupt("bytes without its tag"));
@@ -173,7 +173,7 @@ mod tests {
 
     /// A session after a fit with validation (optimizer moments, schedule, stopping rule
     /// with best weights, history), and the model's parameter lengths.
-    fn trained(optimizer: &str) -> (Session<f64>, Vec<(usize, usize)>) {
+    fn trained(optimizer: &str) -> (Session<f64>, Vec<(usize, usize, usize)>) {
         let spec = Spec::new(
             &[4, 6, 3],
             Hidden::Activation(Activation::Relu),
@@ -194,10 +194,7 @@ mod tests {
             ..FitConfig::default()
         };
         let mut session = Session::new(Rng::new(2));
-        let mut pm: Vec<ParamsMut<'_, f64>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let targets = Targets::Classes(&y);
         let data = Examples {
             x: MatRef::new(&x, 40, 4),
@@ -214,7 +211,10 @@ mod tests {
             &mut Silent,
         )
         .unwrap();
-        let lens = params.iter().map(|(w, b)| (w.len(), b.len())).collect();
+        let lens = params
+            .iter()
+            .map(|p| (p.weight.len(), p.bias.len(), p.state.len()))
+            .collect();
         (session, lens)
     }
 
@@ -248,7 +248,7 @@ mod tests {
         longer.push(0);
         assert!(Session::<f64>::from_bytes(&longer, &lens).is_err());
         assert!(Session::<f32>::from_bytes(&bytes, &lens).is_err());
-        let other = [(lens[0].0 + 1, lens[0].1), lens[1]];
+        let other = [(lens[0].0 + 1, lens[0].1, 0), lens[1]];
         assert!(Session::<f64>::from_bytes(&bytes, &other).is_err());
         assert!(Session::<f64>::from_bytes(&bytes, &lens[..1]).is_err());
     }

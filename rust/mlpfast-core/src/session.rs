@@ -13,11 +13,10 @@
 //! A fit without `resume` starts the optimizer, the schedule and the stopping rule afresh;
 //! the samples seen and the history go on.
 
-use crate::alloc;
 use crate::config::{FitConfig, Schedule};
 use crate::error::Result;
 use crate::float::Float;
-use crate::network::ParamsMut;
+use crate::network::{Owned, ParamsMut};
 use crate::optim::OptimState;
 use crate::persist::{Reader, Writer, corrupt};
 use crate::rng::Rng;
@@ -233,8 +232,9 @@ pub(crate) struct Watch<T> {
     on_validation: bool,
     best: f64,
     count: usize,
-    /// With validation data: the weights of the best score so far.
-    best_params: Vec<(Vec<T>, Vec<T>)>,
+    /// With validation data: the parameters (and running statistics) of the best score so
+    /// far.
+    best_params: Vec<Owned<T>>,
 }
 
 impl<T: Float> Watch<T> {
@@ -287,19 +287,10 @@ impl<T: Float> Watch<T> {
     /// Copies `params` as the best ones, into buffers allocated the first time.
     fn keep(&mut self, params: &[ParamsMut<'_, T>]) -> Result<()> {
         if self.best_params.len() != params.len() {
-            self.best_params = params
-                .iter()
-                .map(|p| {
-                    Ok((
-                        alloc::copied(p.weight, "best weights")?,
-                        alloc::copied(p.bias, "best weights")?,
-                    ))
-                })
-                .collect::<Result<_>>()?;
+            self.best_params = params.iter().map(Owned::copy_of).collect::<Result<_>>()?;
         } else {
-            for ((w, b), p) in self.best_params.iter_mut().zip(params) {
-                w.copy_from_slice(p.weight);
-                b.copy_from_slice(p.bias);
+            for (kept, p) in self.best_params.iter_mut().zip(params) {
+                kept.copy_from(p);
             }
         }
         Ok(())
@@ -310,14 +301,18 @@ impl<T: Float> Watch<T> {
         w.f64(self.best);
         w.u64(self.count as u64);
         w.u64(self.best_params.len() as u64);
-        for (wt, b) in &self.best_params {
-            w.floats(wt);
-            w.floats(b);
+        for p in &self.best_params {
+            w.floats(&p.weight);
+            w.floats(&p.bias);
+            // Only batch normalization keeps state: records without it read as before.
+            if !p.state.is_empty() {
+                w.floats(&p.state);
+            }
         }
     }
 
     /// A stopping rule from a record; best weights, when kept, of the lengths `lens`.
-    fn read(r: &mut Reader<'_>, lens: &[(usize, usize)]) -> Result<Self> {
+    fn read(r: &mut Reader<'_>, lens: &[(usize, usize, usize)]) -> Result<Self> {
         let on_validation = r.bool()?;
         let best = r.f64()?;
         let count = usize::try_from(r.u64()?).map_err(|_| corrupt("a count out of range"))?;
@@ -326,12 +321,17 @@ impl<T: Float> Watch<T> {
             Vec::new()
         } else if kept == lens.len() as u64 {
             let mut all = Vec::with_capacity(lens.len());
-            for &(wl, bl) in lens {
-                let (wt, b) = (r.floats()?, r.floats()?);
-                if (wt.len(), b.len()) != (wl, bl) {
+            for &(wl, bl, sl) in lens {
+                let (weight, bias) = (r.floats()?, r.floats()?);
+                let state = if sl > 0 { r.floats()? } else { Vec::new() };
+                if (weight.len(), bias.len(), state.len()) != (wl, bl, sl) {
                     return Err(corrupt("best weights of other layer sizes"));
                 }
-                all.push((wt, b));
+                all.push(Owned {
+                    weight,
+                    bias,
+                    state,
+                });
             }
             all
         } else {
@@ -353,9 +353,8 @@ impl<T: Float> Watch<T> {
     /// Puts the best weights back, when some were kept.
     pub(crate) fn restore_best(&self, params: &mut [ParamsMut<'_, T>]) {
         if self.best_params.len() == params.len() {
-            for ((w, b), p) in self.best_params.iter().zip(params) {
-                p.weight.copy_from_slice(w);
-                p.bias.copy_from_slice(b);
+            for (kept, p) in self.best_params.iter().zip(params) {
+                kept.copy_into(p);
             }
         }
     }
@@ -445,8 +444,9 @@ impl<T: Float> Session<T> {
         }
     }
 
-    /// A session from a record, for parameter tensors of the lengths `lens`.
-    pub(crate) fn read(r: &mut Reader<'_>, lens: &[(usize, usize)]) -> Result<Self> {
+    /// A session from a record, for parameter tensors of the lengths `lens` (weights,
+    /// biases, state per block).
+    pub(crate) fn read(r: &mut Reader<'_>, lens: &[(usize, usize, usize)]) -> Result<Self> {
         let rng = Rng::read(r)?;
         let samples_seen = r.u64()?;
         let stopped_early = r.bool()?;
@@ -462,7 +462,8 @@ impl<T: Float> Session<T> {
             });
         }
         let optim = if r.bool()? {
-            Some(OptimState::read(r, lens)?)
+            let pairs: Vec<(usize, usize)> = lens.iter().map(|&(w, b, _)| (w, b)).collect();
+            Some(OptimState::read(r, &pairs)?)
         } else {
             None
         };

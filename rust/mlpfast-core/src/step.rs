@@ -11,6 +11,16 @@
 //! `dW[rows] = a[:, rows]ᵀ · g`, and applies the optimizer update to those rows at once, while
 //! they are in cache; it also adds up ‖W[rows]‖² before the update for the weight-decay term.
 //!
+//! **Batch normalization** needs the whole batch's statistics before any row goes past it,
+//! so with normalization blocks phase 1 runs in passes that stop there: a pass forwards each
+//! shard up to a normalization's input and adds up the shard's column sums; the sums of the
+//! shards are added in shard order; a second pass adds up the squared deviations from that
+//! mean (two passes, as in `batchnorm`); the next pass normalizes and goes on to the next
+//! normalization, or to the loss and back down to the highest normalization, whose backward
+//! needs the batch's Σg and Σg·x̂ in the same way. A dense layer before a normalization
+//! gets the exact gradient 0 for its biases (the normalization subtracts the batch's mean),
+//! and the running statistics move once the step has succeeded.
+//!
 //! **Gradient clipping** needs the norm of the whole gradient before any update: a step that
 //! clips computes every task's gradient first, with its sum of squares, adds those up in
 //! task order, and then updates every task with the gradients scaled (as a long step does).
@@ -30,12 +40,12 @@ use crate::activation::Activation;
 use crate::alloc;
 use crate::error::Result;
 use crate::float::Float;
-use crate::forward::{Acts, Ptr, RawActs, forward_rows};
+use crate::forward::{Acts, Norming, Ptr, RawActs, forward_rows};
 use crate::gemm::matmul;
 use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{Block, Dropping, Params, ParamsMut, Spec};
+use crate::network::{Block, Dropping, NORM_EPS, NORM_MOMENTUM, Params, ParamsMut, Spec};
 use crate::optim::{Coeffs, OptimState, Part, clip_factor};
 use crate::team::{PerItem, Team};
 
@@ -71,7 +81,7 @@ pub(crate) fn row_flops(spec: &Spec) -> f64 {
         .iter()
         .enumerate()
         .map(|(l, b)| {
-            let product = 2.0 * (b.inputs() * b.bias_len()) as f64;
+            let product = b.forward_flops();
             if l == 0 { product } else { 2.0 * product }
         })
         .sum()
@@ -86,6 +96,7 @@ pub(crate) fn step_flops(spec: &Spec, rows: usize) -> f64 {
 fn grad_flops(spec: &Spec) -> f64 {
     spec.blocks()
         .iter()
+        .filter(|b| b.is_matrix())
         .map(|b| 2.0 * b.weight_len() as f64)
         .sum()
 }
@@ -183,7 +194,7 @@ impl<T: Float> Buffers<T> {
         let (d, k) = (spec.inputs(), spec.outputs());
         let rows = |on: bool| if on { capacity } else { 0 };
         Ok(Buffers {
-            acts: Acts::new(spec, capacity, spec.dropout() > 0.0)?,
+            acts: Acts::new(spec, capacity, true)?,
             grads: blocks
                 .iter()
                 .map(|b| alloc::zeros2(capacity, b.bias_len(), "gradients"))
@@ -231,70 +242,108 @@ impl<T> Raw<T> {
     }
 }
 
-/// Rows `lo..hi` of a batch of `n` after their forward pass: the loss (summed over the rows,
-/// each times its weight in `weights`) and, from `scale ·` its gradient down, `g_l` for
-/// every block.
+/// Where a shard's backward pass starts.
+#[derive(Clone, Copy)]
+enum Start<'a, T> {
+    /// At the loss of the shard's rows (their targets and weights), from `scale ·` its
+    /// gradient.
+    Loss(&'a Targets<'a, T>, Option<&'a [T]>, T),
+    /// At batch normalization block `l`, whose g (and the batch's sums of it) is known.
+    Norm(usize),
+}
+
+/// Rows `lo..hi` of a batch of `n` after their forward pass: from `start` down to block
+/// `stop`, `g_l` for every block in between (and `stop`); when `stop` is a normalization,
+/// the shard's Σg and Σg·x̂ there go into its slot of `partial[stop]`. Returns the loss
+/// (summed over the rows, each times its weight) when starting at it, 0 otherwise.
 ///
 /// # Safety
-/// No other live reference may overlap those rows of the buffers `raw` points to.
+/// No other live reference may overlap those rows of the buffers `raw` points to, nor
+/// the shard's slot of `partial[stop]`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_rows<T: Float>(
     raw: &Raw<T>,
     spec: &Spec,
     params: &[impl Params<T>],
-    (n, lo, hi): (usize, usize, usize),
-    targets: &Targets<'_, T>,
-    weights: Option<&[T]>,
-    scale: T,
+    (n, lo, hi, shard): (usize, usize, usize, usize),
+    start: Start<'_, T>,
+    stop: usize,
     dropping: Option<Dropping>,
+    norm: &NormBuffers,
 ) -> f64 {
     let m = hi - lo;
     let blocks = spec.blocks();
     let last = blocks.len() - 1;
     let k = spec.outputs();
     // SAFETY (all slices below): rows lo..hi of this shard's own parts of the buffers.
-    let loss = unsafe {
-        let scores = MatRef::new(raw.acts.acts[last].slice(lo * k, m * k), m, k);
-        let grad = raw.grads[last].slice(lo * k, m * k);
-        spec.loss()
-            .sum_rows(scores, targets, weights, Some(grad), scale)
+    let (top, loss) = match start {
+        Start::Loss(targets, weights, scale) => unsafe {
+            let scores = MatRef::new(raw.acts.acts[last].slice(lo * k, m * k), m, k);
+            let grad = raw.grads[last].slice(lo * k, m * k);
+            let loss = spec
+                .loss()
+                .sum_rows(scores, targets, weights, Some(grad), scale);
+            (last, loss)
+        },
+        Start::Norm(l) => (l, 0.0),
     };
-    for l in (1..blocks.len()).rev() {
+    for l in (stop + 1..=top).rev() {
         let (block, prev) = (blocks[l], blocks[l - 1]);
         let (n_in, n_out) = (block.inputs(), block.outputs());
-        // dL/da_{l-1} = Σ_p g_{l,p} · W_{l,p}ᵀ, straight into g_{l-1} for a dense block (then
-        // scaled by f'), via scratch for maxout (then routed to the winning pieces).
+        // dL/da_{l-1}: Σ_p g_{l,p} · W_{l,p}ᵀ for a matrix block, the normalization's
+        // backward for a normalization; straight into g_{l-1} (then scaled by f'), or via
+        // scratch for maxout (then routed to the winning pieces).
         let dst = unsafe {
             match prev {
-                Block::Dense { .. } => raw.grads[l - 1].slice(lo * n_in, m * n_in),
                 // Rows lo..hi at the widest maxout's stride: shards never overlap, whatever
                 // this block's width.
                 Block::Maxout { .. } => raw.dx.slice(lo * raw.dx_stride, m * n_in),
+                _ => raw.grads[l - 1].slice(lo * n_in, m * n_in),
             }
         };
-        let w = params[l].weight();
-        for p in 0..block.bias_len() / n_out {
-            let gp = unsafe { raw.grads[l].slice(p * n * n_out + lo * n_out, m * n_out) };
-            let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
-            matmul(dst, MatRef::new(gp, m, n_out), wp.t(), p > 0);
+        match block {
+            Block::Norm { features, .. } => {
+                let g = unsafe { raw.grads[l].view(lo * n_out, m * n_out) };
+                dst.copy_from_slice(g);
+                let xhat = unsafe { raw.acts.xhat[l].view(lo * n_out, m * n_out) };
+                let (_, inv_std) = &norm.stats[l];
+                let (dbeta, dgamma) = norm.sums[l].split_at(features);
+                let gamma = params[l].weight();
+                crate::batchnorm::backward_rows(
+                    dst,
+                    xhat,
+                    features,
+                    n,
+                    (gamma, inv_std),
+                    (dbeta, dgamma),
+                );
+            }
+            _ => {
+                let w = params[l].weight();
+                for p in 0..block.bias_len() / n_out {
+                    let gp = unsafe { raw.grads[l].view(p * n * n_out + lo * n_out, m * n_out) };
+                    let wp = MatRef::new(&w[p * n_in * n_out..(p + 1) * n_in * n_out], n_in, n_out);
+                    matmul(&mut *dst, MatRef::new(gp, m, n_out), wp.t(), p > 0);
+                }
+            }
         }
         // Through dropout's mask (the same the forward pass drew), to the output before it.
-        let a = match dropping {
+        let a = match dropping.filter(|_| spec.is_hidden_output(l - 1)) {
             Some(d) => {
                 d.mask(l - 1)
                     .apply(dst, n_in, lo, crate::dropout::keep_scale(d.p));
-                unsafe { &*raw.acts.kept[l - 1].slice(lo * n_in, m * n_in) }
+                unsafe { raw.acts.kept[l - 1].view(lo * n_in, m * n_in) }
             }
-            None => unsafe { &*raw.acts.acts[l - 1].slice(lo * n_in, m * n_in) },
+            None => unsafe { raw.acts.acts[l - 1].view(lo * n_in, m * n_in) },
         };
         match prev {
-            Block::Dense { act, .. } => {
+            Block::Dense { act, .. } | Block::Norm { act, .. } => {
                 if act != Activation::Identity {
                     act.backward_from_output_inplace(a, dst);
                 }
             }
             Block::Maxout { pieces, .. } => {
-                let winners = unsafe { &*raw.acts.winners[l - 1].slice(lo * n_in, m * n_in) };
+                let winners = unsafe { raw.acts.winners[l - 1].view(lo * n_in, m * n_in) };
                 for p in 0..pieces {
                     let gp = unsafe { raw.grads[l - 1].slice(p * n * n_in + lo * n_in, m * n_in) };
                     for ((d, &v), &w) in gp.iter_mut().zip(&*dst).zip(winners) {
@@ -304,7 +353,70 @@ unsafe fn backward_rows<T: Float>(
             }
         }
     }
+    if let Block::Norm { features, .. } = blocks[stop] {
+        // SAFETY: the shard's own slot and rows.
+        unsafe {
+            let part = norm.partial[stop].slice(2 * features * shard, 2 * features);
+            part.fill(0.0);
+            let (dbeta, dgamma) = part.split_at_mut(features);
+            let g = raw.grads[stop].view(lo * features, m * features);
+            let xhat = raw.acts.xhat[stop].view(lo * features, m * features);
+            crate::batchnorm::add_grad_sums(g, xhat, features, dbeta, dgamma);
+        }
+    }
     loss
+}
+
+/// Batch normalization's per-step numbers, per block (empty for the other blocks).
+pub(crate) struct NormBuffers {
+    /// The batch's mean and 1/√(σ² + ε).
+    stats: Vec<(Vec<f64>, Vec<f64>)>,
+    /// The batch's biased variance σ².
+    var: Vec<Vec<f64>>,
+    /// The batch's Σg (dβ), then its Σg·x̂ (dγ).
+    sums: Vec<Vec<f64>>,
+    /// Per shard, a slot of 2·features for its share of a sum.
+    partial: Vec<Ptr<f64>>,
+    /// The storage `partial` points to.
+    partial_store: Vec<Vec<f64>>,
+}
+
+impl NormBuffers {
+    fn new(spec: &Spec, shards: usize) -> Result<Self> {
+        let sized = |times: usize, what| {
+            move |b: &Block| -> Result<Vec<f64>> {
+                match b {
+                    Block::Norm { features, .. } => alloc::zeros2(times, *features, what),
+                    _ => Ok(Vec::new()),
+                }
+            }
+        };
+        let blocks = spec.blocks();
+        let per_block = |times, what| -> Result<Vec<Vec<f64>>> {
+            blocks.iter().map(sized(times, what)).collect()
+        };
+        let mut partial_store = per_block(2 * shards, "batch statistics")?;
+        let means = per_block(1, "batch statistics")?;
+        let inv_stds = per_block(1, "batch statistics")?;
+        Ok(NormBuffers {
+            stats: means.into_iter().zip(inv_stds).collect(),
+            var: per_block(1, "batch statistics")?,
+            sums: per_block(2, "gradient sums")?,
+            partial: partial_store.iter_mut().map(|v| Ptr::of(v)).collect(),
+            partial_store,
+        })
+    }
+}
+
+/// Adds up the first `out.len()` values of the first `count` slots (`slot` long each, in
+/// shard order) of `partial` into `out`.
+fn reduce(partial: &[f64], slot: usize, count: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for part in partial.chunks_exact(slot).take(count) {
+        for (o, &v) in out.iter_mut().zip(part) {
+            *o += v;
+        }
+    }
 }
 
 /// What a phase-2 task updates.
@@ -319,6 +431,8 @@ enum Task {
     },
     /// All biases of block `layer`.
     Bias { layer: usize },
+    /// γ and β of batch-normalization block `layer`.
+    Norm { layer: usize },
 }
 
 /// Pointers to one block's parameters, gradients and optimizer buffers for one step.
@@ -375,6 +489,9 @@ pub(crate) struct Trainer<T> {
     row_flops: f64,
     /// Phase 2 computes every gradient before any update (see the module's notes).
     deferred: bool,
+    /// The batch-normalization blocks, input side first.
+    norm_blocks: Vec<usize>,
+    norm: NormBuffers,
 }
 
 impl<T: Float> Trainer<T> {
@@ -408,6 +525,10 @@ impl<T: Float> Trainer<T> {
             ptrs: Vec::with_capacity(spec.blocks().len()),
             row_flops,
             deferred: defers_updates(spec, batch),
+            norm_blocks: (0..spec.blocks().len())
+                .filter(|&l| matches!(spec.blocks()[l], Block::Norm { .. }))
+                .collect(),
+            norm: NormBuffers::new(spec, most)?,
         })
     }
 
@@ -439,6 +560,10 @@ impl<T: Float> Trainer<T> {
             n <= self.bufs.acts.capacity(),
             "batch of {n} in buffers for {}",
             self.bufs.acts.capacity()
+        );
+        assert!(
+            n >= 2 || self.norm_blocks.is_empty(),
+            "batch normalization of a batch of one row"
         );
         let count = shard_count(n, self.row_flops);
         // The batch's weight sum, in row order; the row count when unweighted.
@@ -490,13 +615,29 @@ impl<T: Float> Trainer<T> {
         if !reg.is_finite() || !self.updated_finite.iter().all(|&f| f) {
             return Stepped::UpdateNotFinite;
         }
+        // The step has succeeded: the running statistics move towards the batch's.
+        for &l in &self.norm_blocks {
+            let features = spec.blocks()[l].outputs();
+            let (mean, var) = (&self.norm.stats[l].0, &self.norm.var[l]);
+            let (running_mean, running_var) = params[l].state.split_at_mut(features);
+            crate::batchnorm::update_running(
+                (running_mean, running_var),
+                (mean, var),
+                n,
+                NORM_MOMENTUM,
+            );
+            if !crate::float::all_finite(params[l].state) {
+                return Stepped::UpdateNotFinite;
+            }
+        }
         Stepped::Loss {
             data: data_loss,
             reg,
         }
     }
 
-    /// Phase 1 over `count` shards; false when interrupted.
+    /// Phase 1 over `count` shards, in one pass, or in several around each batch
+    /// normalization (see the module's notes); false when interrupted.
     #[allow(clippy::too_many_arguments)]
     fn phase1(
         &mut self,
@@ -509,80 +650,150 @@ impl<T: Float> Trainer<T> {
         check_x: bool,
     ) -> bool {
         let n = batch.rows.len();
-        let (d, k) = (spec.inputs(), spec.outputs());
-        let raw = &self.raw;
-        let losses = PerItem::new(&mut self.losses[..count]);
-        let finite = PerItem::new(&mut self.finite[..count]);
+        let last = spec.blocks().len() - 1;
         let rows = |s: usize| {
             let (lo, hi) = shard_range(n, s, count);
             (hi - lo) as f64
         };
-        team.run(count, true, &rows, &|s| {
-            let (lo, hi) = shard_range(n, s, count);
-            let m = hi - lo;
-            // SAFETY: shard s alone owns rows lo..hi of every buffer, and the team runs each
-            // index once; `self` is borrowed exclusively for the whole phase.
-            let (input, targets, weights) = unsafe {
-                match batch.rows {
-                    Rows::Range(start, _) => {
-                        let (a, b) = (start + lo, start + hi);
-                        let t = match batch.y {
-                            Targets::Classes(c) => Targets::Classes(&c[a..b]),
-                            Targets::Values(v) => Targets::Values(v.row_block(a, b)),
-                        };
-                        (batch.x.row_block(a, b), t, batch.w.map(|w| &w[a..b]))
+        let norm_blocks = std::mem::take(&mut self.norm_blocks);
+        let ok = 'passes: {
+            let mut from = 0;
+            // Forward, up to each normalization: its input's column sums, then squared
+            // deviations, over the whole batch.
+            for &l in &norm_blocks {
+                let features = spec.blocks()[l].outputs();
+                let (raw, norm) = (&self.raw, &self.norm);
+                let finite = PerItem::new(&mut self.finite[..count]);
+                let first = from == 0;
+                let done = team.run(count, true, &rows, &|s| {
+                    let (lo, hi) = shard_range(n, s, count);
+                    // SAFETY: shard s alone owns rows lo..hi of every buffer and its slot of
+                    // the partial sums; the team runs each index once.
+                    unsafe {
+                        let (input, _, _) = shard_data(raw, spec, batch, (s, count), first);
+                        if first && check_x {
+                            *finite.get(s) = x_finite(input);
+                        }
+                        let norming = Norming::Batch(&norm.stats);
+                        forward_rows(
+                            &raw.acts,
+                            spec,
+                            params,
+                            lo,
+                            input,
+                            from..l,
+                            batch.drop,
+                            norming,
+                        );
+                        let x = raw.acts.acts[l - 1].view(lo * features, (hi - lo) * features);
+                        let part = norm.partial[l].slice(2 * features * s, features);
+                        part.fill(0.0);
+                        crate::batchnorm::add_column_sums(x, features, part);
                     }
-                    Rows::Picked(idx) => {
-                        let idx = &idx[lo..hi];
-                        let x = raw.x.slice(lo * d, m * d);
-                        gather_rows(batch.x, idx, x);
-                        // Random rows of a large X come from memory, not cache: ask for the next
-                        // batch's share now, so that they arrive while this one computes.
-                        let next = batch.next;
-                        let (a, b) = shard_range(next.len(), s, count);
-                        prefetch_rows(batch.x, &next[a.min(next.len())..b.min(next.len())]);
-                        let t = match batch.y {
-                            Targets::Classes(c) => {
-                                let dst = raw.classes.slice(lo, m);
-                                for (dst, &i) in dst.iter_mut().zip(idx) {
-                                    *dst = c[i];
-                                }
-                                Targets::Classes(&*dst)
-                            }
-                            Targets::Values(v) => {
-                                let dst = raw.values.slice(lo * k, m * k);
-                                gather_rows(*v, idx, dst);
-                                Targets::Values(MatRef::new(&*dst, m, k))
-                            }
-                        };
-                        let w = batch.w.map(|w| {
-                            let dst = raw.weights.slice(lo, m);
-                            for (dst, &i) in dst.iter_mut().zip(idx) {
-                                *dst = w[i];
-                            }
-                            &*dst
-                        });
-                        (MatRef::new(&*x, m, d), t, w)
-                    }
+                });
+                if !done {
+                    break 'passes false;
                 }
-            };
-            if check_x {
-                // The shard's rows are in cache right now: the cheapest moment to look.
-                let rows = input.as_row_major().expect("batch rows are row-major");
-                // SAFETY: the team runs each index once.
-                unsafe { *finite.get(s) = crate::float::all_finite(rows) };
+                let norm = &mut self.norm;
+                let mean = &mut norm.stats[l].0;
+                reduce(&norm.partial_store[l], 2 * features, count, mean);
+                mean.iter_mut().for_each(|v| *v /= n as f64);
+                let (raw, norm) = (&self.raw, &self.norm);
+                let mean = &norm.stats[l].0;
+                let done = team.run(count, true, &rows, &|s| {
+                    let (lo, hi) = shard_range(n, s, count);
+                    // SAFETY: as above.
+                    unsafe {
+                        let x = raw.acts.acts[l - 1].view(lo * features, (hi - lo) * features);
+                        let part = norm.partial[l].slice(2 * features * s, features);
+                        part.fill(0.0);
+                        crate::batchnorm::add_centered_squares(x, features, mean, part);
+                    }
+                });
+                if !done {
+                    break 'passes false;
+                }
+                let norm = &mut self.norm;
+                let var = &mut norm.var[l];
+                reduce(&norm.partial_store[l], 2 * features, count, var);
+                var.iter_mut().for_each(|v| *v /= n as f64);
+                for (inv, &v) in norm.stats[l].1.iter_mut().zip(var.iter()) {
+                    *inv = 1.0 / (v + NORM_EPS).sqrt();
+                }
+                from = l;
             }
-            // SAFETY: as above.
-            let loss = unsafe {
-                forward_rows(&raw.acts, spec, params, lo, input, batch.drop);
-                let shard = (n, lo, hi);
-                backward_rows(
-                    raw, spec, params, shard, &targets, weights, scale, batch.drop,
-                )
-            };
-            // SAFETY: the team runs each index once.
-            unsafe { *losses.get(s) = loss };
-        })
+            // The rest of the forward pass, the loss, and backward down to the highest
+            // normalization (or to the first block).
+            let mut stop = norm_blocks.last().copied().unwrap_or(0);
+            let (raw, norm) = (&self.raw, &self.norm);
+            let losses = PerItem::new(&mut self.losses[..count]);
+            let finite = PerItem::new(&mut self.finite[..count]);
+            let first = from == 0;
+            let done = team.run(count, true, &rows, &|s| {
+                let (lo, hi) = shard_range(n, s, count);
+                // SAFETY: as above.
+                unsafe {
+                    let (input, targets, weights) = shard_data(raw, spec, batch, (s, count), first);
+                    if first && check_x {
+                        *finite.get(s) = x_finite(input);
+                    }
+                    let norming = Norming::Batch(&norm.stats);
+                    forward_rows(
+                        &raw.acts,
+                        spec,
+                        params,
+                        lo,
+                        input,
+                        from..last + 1,
+                        batch.drop,
+                        norming,
+                    );
+                    let start = Start::Loss(&targets, weights, scale);
+                    let shard = (n, lo, hi, s);
+                    *losses.get(s) =
+                        backward_rows(raw, spec, params, shard, start, stop, batch.drop, norm);
+                }
+            });
+            if !done {
+                break 'passes false;
+            }
+            // Backward through each normalization, with the batch's sums of g there.
+            for (i, &l) in norm_blocks.iter().enumerate().rev() {
+                let features = spec.blocks()[l].outputs();
+                let norm = &mut self.norm;
+                reduce(
+                    &norm.partial_store[l],
+                    2 * features,
+                    count,
+                    &mut norm.sums[l],
+                );
+                stop = if i == 0 { 0 } else { norm_blocks[i - 1] };
+                let (raw, norm) = (&self.raw, &self.norm);
+                let done = team.run(count, true, &rows, &|s| {
+                    let (lo, hi) = shard_range(n, s, count);
+                    let shard = (n, lo, hi, s);
+                    // SAFETY: as above.
+                    unsafe {
+                        backward_rows(
+                            raw,
+                            spec,
+                            params,
+                            shard,
+                            Start::Norm(l),
+                            stop,
+                            batch.drop,
+                            norm,
+                        )
+                    };
+                });
+                if !done {
+                    break 'passes false;
+                }
+            }
+            true
+        };
+        self.norm_blocks = norm_blocks;
+        ok
     }
 
     /// Points `ptrs` at this step's parameters and optimizer buffers.
@@ -634,6 +845,7 @@ impl<T: Float> Trainer<T> {
             unsafe { raw.grad(layer, piece, n, width) }
         };
         let tasks = &self.tasks;
+        let norm_sums = &self.norm.sums;
         let regs = PerItem::new(&mut self.reg);
         let oks = PerItem::new(&mut self.updated_finite);
         let sums = PerItem::new(&mut self.grad_sq);
@@ -655,13 +867,37 @@ impl<T: Float> Trainer<T> {
                 Task::Bias { .. } => {
                     let db = unsafe { lp.db.slice(off, len) };
                     let n_out = spec.blocks()[layer].outputs();
-                    for (p, dbp) in db.chunks_exact_mut(n_out).enumerate() {
-                        column_sums(grad(layer, p, n_out), dbp);
+                    if spec.bias_grad_is_zero(layer) {
+                        // The normalization after the block subtracts the batch's mean: the
+                        // biases' gradient is exactly 0 (its column sums of g are rounding).
+                        db.fill(T::ZERO);
+                    } else {
+                        for (p, dbp) in db.chunks_exact_mut(n_out).enumerate() {
+                            column_sums(grad(layer, p, n_out), dbp);
+                        }
                     }
                     db
                 }
+                Task::Norm { .. } => {
+                    // dβ and dγ were summed in phase 1, for the backward pass.
+                    let (dw, db) = unsafe { (lp.dw.slice(0, len), lp.db.slice(0, len)) };
+                    let (dbeta, dgamma) = norm_sums[layer].split_at(len);
+                    for (g, &v) in dw.iter_mut().zip(dgamma) {
+                        *g = T::from_f64(v);
+                    }
+                    for (g, &v) in db.iter_mut().zip(dbeta) {
+                        *g = T::from_f64(v);
+                    }
+                    if norms {
+                        let both =
+                            crate::network::sum_of_squares(dw) + crate::network::sum_of_squares(db);
+                        // SAFETY: the team runs each index once.
+                        unsafe { *sums.get(i) = both };
+                    }
+                    dw
+                }
             };
-            if norms {
+            if norms && !matches!(tasks[i], Task::Norm { .. }) {
                 // SAFETY: the team runs each index once.
                 unsafe { *sums.get(i) = crate::network::sum_of_squares(g) };
             }
@@ -695,6 +931,10 @@ impl<T: Float> Trainer<T> {
 fn plan_tasks(spec: &Spec, batch: usize) -> Vec<Task> {
     let mut tasks = Vec::new();
     for (layer, b) in spec.blocks().iter().enumerate() {
+        if !b.is_matrix() {
+            tasks.push(Task::Norm { layer });
+            continue;
+        }
         let (n_in, n_out) = (b.inputs(), b.outputs());
         let work = n_in * n_out * batch;
         let by_work = (2.0 * work as f64 / MAX_ITEM_FLOPS).ceil() as usize;
@@ -736,7 +976,7 @@ fn task_span(spec: &Spec, task: Task) -> (usize, usize, usize) {
             let (n_in, n_out) = (b.inputs(), b.outputs());
             (layer, piece * n_in * n_out + r0 * n_out, (r1 - r0) * n_out)
         }
-        Task::Bias { layer } => (layer, 0, spec.blocks()[layer].bias_len()),
+        Task::Bias { layer } | Task::Norm { layer } => (layer, 0, spec.blocks()[layer].bias_len()),
     }
 }
 
@@ -747,6 +987,7 @@ fn task_cost(spec: &Spec, task: Task, n: usize) -> f64 {
     match task {
         Task::Weight { r0, r1, .. } => ((r1 - r0) * n_out * n) as f64,
         Task::Bias { .. } => (len * n) as f64,
+        Task::Norm { .. } => len as f64,
     }
 }
 
@@ -800,8 +1041,112 @@ unsafe fn update<T: Float>(
                 clip(db);
                 coeffs.without_decay().apply(b, db, m, v)
             }
+            Task::Norm { .. } => {
+                // γ and β, like biases, without weight decay.
+                let (w, dw, m, v) = (
+                    lp.w.slice(off, len),
+                    lp.dw.slice(off, len),
+                    lp.w1.slice(off, len),
+                    lp.w2.slice(off, len),
+                );
+                clip(dw);
+                let gamma_ok = coeffs.without_decay().apply(w, dw, m, v);
+                let (b, db, m, v) = (
+                    lp.b.slice(off, len),
+                    lp.db.slice(off, len),
+                    lp.b1.slice(off, len),
+                    lp.b2.slice(off, len),
+                );
+                clip(db);
+                gamma_ok & coeffs.without_decay().apply(b, db, m, v)
+            }
         }
     }
+}
+
+/// Shard `s` of `count`'s rows of the batch: its input, targets and row weights, read in
+/// place from a range, or gathered into the buffers (when `gather`; a later pass of the same
+/// step reads what the first gathered).
+///
+/// # Safety
+/// No other live reference may overlap the shard's rows of the buffers `raw` points to.
+unsafe fn shard_data<'a, T: Float>(
+    raw: &Raw<T>,
+    spec: &Spec,
+    batch: Batch<'a, T>,
+    (s, count): (usize, usize),
+    gather: bool,
+) -> (MatRef<'a, T>, Targets<'a, T>, Option<&'a [T]>) {
+    let n = batch.rows.len();
+    let (lo, hi) = shard_range(n, s, count);
+    let m = hi - lo;
+    let (d, k) = (spec.inputs(), spec.outputs());
+    match batch.rows {
+        Rows::Range(start, _) => {
+            let (a, b) = (start + lo, start + hi);
+            let t = match batch.y {
+                Targets::Classes(c) => Targets::Classes(&c[a..b]),
+                Targets::Values(v) => Targets::Values(v.row_block(a, b)),
+            };
+            (batch.x.row_block(a, b), t, batch.w.map(|w| &w[a..b]))
+        }
+        Rows::Picked(_) if !gather => {
+            // SAFETY: the shard's own rows, gathered by the step's first pass.
+            unsafe {
+                let x = MatRef::new(raw.x.view(lo * d, m * d), m, d);
+                let t = match batch.y {
+                    Targets::Classes(_) => Targets::Classes(raw.classes.view(lo, m)),
+                    Targets::Values(_) => {
+                        Targets::Values(MatRef::new(raw.values.view(lo * k, m * k), m, k))
+                    }
+                };
+                (x, t, batch.w.map(|_| raw.weights.view(lo, m)))
+            }
+        }
+        Rows::Picked(idx) => {
+            let idx = &idx[lo..hi];
+            // SAFETY: the shard's own rows (the caller's guarantee).
+            let x = unsafe { raw.x.slice(lo * d, m * d) };
+            gather_rows(batch.x, idx, x);
+            // Random rows of a large X come from memory, not cache: ask for the next batch's
+            // share now, so that they arrive while this one computes.
+            let next = batch.next;
+            let (a, b) = shard_range(next.len(), s, count);
+            prefetch_rows(batch.x, &next[a.min(next.len())..b.min(next.len())]);
+            let t = match batch.y {
+                Targets::Classes(c) => {
+                    // SAFETY: as above.
+                    let dst = unsafe { raw.classes.slice(lo, m) };
+                    for (dst, &i) in dst.iter_mut().zip(idx) {
+                        *dst = c[i];
+                    }
+                    Targets::Classes(&*dst)
+                }
+                Targets::Values(v) => {
+                    // SAFETY: as above.
+                    let dst = unsafe { raw.values.slice(lo * k, m * k) };
+                    gather_rows(*v, idx, dst);
+                    Targets::Values(MatRef::new(&*dst, m, k))
+                }
+            };
+            let w = batch.w.map(|w| {
+                // SAFETY: as above.
+                let dst = unsafe { raw.weights.slice(lo, m) };
+                for (dst, &i) in dst.iter_mut().zip(idx) {
+                    *dst = w[i];
+                }
+                &*dst
+            });
+            (MatRef::new(&*x, m, d), t, w)
+        }
+    }
+}
+
+/// Whether a shard's rows of X are finite (they are in cache right after the gather: the
+/// cheapest moment to look).
+fn x_finite<T: Float>(input: MatRef<'_, T>) -> bool {
+    let rows = input.as_row_major().expect("batch rows are row-major");
+    crate::float::all_finite(rows)
 }
 
 /// Hints the CPU to bring rows `idx` of `src` into cache.
@@ -845,19 +1190,23 @@ mod tests {
     fn three_steps(
         helpers: usize,
         deferred: bool,
-        hidden: Hidden,
+        (hidden, norm): (Hidden, bool),
         picked: bool,
-    ) -> Vec<(Vec<f64>, Vec<f64>)> {
-        let spec =
-            Spec::new(&[30, 50, 40, 3], hidden, crate::loss::Loss::Softmax).expect("valid sizes");
+    ) -> Vec<crate::network::Owned<f64>> {
+        let spec = Spec::new(&[30, 50, 40, 3], hidden, crate::loss::Loss::Softmax)
+            .expect("valid sizes")
+            .with_batch_norm(norm);
         let mut rng = Rng::new(7);
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
+        let mut params: Vec<crate::network::Owned<f64>> = spec.init_params(None, &mut rng).unwrap();
         let n = 900;
         let x: Vec<f64> = (0..n * 30).map(|_| rng.normal()).collect();
         let y: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
         let targets = Targets::Classes(&y);
         let order: Vec<usize> = (0..n).rev().collect();
-        let sizes: Vec<(usize, usize)> = params.iter().map(|(w, b)| (w.len(), b.len())).collect();
+        let sizes: Vec<(usize, usize)> = params
+            .iter()
+            .map(|p| (p.weight.len(), p.bias.len()))
+            .collect();
         let adam = Optimizer::Adam {
             beta1: 0.9,
             beta2: 0.999,
@@ -870,10 +1219,7 @@ mod tests {
         trainer.deferred = deferred;
         let mut team = Team::new(Kind::Call, None);
         team.engage_beyond_budget(helpers);
-        let mut pm: Vec<ParamsMut<'_, f64>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
         for s in 0..3 {
             let batch = Batch {
                 x: MatRef::new(&x, n, 30),
@@ -905,9 +1251,17 @@ mod tests {
     }
 
     /// Where two runs' parameters first differ, if they do.
-    fn first_difference(a: &[(Vec<f64>, Vec<f64>)], b: &[(Vec<f64>, Vec<f64>)]) -> Option<String> {
-        for (l, ((wa, ba), (wb, bb))) in a.iter().zip(b).enumerate() {
-            for (name, x, y) in [("weight", wa, wb), ("bias", ba, bb)] {
+    fn first_difference(
+        a: &[crate::network::Owned<f64>],
+        b: &[crate::network::Owned<f64>],
+    ) -> Option<String> {
+        for (l, (pa, pb)) in a.iter().zip(b).enumerate() {
+            let parts = [
+                ("weight", &pa.weight, &pb.weight),
+                ("bias", &pa.bias, &pb.bias),
+                ("state", &pa.state, &pb.state),
+            ];
+            for (name, x, y) in parts {
                 if let Some(i) = x
                     .iter()
                     .zip(y)
@@ -923,9 +1277,12 @@ mod tests {
     #[test]
     fn a_step_gives_the_same_bits_whoever_computes_it_and_however_it_updates() {
         // Maxout blocks of different widths share one scratch buffer: the riskiest layout.
+        // And batch normalization, whose sums over the batch gather the shards' parts.
         let shapes = [
-            (Hidden::Maxout(2), true),
-            (Hidden::Activation(Activation::Tanh), false),
+            ((Hidden::Maxout(2), false), true),
+            ((Hidden::Activation(Activation::Tanh), false), false),
+            ((Hidden::Activation(Activation::Relu), true), true),
+            ((Hidden::Maxout(2), true), false),
         ];
         for (hidden, picked) in shapes {
             let reference = three_steps(0, false, hidden, picked);

@@ -29,7 +29,7 @@ use crate::float::{Float, all_finite};
 use crate::loss::{Targets, check_weights, mass};
 use crate::matrix::MatRef;
 use crate::metrics::score;
-use crate::network::{Dropping, Params, ParamsMut, Spec, check_values, non_finite};
+use crate::network::{Dropping, Owned, Params, ParamsMut, Spec, check_values, non_finite};
 use crate::pace::{Pacer, helpers_worth};
 use crate::rng::Rng;
 use crate::session::{EpochRecord, Run, Session};
@@ -171,6 +171,25 @@ pub fn fit<T: Float>(
         check_values("X", x)?;
     }
     let (n, k) = (x.rows(), spec.outputs());
+    if spec.batch_norm() {
+        // A batch of one row has no variance to normalize by (PyTorch refuses it too).
+        if n < 2 {
+            return Err(Error::value(
+                "X",
+                "at least 2 rows to train a network with batch_norm (one row has no \
+                 variance to normalize by)",
+                format!("{n} row"),
+            ));
+        }
+        if cfg.counts().1 < 2 {
+            return Err(Error::value(
+                "batch_size",
+                ">= 2 for a network with batch_norm (a batch of one row has no variance to \
+                 normalize by)",
+                cfg.batch_size,
+            ));
+        }
+    }
     spec.loss().check_targets("y", n, k, y)?;
     if let Some(w) = data.weights {
         check_weights("sample_weight", w, n)?;
@@ -248,8 +267,8 @@ pub fn fit<T: Float>(
     }
 }
 
-/// Every block's weights and biases, copied.
-type Weights<T> = Vec<(Vec<T>, Vec<T>)>;
+/// Every block's parameters and state, copied.
+type Weights<T> = Vec<Owned<T>>;
 
 /// Where a fit started: what a refused fit goes back to, and what a fit whose step wrote
 /// non-finite parameters runs again from.
@@ -267,23 +286,15 @@ impl<T: Float> Origin<T> {
         // Training from NaN would look like divergence at the first step; it is bad input.
         if !params
             .iter()
-            .all(|p| all_finite(p.weight) && all_finite(p.bias))
+            .all(|p| all_finite(p.weight) && all_finite(p.bias) && all_finite(p.state))
         {
             return Err(Error::value(
                 "the model's parameters",
                 "finite values to train from",
-                "NaN or infinity (written into a weight or bias view?)",
+                "NaN or infinity (written into a weight, bias or running statistics view?)",
             ));
         }
-        let weights = params
-            .iter()
-            .map(|p| {
-                Ok((
-                    alloc::copied(p.weight, "weights")?,
-                    alloc::copied(p.bias, "biases")?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let weights = params.iter().map(Owned::copy_of).collect::<Result<_>>()?;
         Ok(Origin {
             weights,
             run: run.resumed().then(|| run.clone()),
@@ -292,9 +303,8 @@ impl<T: Float> Origin<T> {
     }
 
     fn restore(&self, params: &mut [ParamsMut<'_, T>]) {
-        for (p, (w, b)) in params.iter_mut().zip(&self.weights) {
-            p.weight.copy_from_slice(w);
-            p.bias.copy_from_slice(b);
+        for (p, kept) in params.iter_mut().zip(&self.weights) {
+            kept.copy_into(p);
         }
     }
 }
@@ -355,7 +365,10 @@ fn train_loop<T: Float>(
         (true, Targets::Classes(_)) => Gather::Classes,
         (true, Targets::Values(_)) => Gather::Values,
     };
-    let mut trainer = Trainer::new(spec, b, gather, data.weights.is_some())?;
+    // With batch normalization a last batch of one row joins the one before it.
+    let merge_tail = spec.batch_norm() && n > b && n % b == 1;
+    let capacity = if merge_tail { b + 1 } else { b };
+    let mut trainer = Trainer::new(spec, capacity, gather, data.weights.is_some())?;
     let flops = step_flops(spec, b);
     let shards = shard_count(b, crate::step::row_flops(spec));
     let mut pacer = Pacer::new(helpers_worth(flops, shards), flops);
@@ -375,7 +388,14 @@ fn train_loop<T: Float>(
             if state.until == Some(state.steps) {
                 return Ok(());
             }
-            let hi = (lo + b).min(n);
+            if merge_tail && lo + 1 == n {
+                break; // trained with the batch before
+            }
+            let hi = if merge_tail && lo + b + 1 == n {
+                n
+            } else {
+                (lo + b).min(n)
+            };
             let (rows, next) = if cfg.shuffle {
                 (Rows::Picked(&order[lo..hi]), &order[hi..(hi + b).min(n)])
             } else {
@@ -535,16 +555,13 @@ mod tests {
 
     fn train(
         spec: &Spec,
-        params: &mut [(Vec<f64>, Vec<f64>)],
+        params: &mut [crate::network::Owned<f64>],
         x: &[f64],
         y: &[u32],
         cfg: &FitConfig,
         session: &mut Session<f64>,
     ) -> Result<usize> {
-        let mut pm: Vec<ParamsMut<'_, f64>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let n = y.len();
         let targets = Targets::Classes(y);
         fit(
@@ -705,10 +722,7 @@ mod tests {
         let (spec, start, x, y) = problem(30);
         let run = |cfg: &FitConfig, sets: Vec<(usize, f64)>| {
             let mut params = start.clone();
-            let mut pm: Vec<ParamsMut<'_, f64>> = params
-                .iter_mut()
-                .map(|(w, b)| ParamsMut { weight: w, bias: b })
-                .collect();
+            let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
             let mut session = Session::new(Rng::new(0));
             let targets = Targets::Classes(&y);
             let data = Examples {
@@ -791,16 +805,13 @@ mod tests {
 
     fn train_values(
         spec: &Spec,
-        params: &mut [(Vec<f32>, Vec<f32>)],
+        params: &mut [crate::network::Owned<f32>],
         x: &[f32],
         t: &[f32],
         cfg: &FitConfig,
         session: &mut Session<f32>,
     ) -> Result<usize> {
-        let mut pm: Vec<ParamsMut<'_, f32>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f32>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let n = t.len();
         let targets = Targets::Values(MatRef::new(t, n, 1));
         let x = MatRef::new(x, n, 4);
@@ -830,7 +841,7 @@ mod tests {
         // the session counts the epochs before the failing one.
         assert_eq!(epoch, step);
         assert!(step > 1, "{e}");
-        assert!(params.iter().all(|(w, b)| all_finite(w) && all_finite(b)));
+        assert!(params.iter().all(|p| p.all_finite()));
         assert_eq!(session.history().epochs.len(), step - 1);
         let (mut before, mut other) = (start, Session::new(Rng::new(0)));
         let shorter = FitConfig {
@@ -885,10 +896,7 @@ mod tests {
             ..FitConfig::default()
         };
         let (mut params, mut session) = (start.clone(), Session::new(Rng::new(0)));
-        let mut pm: Vec<ParamsMut<'_, f32>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f32>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let targets = Targets::Values(MatRef::new(&t, 64, 1));
         let data = Examples {
             x: MatRef::new(&x, 64, 4),
@@ -929,17 +937,14 @@ mod tests {
         )
         .expect("valid sizes");
         let mut rng = Rng::new(1);
-        let mut params: Vec<(Vec<f64>, Vec<f64>)> = spec.init_params(None, &mut rng).unwrap();
+        let mut params: Vec<crate::network::Owned<f64>> = spec.init_params(None, &mut rng).unwrap();
         let n = 70_000;
         let mut x: Vec<f64> = (0..n * 64).map(|i| ((i % 13) as f64 - 6.0) / 7.0).collect();
         x[n * 64 - 1] = f64::NAN;
         let y: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
         let mut session = Session::new(Rng::new(9));
         let before = (params.clone(), session.clone());
-        let mut pm: Vec<ParamsMut<'_, f64>> = params
-            .iter_mut()
-            .map(|(w, b)| ParamsMut { weight: w, bias: b })
-            .collect();
+        let mut pm: Vec<ParamsMut<'_, f64>> = params.iter_mut().map(|p| p.view_mut()).collect();
         let targets = Targets::Classes(&y);
         let cfg = FitConfig {
             epochs: 2,

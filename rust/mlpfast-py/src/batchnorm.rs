@@ -6,6 +6,7 @@
 //! live numpy views of the layer's buffers, which never move; assigning to them copies new
 //! values in after checking them. Locks are taken with the GIL released, as in `layers`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mlpfast_core::error::{fmt_num, fmt_shape};
@@ -45,8 +46,8 @@ impl Part {
         match self {
             Part::Weight => &layer.weight,
             Part::Bias => &layer.bias,
-            Part::RunningMean => &layer.running_mean,
-            Part::RunningVar => &layer.running_var,
+            Part::RunningMean => &layer.running[..layer.features],
+            Part::RunningVar => &layer.running[layer.features..],
         }
     }
 
@@ -54,8 +55,8 @@ impl Part {
         match self {
             Part::Weight => &mut layer.weight,
             Part::Bias => &mut layer.bias,
-            Part::RunningMean => &mut layer.running_mean,
-            Part::RunningVar => &mut layer.running_var,
+            Part::RunningMean => &mut layer.running[..layer.features],
+            Part::RunningVar => &mut layer.running[layer.features..],
         }
     }
 }
@@ -68,14 +69,17 @@ pub(crate) struct NormState<T> {
 
 /// A batch-norm layer's storage, shareable between its Python object and a model.
 pub(crate) struct NormCell<T> {
-    features: usize,
+    pub(crate) features: usize,
     state: RwLock<NormState<T>>,
     /// The buffers' addresses, in `Part` order (fixed: the vectors are never resized).
     buffers: [Fixed<T>; 4],
+    /// The model holding this layer is being fitted: the vectors are given as copies (as
+    /// `Linear`'s weights are, see `layers`).
+    in_fit: AtomicBool,
 }
 
 impl<T: Elem> NormCell<T> {
-    fn new(layer: BatchNorm<T>) -> Arc<Self> {
+    pub(crate) fn new(layer: BatchNorm<T>) -> Arc<Self> {
         let ptr = |p: Part| Fixed(p.of(&layer).as_ptr());
         let buffers = [
             ptr(Part::Weight),
@@ -87,7 +91,33 @@ impl<T: Elem> NormCell<T> {
             features: layer.features,
             state: RwLock::new(NormState { layer, saved: None }),
             buffers,
+            in_fit: AtomicBool::new(false),
         })
+    }
+
+    /// Set while a fit of the model holding this layer runs.
+    pub(crate) fn set_in_fit(&self, on: bool) {
+        self.in_fit.store(on, Ordering::Release);
+    }
+
+    /// What the layer's attributes give: a live view of one vector; while the model holding
+    /// the layer is being fitted, a read-only copy of the published epoch, taken under the
+    /// lock.
+    fn part_array<'py>(
+        &self,
+        which: Part,
+        owner: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !self.in_fit.load(Ordering::Acquire) {
+            return Ok(self.view(which, owner));
+        }
+        let py = owner.py();
+        let data = py
+            .detach(|| alloc::copied(which.of(&self.read().layer), "a copy of the layer's values"))
+            .py()?;
+        let arr = convert::new_array(py, IxDyn(&[self.features]), data).into_any();
+        arr.getattr("flags")?.setattr("writeable", false)?;
+        Ok(arr)
     }
 
     /// The lock, to read (take it with the GIL released).
@@ -207,9 +237,9 @@ fn set_part<T: Elem>(cell: &NormCell<T>, which: Part, value: &Bound<'_, PyAny>) 
     Ok(())
 }
 
-fn part_view<'py>(slf: &Bound<'py, PyBatchNorm>, which: Part) -> Bound<'py, PyAny> {
+fn part_view<'py>(slf: &Bound<'py, PyBatchNorm>, which: Part) -> PyResult<Bound<'py, PyAny>> {
     let owner = slf.clone().into_any();
-    by_dtype!(&slf.get().cell, c => c.view(which, owner))
+    guarded(|| by_dtype!(&slf.get().cell, c => c.part_array(which, owner)))
 }
 
 fn grad_array<'py, T: Elem>(
@@ -302,7 +332,7 @@ impl PyBatchNorm {
 
     /// gamma, the scale (features,): a live view of the layer's memory; assigning copies in.
     #[getter]
-    fn get_weight<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
+    fn get_weight<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         part_view(slf, Part::Weight)
     }
 
@@ -313,7 +343,7 @@ impl PyBatchNorm {
 
     /// beta, the shift (features,): a live view of the layer's memory; assigning copies in.
     #[getter]
-    fn get_bias<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
+    fn get_bias<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         part_view(slf, Part::Bias)
     }
 
@@ -324,7 +354,7 @@ impl PyBatchNorm {
 
     /// The running mean used in evaluation: a live view; assigning copies in.
     #[getter]
-    fn get_running_mean<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
+    fn get_running_mean<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         part_view(slf, Part::RunningMean)
     }
 
@@ -335,7 +365,7 @@ impl PyBatchNorm {
 
     /// The running unbiased variance used in evaluation: a live view; assigning copies in.
     #[getter]
-    fn get_running_var<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
+    fn get_running_var<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         part_view(slf, Part::RunningVar)
     }
 
@@ -358,13 +388,13 @@ impl PyBatchNorm {
 
     /// The normalized x (N, features). In training mode (N >= 2) by the batch's statistics,
     /// which also move the running ones; in evaluation mode by the running statistics.
-    fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn forward<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let training = self.mode.training();
         guarded(|| by_dtype!(&self.cell, c => forward_typed(c, x, training)))
     }
 
     /// dx for the upstream gradient dout (N, features); fills grad_weight and grad_bias.
-    fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn backward<'py>(&self, dout: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| by_dtype!(&self.cell, c => backward_typed(c, dout)))
     }
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mlpfast_core::config::{OptimizerKind, Schedule};
+use mlpfast_core::network::Owned;
 use mlpfast_core::train::{self, EpochReport, Examples, Monitor};
 use mlpfast_core::{FitConfig, MatRef, ParamsMut, Session, Spec, pool};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
@@ -415,10 +416,8 @@ pub(crate) fn fit<'py, T: Elem>(
 }
 
 /// The working copy as the core's mutable parameter views.
-fn mutable<T>(work: &mut [(Vec<T>, Vec<T>)]) -> Vec<ParamsMut<'_, T>> {
-    work.iter_mut()
-        .map(|(w, b)| ParamsMut { weight: w, bias: b })
-        .collect()
+fn mutable<T: Elem>(work: &mut [Owned<T>]) -> Vec<ParamsMut<'_, T>> {
+    work.iter_mut().map(Owned::view_mut).collect()
 }
 
 /// `fit`'s defaults as a dict of its keyword arguments (those [`set`] takes, bar the private

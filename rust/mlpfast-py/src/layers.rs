@@ -82,6 +82,7 @@ impl<T: Elem> CellState<T> {
         ParamsRef {
             weight: self.layer.weight(),
             bias: self.layer.bias(),
+            state: &[],
         }
     }
 

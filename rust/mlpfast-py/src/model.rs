@@ -20,6 +20,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::activations::PyActivation;
 use crate::args;
+use crate::batchnorm::{AnyNormCell, NormCell, PyBatchNorm};
 use crate::convert::{self, ByDType, DType, Elem, Kinds, by_dtype, for_dtype};
 use crate::dropout::PyDropout;
 use crate::error::{IntoPyResult, guarded};
@@ -29,13 +30,14 @@ use crate::layers::{
 };
 use crate::losses;
 use crate::mode::Mode;
-use crate::state::Model;
+use crate::state::{Cell, Model};
 use crate::targets::{history_dict, metric_name, owned_targets, with_targets};
 
 /// One entry of `MLP.layers`.
 enum LayerObj {
     Linear(Py<PyLinear>),
     Maxout(Py<PyMaxout>),
+    Norm(Py<PyBatchNorm>),
     Act(Py<PyActivation>),
     Dropout(Py<PyDropout>),
 }
@@ -45,6 +47,7 @@ impl LayerObj {
         match self {
             LayerObj::Linear(p) => p.clone_ref(py).into_any(),
             LayerObj::Maxout(p) => p.clone_ref(py).into_any(),
+            LayerObj::Norm(p) => p.clone_ref(py).into_any(),
             LayerObj::Act(p) => p.clone_ref(py).into_any(),
             LayerObj::Dropout(p) => p.clone_ref(py).into_any(),
         }
@@ -52,21 +55,26 @@ impl LayerObj {
 }
 
 /// The Python objects of a model's layers, and its parameter layers' storage.
-type Built<T> = (Vec<LayerObj>, Vec<Arc<LayerCell<T>>>);
+type Built<T> = (Vec<LayerObj>, Vec<Cell<T>>);
 
-/// Builds the layers of `spec` in dtype `T` from `rng`: the Python objects and the storage.
+/// Builds the layers of `spec` in dtype `T` from `rng`: the Python objects and the storage
+/// (`wrap` and `wrap_norm` put a cell into its dtype's arm).
 fn build<T: Elem>(
     py: Python<'_>,
     spec: &Spec,
     rng: &mut Rng,
     wrap: fn(Arc<LayerCell<T>>) -> AnyCell,
+    wrap_norm: fn(Arc<NormCell<T>>) -> AnyNormCell,
 ) -> PyResult<Built<T>> {
     let params = spec.init_params::<T>(None, rng).py()?;
     let last = spec.blocks().len() - 1;
     let (mut objs, mut cells) = (Vec::new(), Vec::new());
-    for (i, (block, (weight, bias))) in spec.blocks().iter().zip(params).enumerate() {
+    for (i, (block, p)) in spec.blocks().iter().zip(params).enumerate() {
+        let (weight, bias) = (p.weight, p.bias);
         let grad_weight = alloc::zeros(weight.len(), "weight gradients").py()?;
         let grad_bias = alloc::zeros(bias.len(), "bias gradients").py()?;
+        // Before a normalization, the activation comes after it.
+        let activated = i < last && !spec.feeds_norm(i);
         match *block {
             Block::Dense {
                 inputs,
@@ -86,11 +94,34 @@ fn build<T: Elem>(
                     mode: Mode::default(),
                 };
                 objs.push(LayerObj::Linear(Py::new(py, obj)?));
-                cells.push(cell);
-                if i < last {
+                cells.push(Cell::Layer(cell));
+                if activated {
                     objs.push(LayerObj::Act(PyActivation::instance(py, act)?));
                     push_dropout(py, spec, rng, &mut objs)?;
                 }
+            }
+            Block::Norm { features, act } => {
+                let layer = mlpfast_core::BatchNorm {
+                    features,
+                    weight,
+                    bias,
+                    running: p.state,
+                    grad_weight,
+                    grad_bias,
+                    momentum: mlpfast_core::network::NORM_MOMENTUM,
+                    eps: mlpfast_core::network::NORM_EPS,
+                };
+                let cell = NormCell::new(layer);
+                let obj = PyBatchNorm {
+                    cell: wrap_norm(Arc::clone(&cell)),
+                    mode: Mode::default(),
+                };
+                objs.push(LayerObj::Norm(Py::new(py, obj)?));
+                cells.push(Cell::Norm(cell));
+                if act != Activation::Identity {
+                    objs.push(LayerObj::Act(PyActivation::instance(py, act)?));
+                }
+                push_dropout(py, spec, rng, &mut objs)?;
             }
             Block::Maxout {
                 inputs,
@@ -111,8 +142,10 @@ fn build<T: Elem>(
                     mode: Mode::default(),
                 };
                 objs.push(LayerObj::Maxout(Py::new(py, obj)?));
-                cells.push(cell);
-                push_dropout(py, spec, rng, &mut objs)?;
+                cells.push(Cell::Layer(cell));
+                if activated {
+                    push_dropout(py, spec, rng, &mut objs)?;
+                }
             }
         }
     }
@@ -189,6 +222,7 @@ impl PyMLP {
             .filter_map(|l| match l {
                 LayerObj::Linear(p) => Some(p.bind(py).clone().into_any()),
                 LayerObj::Maxout(p) => Some(p.bind(py).clone().into_any()),
+                LayerObj::Norm(p) => Some(p.bind(py).clone().into_any()),
                 LayerObj::Act(_) | LayerObj::Dropout(_) => None,
             })
             .collect()
@@ -205,6 +239,7 @@ impl PyMLP {
             h = match layer {
                 LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
                 LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_forward(c, &h, arg)?),
+                LayerObj::Norm(p) => p.bind(py).get().forward(&h)?,
                 LayerObj::Act(p) => p.bind(py).get().forward(&h)?,
                 LayerObj::Dropout(p) => p.bind(py).get().forward(&h)?,
             };
@@ -241,6 +276,7 @@ impl PyMLP {
             d = match layer {
                 LayerObj::Linear(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
                 LayerObj::Maxout(p) => by_dtype!(&p.get().cell, c => cell_backward(c, &d)?),
+                LayerObj::Norm(p) => p.bind(py).get().backward(&d)?,
                 LayerObj::Act(p) => p.bind(py).get().backward(&d)?,
                 LayerObj::Dropout(p) => p.bind(py).get().backward(&d)?,
             };
@@ -263,7 +299,8 @@ impl PyMLP {
         let grads = PyList::empty(py);
         for layer in self.param_objects(py) {
             let (gw, gb) = (layer.getattr("grad_weight")?, layer.getattr("grad_bias")?);
-            if weight_decay > 0.0 {
+            // Weight decay applies to the matrix layers' weights, not to γ.
+            if weight_decay > 0.0 && !layer.is_instance_of::<PyBatchNorm>() {
                 value += add_l2(&layer, &gw, weight_decay)?;
             }
             grads.append((gw, gb))?;
@@ -290,11 +327,13 @@ impl PyMLP {
     #[pyo3(
         signature = (
             layer_sizes, *, activation = "relu", loss = "softmax", dtype = DType::F32,
-            seed = None, dropout = None
+            seed = None, dropout = None, batch_norm = false
         ),
         text_signature = "(layer_sizes, *, activation='relu', loss='softmax', dtype='float32', \
-            seed=None, dropout=0.0)"
+            seed=None, dropout=0.0, batch_norm=False)"
     )]
+    // Python's keyword arguments, one per setting of the architecture.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
@@ -303,6 +342,7 @@ impl PyMLP {
         dtype: DType,
         seed: Option<&Bound<'_, PyAny>>,
         dropout: Option<&Bound<'_, PyAny>>,
+        batch_norm: bool,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
         let seed = args::seed(seed)?;
@@ -319,10 +359,11 @@ impl PyMLP {
         let dropout = args::real_or(dropout, 0.0, "dropout", "a rate in [0, 1)")?;
         let spec = Spec::new(&sizes, hidden, loss)
             .and_then(|s| s.with_dropout(dropout))
+            .map(|s| s.with_batch_norm(batch_norm))
             .py()?;
         let mut rng = seed.map_or_else(Rng::from_entropy, Rng::new);
         let (layers, model) = for_dtype!(dtype, T, Arm => {
-            let (objs, cells) = build::<T>(py, &spec, &mut rng, Arm)?;
+            let (objs, cells) = build::<T>(py, &spec, &mut rng, Arm, Arm)?;
             (objs, Arm(Model::new(cells, rng)))
         });
         Ok(PyMLP {
@@ -380,7 +421,7 @@ impl PyMLP {
         Ok(slf.clone())
     }
 
-    /// The parameter layers (`Linear`, `Maxout`), input side first.
+    /// The parameter layers (`Linear`, `Maxout`, `BatchNorm`), input side first.
     #[getter]
     fn param_layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.param_objects(py))
@@ -409,6 +450,13 @@ impl PyMLP {
     #[getter]
     fn dropout(&self) -> f64 {
         self.spec.dropout()
+    }
+
+    /// Whether every hidden layer is followed by batch normalization (before its activation;
+    /// after a maxout layer, of its output).
+    #[getter]
+    fn batch_norm(&self) -> bool {
+        self.spec.batch_norm()
     }
 
     /// The loss's name.
@@ -463,6 +511,7 @@ impl PyMLP {
             by_dtype!(&self.model, m => Ok(py.detach(|| {
                 m.read_all()
                     .iter()
+                    .filter(|s| s.is_matrix())
                     .map(|s| l2_term(s.params().weight, None, weight_decay))
                     .sum()
             })))

@@ -7,22 +7,109 @@
 //! live views, for the same reason.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
-use mlpfast_core::{MatRef, Params, ParamsRef, Rng, Session, Spec, alloc};
+use mlpfast_core::network::Owned;
+use mlpfast_core::{MatRef, Params, ParamsMut, ParamsRef, Rng, Session, Spec, alloc};
 use numpy::ndarray::IxDyn;
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::batchnorm::{NormCell, NormState};
 use crate::convert::{self, Elem};
 use crate::error::IntoPyResult;
 use crate::layers::{CellState, LayerCell, Part};
 
+/// One parameter layer's storage, shared with its Python object: a matrix layer's
+/// (`Linear`, `Maxout`) or a batch normalization's.
+pub(crate) enum Cell<T> {
+    Layer(Arc<LayerCell<T>>),
+    Norm(Arc<NormCell<T>>),
+}
+
+/// A cell's lock, held to read.
+pub(crate) enum Held<'a, T> {
+    Layer(RwLockReadGuard<'a, CellState<T>>),
+    Norm(RwLockReadGuard<'a, NormState<T>>),
+}
+
+impl<T: Elem> Held<'_, T> {
+    /// The parameters (and state), for the core's network code.
+    pub(crate) fn params(&self) -> ParamsRef<'_, T> {
+        match self {
+            Held::Layer(s) => s.params(),
+            Held::Norm(s) => ParamsRef {
+                weight: &s.layer.weight,
+                bias: &s.layer.bias,
+                state: &s.layer.running,
+            },
+        }
+    }
+
+    /// Whether this is a matrix layer's (whose weights weight decay applies to).
+    pub(crate) fn is_matrix(&self) -> bool {
+        matches!(self, Held::Layer(_))
+    }
+}
+
+impl<T: Elem> Cell<T> {
+    /// The lock, to read (take it with the GIL released).
+    pub(crate) fn read(&self) -> Held<'_, T> {
+        match self {
+            Cell::Layer(c) => Held::Layer(c.read()),
+            Cell::Norm(c) => Held::Norm(c.read()),
+        }
+    }
+
+    fn set_in_fit(&self, on: bool) {
+        match self {
+            Cell::Layer(c) => c.set_in_fit(on),
+            Cell::Norm(c) => c.set_in_fit(on),
+        }
+    }
+
+    fn shape(&self, which: Part) -> Vec<usize> {
+        match self {
+            Cell::Layer(c) => c.shape(which),
+            Cell::Norm(c) => vec![c.features],
+        }
+    }
+}
+
+/// A cell's lock, held to write.
+enum HeldMut<'a, T> {
+    Layer(RwLockWriteGuard<'a, CellState<T>>),
+    Norm(RwLockWriteGuard<'a, NormState<T>>),
+}
+
+impl<T: Elem> HeldMut<'_, T> {
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        match self {
+            HeldMut::Layer(s) => {
+                let (weight, bias) = s.params_mut();
+                ParamsMut {
+                    weight,
+                    bias,
+                    state: &mut [],
+                }
+            }
+            HeldMut::Norm(s) => {
+                let layer = &mut s.layer;
+                ParamsMut {
+                    weight: &mut layer.weight,
+                    bias: &mut layer.bias,
+                    state: &mut layer.running,
+                }
+            }
+        }
+    }
+}
+
 /// A model in its dtype: the parameter layers' storage, and the training session.
 pub(crate) struct Model<T> {
-    cells: Vec<Arc<LayerCell<T>>>,
+    cells: Vec<Cell<T>>,
     session: Mutex<Session<T>>,
     /// A fit is running.
     training: AtomicBool,
@@ -46,7 +133,7 @@ impl<T: Elem> Drop for FitGuard<'_, T> {
 impl<T: Elem> Model<T> {
     /// Every layer's parameters, read-locked in order, for one consistent read (take them
     /// with the GIL released).
-    pub(crate) fn read_all(&self) -> Vec<RwLockReadGuard<'_, CellState<T>>> {
+    pub(crate) fn read_all(&self) -> Vec<Held<'_, T>> {
         self.cells.iter().map(|c| c.read()).collect()
     }
 
@@ -61,47 +148,62 @@ impl<T: Elem> Model<T> {
         Some(FitGuard(self))
     }
 
-    /// Every layer's (weight, bias) as new arrays, read at one moment (during a fit: one
+    /// Every layer's (weight, bias) as new arrays — (weight, bias, running_mean,
+    /// running_var) for a batch normalization — read at one moment (during a fit: one
     /// published epoch), for save and pickle.
     pub(crate) fn param_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let copies = py.detach(|| self.copy_params()).py()?;
         // What is written must load again, and loading refuses non-finite parameters.
-        let finite = |v: &[T]| mlpfast_core::float::all_finite(v);
-        if let Some(i) = copies.iter().position(|(w, b)| !finite(w) || !finite(b)) {
+        if let Some(i) = copies.iter().position(|p| !p.all_finite()) {
             return Err(PyValueError::new_err(format!(
-                "param_layers[{i}]: expected finite weights and biases to save, got NaN or \
-                 infinity (written into a weight or bias view?)"
+                "param_layers[{i}]: expected finite parameters to save, got NaN or infinity \
+                 (written into a weight, bias or running statistics view?)"
             )));
         }
-        let pairs = self.cells.iter().zip(copies).map(|(cell, (w, b))| {
-            (
-                convert::new_array(py, IxDyn(&cell.shape(Part::Weight)), w),
-                convert::new_array(py, IxDyn(&cell.shape(Part::Bias)), b),
-            )
-        });
-        PyList::new(py, pairs)
+        let items = self
+            .cells
+            .iter()
+            .zip(copies)
+            .map(|(cell, p)| -> PyResult<Bound<'py, PyAny>> {
+                let w = convert::new_array(py, IxDyn(&cell.shape(Part::Weight)), p.weight);
+                let b = convert::new_array(py, IxDyn(&cell.shape(Part::Bias)), p.bias);
+                if p.state.is_empty() {
+                    return Ok((w, b).into_pyobject(py)?.into_any());
+                }
+                let mut state = p.state;
+                let var = state.split_off(state.len() / 2);
+                let mean = convert::new_array(py, IxDyn(&[var.len()]), state);
+                let var = convert::new_array(py, IxDyn(&[var.len()]), var);
+                Ok((w, b, mean, var).into_pyobject(py)?.into_any())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
     }
 
-    /// A copy of every layer's weights and biases.
-    pub(crate) fn copy_params(&self) -> mlpfast_core::Result<Vec<(Vec<T>, Vec<T>)>> {
+    /// A copy of every layer's parameters and state.
+    pub(crate) fn copy_params(&self) -> mlpfast_core::Result<Vec<Owned<T>>> {
         self.read_all()
             .iter()
-            .map(|s| {
-                let p = s.params();
-                let copy = |v| alloc::copied(v, "a copy of the parameters");
-                Ok((copy(p.weight)?, copy(p.bias)?))
-            })
+            .map(|s| Owned::copy_of(&s.params()))
             .collect()
     }
 
     /// Copies `params` into the layers, all layers write-locked in order so that no reader
     /// sees a mix of two epochs (take it with the GIL released).
     pub(crate) fn publish(&self, params: &[impl Params<T>]) {
-        let mut held: Vec<_> = self.cells.iter().map(|c| c.write()).collect();
+        let mut held: Vec<HeldMut<'_, T>> = self
+            .cells
+            .iter()
+            .map(|c| match c {
+                Cell::Layer(c) => HeldMut::Layer(c.write()),
+                Cell::Norm(c) => HeldMut::Norm(c.write()),
+            })
+            .collect();
         for (state, p) in held.iter_mut().zip(params) {
-            let (w, b) = state.params_mut();
-            w.copy_from_slice(p.weight());
-            b.copy_from_slice(p.bias());
+            let dst = state.params_mut();
+            dst.weight.copy_from_slice(p.weight());
+            dst.bias.copy_from_slice(p.bias());
+            dst.state.copy_from_slice(p.state());
         }
     }
 
@@ -114,12 +216,12 @@ impl<T: Elem> Model<T> {
     /// Replaces the session by the one `bytes` hold (written by [`Model::session_bytes`] for
     /// a model of these shapes); refused while a fit runs, which owns the session.
     pub(crate) fn restore_session(&self, bytes: &[u8]) -> PyResult<()> {
-        let lens: Vec<(usize, usize)> = self
+        let lens: Vec<(usize, usize, usize)> = self
             .read_all()
             .iter()
             .map(|s| {
                 let p = s.params();
-                (p.weight.len(), p.bias.len())
+                (p.weight.len(), p.bias.len(), p.state.len())
             })
             .collect();
         let session = Session::from_bytes(bytes, &lens).py()?;
@@ -204,7 +306,7 @@ impl<T: Elem> Model<T> {
 
 impl<T: Elem> Model<T> {
     /// A model of these layers, whose fits draw their seeds from `rng`.
-    pub(crate) fn new(cells: Vec<Arc<LayerCell<T>>>, rng: Rng) -> Self {
+    pub(crate) fn new(cells: Vec<Cell<T>>, rng: Rng) -> Self {
         Model {
             cells,
             session: Mutex::new(Session::new(rng)),

@@ -355,6 +355,233 @@ def metric_name(loss: str) -> str:
     return "val_accuracy" if loss in ("softmax", "svm", "bce") else "val_r2"
 
 
+# --------------------------------------------------------------------------- batch norm
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+
+
+def running_of(model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Copy (running_mean, running_var) of every BatchNorm layer of an mlpfast model, as
+    float64."""
+    return [
+        (
+            np.array(layer.running_mean, dtype=np.float64),
+            np.array(layer.running_var, dtype=np.float64),
+        )
+        for layer in model.layers
+        if hasattr(layer, "running_mean")
+    ]
+
+
+def bn_hidden_count(params) -> int:
+    """The number of hidden layers of a batch-norm network's params
+    [(W0, b0), (gamma0, beta0), ..., (WL, bL)]."""
+    if len(params) % 2 != 1:
+        raise ValueError(
+            f"{len(params)} parameter pairs: expected (W, b), (gamma, beta) per hidden"
+        )
+    return (len(params) - 1) // 2
+
+
+def bn_forward(params, activation: str, X: np.ndarray, masks=None, running=None):
+    """Scores of an ``MLP(batch_norm=True)``, the cache :func:`bn_backward` needs, and the
+    batch statistics [(μ, σ²), ...] of every BatchNorm.
+
+    ``params`` are listed as :func:`params_of` lists such a model's:
+    [(W0, b0), (gamma0, beta0), (W1, b1), (gamma1, beta1), ..., (WL, bL)]. Hidden layer i is
+    ``act(BN(a @ W + b))`` or, for maxout, ``BN(max_p(a @ W[p] + b[p]))``; ``masks[i]`` (dropout's
+    0/1 mask divided by 1 - p) multiplies its output. Training mode (``running=None``): each
+    BatchNorm normalizes by its batch's mean μ and biased variance σ²,
+    ``gamma·(x - μ)/√(σ² + ε) + beta``; evaluation mode: by ``running`` [(mean, var), ...].
+    """
+    a = np.asarray(X, dtype=np.float64)
+    cache = []
+    stats = []
+    for i in range(bn_hidden_count(params)):
+        W, b = params[2 * i]
+        gamma, beta = params[2 * i + 1]
+        if activation == "maxout":
+            z = np.einsum("nd,pdo->pno", a, W) + b[:, None, :]
+            idx = np.argmax(z, axis=0)  # first piece wins ties
+            h = np.take_along_axis(z, idx[None], axis=0)[0]
+        else:
+            z, idx = None, None
+            h = a @ W + b
+        if running is None:
+            mu = h.mean(axis=0)
+            var = ((h - mu) ** 2).mean(axis=0)
+        else:
+            mu, var = running[i]
+        inv = 1.0 / np.sqrt(var + BN_EPS)
+        xhat = (h - mu) * inv
+        u = gamma * xhat + beta
+        out = u if activation == "maxout" else act_forward(activation, u)
+        if masks is not None:
+            out = out * masks[i]
+        cache.append((a, z, idx, xhat, inv, u))
+        stats.append((mu, var))
+        a = out
+    W, b = params[-1]
+    cache.append((a, None, None, None, None, None))
+    return a @ W + b, cache, stats
+
+
+def bn_backward(params, activation: str, cache, dscores: np.ndarray, masks=None, training=True):
+    """Gradients [(dW, db), (dgamma, dbeta), ...] (aligned with ``params``) and dX of a batch-norm
+    network, given dL/dscores and the cache of :func:`bn_forward` (in the same mode).
+
+    BatchNorm's backward in training mode: dbeta = Σg, dgamma = Σ g·x̂,
+    dx = gamma/√(σ² + ε)·(g - dbeta/n - x̂·dgamma/n); in evaluation mode
+    dx = gamma/√(var + ε)·g. The bias gradient of a Linear layer before a BatchNorm comes out
+    as the column sums of that dx, which are 0 up to rounding (the fit uses the exact 0: see
+    :func:`fit_batchnorm`).
+    """
+    grads = [None] * len(params)
+    W, _ = params[-1]
+    a = cache[-1][0]
+    d = dscores
+    grads[-1] = (a.T @ d, d.sum(axis=0))
+    d = d @ W.T
+    for i in range(bn_hidden_count(params) - 1, -1, -1):
+        a, _z, idx, xhat, inv, u = cache[i]
+        W, _ = params[2 * i]
+        gamma, _ = params[2 * i + 1]
+        if masks is not None:
+            d = d * masks[i]
+        if activation != "maxout":
+            d = act_backward(activation, u, d)
+        n = d.shape[0]
+        dbeta = d.sum(axis=0)
+        dgamma = (d * xhat).sum(axis=0)
+        grads[2 * i + 1] = (dgamma, dbeta)
+        if training:
+            d = gamma * inv * (d - dbeta / n - xhat * dgamma / n)
+        else:
+            d = gamma * inv * d
+        if activation == "maxout":
+            P = W.shape[0]
+            dW = np.zeros_like(W)
+            db = np.zeros((P, W.shape[2]))
+            da = np.zeros_like(a)
+            for p in range(P):
+                dp = d * (idx == p)
+                dW[p] = a.T @ dp
+                db[p] = dp.sum(axis=0)
+                da += dp @ W[p].T
+            grads[2 * i] = (dW, db)
+            d = da
+        else:
+            grads[2 * i] = (a.T @ d, d.sum(axis=0))
+            d = d @ W.T
+    return grads, d
+
+
+def bn_data_loss_and_grads(params, activation: str, loss: str, X, y, w=None, masks=None):
+    """Mean data loss (weighted by ``w``, when given), its gradients and the batch
+    statistics for one training-mode batch of a batch-norm network."""
+    scores, cache, stats = bn_forward(params, activation, X, masks)
+    value, ds = weighted_loss_fn(loss, scores, y, w)
+    grads, _ = bn_backward(params, activation, cache, ds, masks)
+    return value, grads, stats
+
+
+def bn_kink_distance(params, activation: str, X, masks=None) -> float:
+    """Smallest distance of any hidden unit of a batch-norm network (training mode) to a
+    kink: of BatchNorm's output to 0 for the relu family, of the best two maxout pieces."""
+    _, cache, _ = bn_forward(params, activation, X, masks)
+    best = np.inf
+    for _a, z, _idx, _xhat, _inv, u in cache[:-1]:
+        if activation == "maxout":
+            zs = np.sort(z, axis=0)
+            best = min(best, float(np.min(zs[-1] - zs[-2])))
+        elif activation in RELU_FAMILY:
+            best = min(best, float(np.min(np.abs(u))))
+    return best
+
+
+def bn_update_running(running, stats, n: int, momentum: float = BN_MOMENTUM):
+    """The running statistics after a training step on a batch of ``n`` rows with batch
+    statistics ``stats`` (PyTorch's: the variance's estimate is the unbiased one)."""
+    return [
+        ((1 - momentum) * rm + momentum * mu, (1 - momentum) * rv + momentum * var * n / (n - 1))
+        for (rm, rv), (mu, var) in zip(running, stats)
+    ]
+
+
+def bn_initial(params) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The running statistics of a new batch-norm network: mean 0, variance 1."""
+    return [(np.zeros_like(g), np.ones_like(g)) for g, _ in params[1:-1:2]]
+
+
+# --------------------------------------------------------------------------- shuffling
+def _splitmix64(state: int) -> tuple[int, int]:
+    state = (state + _STEP) & _U64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    return state, z ^ (z >> 31)
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & _U64
+
+
+class Xoshiro256pp:
+    """The generator mlpfast shuffles with (rust/mlpfast-core/src/rng.rs): Xoshiro256++
+    seeded through SplitMix64, Lemire's multiply-shift for a bounded integer."""
+
+    def __init__(self, seed: int):
+        sm = seed & _U64
+        self.s = []
+        for _ in range(4):
+            sm, v = _splitmix64(sm)
+            self.s.append(v)
+
+    def next_u64(self) -> int:
+        s = self.s
+        result = (_rotl((s[0] + s[3]) & _U64, 23) + s[0]) & _U64
+        t = (s[1] << 17) & _U64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 45)
+        return result
+
+    def below(self, n: int) -> int:
+        """Uniform in [0, n)."""
+        return (self.next_u64() * n) >> 64
+
+    def shuffle(self, v: list) -> None:
+        """Fisher-Yates, in place."""
+        for i in range(len(v) - 1, 0, -1):
+            j = self.below(i + 1)
+            v[i], v[j] = v[j], v[i]
+
+
+def epoch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
+    """The row order of every epoch of ``MLP.fit(shuffle=True, seed=seed)``: one generator
+    for the fit, the order shuffled again (not afresh) at the start of every epoch."""
+    rng = Xoshiro256pp(seed)
+    order = list(range(n))
+    out = []
+    for _ in range(epochs):
+        rng.shuffle(order)
+        out.append(np.array(order))
+    return out
+
+
+def batch_bounds(n: int, batch_size: int, merge_single: bool = False) -> list[tuple[int, int]]:
+    """The (lo, hi) row ranges of an epoch's batches; with ``merge_single`` (batch norm), a
+    last batch of one row joins the batch before it."""
+    b = min(batch_size, n)
+    bounds = [(lo, min(lo + b, n)) for lo in range(0, n, b)]
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds = [*bounds[:-2], (bounds[-2][0], n)]
+    return bounds
+
+
 # --------------------------------------------------------------------------- training
 def fit(
     params,
@@ -383,6 +610,7 @@ def fit(
     sample_weight=None,
     dropout: float = 0.0,
     seed: int = 0,
+    shuffle: bool = False,
 ):
     """Train copies of ``params`` like ``MLP.fit(..., shuffle=False)``; return (params, history).
 
@@ -391,8 +619,151 @@ def fit(
     ``set_lr`` maps an epoch number (from 1) to the rate a callback sets after it.
     With ``dropout``, step s (from 0) of the fit masks the hidden outputs with
     :func:`dropout_mask` of (p, ``seed``, s); validation runs without dropout.
+    With ``shuffle``, the batches follow :func:`epoch_orders` of ``seed`` (as
+    ``MLP.fit(shuffle=True, seed=seed)``'s do).
     """
     params = [(W.copy(), b.copy()) for W, b in params]
+
+    def step_grads(Xb, yb, wb, step):
+        masks = None
+        if dropout > 0:
+            masks = [
+                dropout_mask(dropout, seed, step, i, len(Xb), W.shape[-1]) / (1 - dropout)
+                for i, (W, _) in enumerate(params[:-1])
+            ]
+        return data_loss_and_grads(params, activation, loss, Xb, yb, wb, masks)
+
+    history = _train(
+        params,
+        [True, False] * len(params),  # weights get L2, biases do not
+        step_grads,
+        lambda Xv: forward(params, activation, Xv)[0],
+        loss,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        lr_decay=lr_decay,
+        betas=betas,
+        eps=eps,
+        alpha=alpha,
+        clip_grad_norm=clip_grad_norm,
+        schedule=schedule,
+        lr_min=lr_min,
+        warmup_epochs=warmup_epochs,
+        set_lr=set_lr,
+        validation_data=validation_data,
+        sample_weight=sample_weight,
+        order_seed=seed if shuffle else None,
+    )
+    return params, history
+
+
+def fit_batchnorm(
+    params,
+    activation: str,
+    loss: str,
+    X,
+    y,
+    *,
+    running=None,
+    dropout: float = 0.0,
+    seed: int = 0,
+    shuffle: bool = False,
+    **settings,
+):
+    """Train copies of an ``MLP(batch_norm=True)``'s ``params`` (as :func:`params_of` lists
+    them: [(W0, b0), (gamma0, beta0), ..., (WL, bL)]) and running statistics (``running``, default
+    :func:`bn_initial`) like its ``fit``; return (params, running, history).
+
+    Every step normalizes by its batch's statistics (:func:`bn_forward`, training mode) and
+    then moves the running statistics (:func:`bn_update_running`). The bias gradient of a
+    Linear layer before a BatchNorm is taken as exactly 0 (so that bias never moves: BN
+    subtracts the batch mean of ``a @ W + b``, b and all); a Maxout layer's is not 0 (each
+    piece's bias decides where that piece wins) and is used as computed. gamma and beta
+    are optimized like biases (no weight decay, and no L2 term in the loss). A last batch
+    of one row joins the batch before it. Dropout's mask after hidden layer i is
+    :func:`dropout_mask` of block 2i + 1 (the core's blocks: Linear, BN, Linear, BN, ...,
+    Linear). Validation uses evaluation mode (the running statistics). ``settings`` are
+    :func:`fit`'s (optimizer, lr, epochs, batch_size, ...).
+    """
+    params = [(W.copy(), b.copy()) for W, b in params]
+    hidden = bn_hidden_count(params)
+    state = {"running": [(m.copy(), v.copy()) for m, v in running or bn_initial(params)]}
+
+    def step_grads(Xb, yb, wb, step):
+        masks = None
+        if dropout > 0:
+            masks = [
+                dropout_mask(dropout, seed, step, 2 * i + 1, len(Xb), params[2 * i][0].shape[-1])
+                / (1 - dropout)
+                for i in range(hidden)
+            ]
+        value, grads, stats = bn_data_loss_and_grads(params, activation, loss, Xb, yb, wb, masks)
+        if activation != "maxout":  # BN subtracts the batch mean: the bias before it is inert
+            for i in range(hidden):
+                grads[2 * i] = (grads[2 * i][0], np.zeros_like(grads[2 * i][1]))
+        state["running"] = bn_update_running(state["running"], stats, len(Xb))
+        return value, grads
+
+    decayed = []
+    for i in range(len(params)):
+        decayed += [i % 2 == 0, False]  # Linear/Maxout weights only: not biases, gamma or beta
+    history = _train(
+        params,
+        decayed,
+        step_grads,
+        lambda Xv: bn_forward(params, activation, Xv, running=state["running"])[0],
+        loss,
+        X,
+        y,
+        order_seed=seed if shuffle else None,
+        merge_single=True,
+        **settings,
+    )
+    return params, state["running"], history
+
+
+def _train(
+    params,
+    decayed,
+    step_grads,
+    evaluate,
+    loss: str,
+    X,
+    y,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    lr_decay: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    alpha: float = 0.99,
+    clip_grad_norm: float | None = None,
+    schedule: str = "constant",
+    lr_min: float = 0.0,
+    warmup_epochs: int = 0,
+    set_lr: dict[int, float] | None = None,
+    validation_data=None,
+    sample_weight=None,
+    order_seed: int | None = None,
+    merge_single: bool = False,
+):
+    """The training loop of :func:`fit` and :func:`fit_batchnorm`: updates ``params`` (a list
+    of (W, b) pairs) in place and returns the history. ``decayed[k]`` says whether the k-th
+    array of the flattened params gets weight decay; ``step_grads(Xb, yb, wb, step)`` (step
+    from 0) returns a batch's (data loss, gradients) and ``evaluate(Xv)`` the scores of the
+    current parameters; ``order_seed`` shuffles the rows (:func:`epoch_orders`)."""
     flat = [arr for pair in params for arr in pair]  # W0, b0, W1, b1, ...
     m1 = [np.zeros_like(p) for p in flat]
     m2 = [np.zeros_like(p) for p in flat]
@@ -405,25 +776,25 @@ def fit(
         history["val_loss"] = []
         history[metric_name(loss)] = []
     rate = epoch_rates(lr, epochs, lr_decay, schedule, lr_min, warmup_epochs, set_lr or {})
+    orders = None if order_seed is None else epoch_orders(order_seed, n, epochs)
     for epoch in range(epochs):
         lr = rate[epoch]
         history["lr"].append(lr)
         total = 0.0
-        for lo in range(0, n, batch_size):
-            Xb, yb = X[lo : lo + batch_size], y[lo : lo + batch_size]
-            wb = None if sample_weight is None else sample_weight[lo : lo + batch_size]
+        for lo, hi in batch_bounds(n, batch_size, merge_single):
+            rows = slice(lo, hi) if orders is None else orders[epoch][lo:hi]
+            Xb, yb = X[rows], y[rows]
+            wb = None if sample_weight is None else sample_weight[rows]
             step += 1
             if wb is not None and not np.any(wb):
                 continue
-            masks = None
-            if dropout > 0:
-                masks = [
-                    dropout_mask(dropout, seed, step - 1, i, len(Xb), W.shape[-1]) / (1 - dropout)
-                    for i, (W, _) in enumerate(params[:-1])
-                ]
-            value, grads = data_loss_and_grads(params, activation, loss, Xb, yb, wb, masks)
+            value, grads = step_grads(Xb, yb, wb, step - 1)
             if weight_decay > 0 and optimizer != "adamw":  # AdamW's decay is no loss term
-                value += 0.5 * weight_decay * sum(float(np.sum(W * W)) for W, _ in params)
+                value += (
+                    0.5
+                    * weight_decay
+                    * sum(float(np.sum(p * p)) for p, dec in zip(flat, decayed) if dec)
+                )
             total += len(Xb) * value
             t += 1
             flat_g = [g for pair in grads for g in pair]
@@ -433,9 +804,9 @@ def fit(
                 flat_g = [g * min(clip_grad_norm / (norm + 1e-6), 1.0) for g in flat_g]
             for i, (p, g) in enumerate(zip(flat, flat_g)):
                 if optimizer == "adamw":
-                    if i % 2 == 0:  # decoupled: the weights shrink, the gradient stays
+                    if decayed[i]:  # decoupled: the weights shrink, the gradient stays
                         p *= 1.0 - lr * weight_decay
-                elif i % 2 == 0:  # weights get L2, biases do not
+                elif decayed[i]:
                     g = g + weight_decay * p
                 if optimizer == "rmsprop":
                     m2[i] = alpha * m2[i] + (1 - alpha) * g * g
@@ -460,10 +831,10 @@ def fit(
         history["loss"].append(total / n)
         if validation_data is not None:
             Xv, yv, wv = (*validation_data, None)[:3]
-            sv, _ = forward(params, activation, Xv)
+            sv = evaluate(Xv)
             history["val_loss"].append(weighted_loss_fn(loss, sv, yv, wv)[0])
             history[metric_name(loss)].append(weighted_metric(loss, sv, yv, wv))
-    return params, history
+    return history
 
 
 def epoch_rates(lr, epochs, lr_decay, schedule, lr_min, warmup, set_lr) -> list[float]:

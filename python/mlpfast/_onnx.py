@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mlpfast._core import MLP, Activation, Dropout, Linear, Maxout, __version__
+from mlpfast._core import MLP, Activation, BatchNorm, Dropout, Linear, Maxout, __version__
 
 # Opset 17 and IR version 8: read by every onnxruntime since 1.13; every operator used here
 # has had its current form since opset 13.
@@ -70,6 +70,14 @@ class _Affine(NamedTuple):
     bias: np.ndarray
 
 
+class _Norm(NamedTuple):
+    """``x * scale + shift``: a BatchNorm in evaluation mode, folded (scale = weight /
+    sqrt(running_var + eps), shift = bias - running_mean * scale, computed in float64)."""
+
+    scale: np.ndarray
+    shift: np.ndarray
+
+
 class _Act(NamedTuple):
     """An elementwise activation by mlpfast's name, with its slope or scale ``alpha``."""
 
@@ -85,7 +93,7 @@ class _Head(NamedTuple):
 
 
 class _Spec(NamedTuple):
-    layers: list  # of _Affine and _Act
+    layers: list  # of _Affine, _Norm and _Act
     dtype: np.dtype
     n_features: int
     n_outputs: int  # columns of the last layer's scores
@@ -120,6 +128,12 @@ def _layers(mlp: MLP) -> list:
             layers.append(_Affine(layer.weight, layer.bias))
         elif isinstance(layer, Activation):
             layers.append(_Act(layer.name, getattr(layer, "alpha", None)))
+        elif isinstance(layer, BatchNorm):
+            # The graph predicts, in evaluation mode: by the running statistics.
+            var = np.asarray(layer.running_var, dtype=np.float64)
+            scale = np.asarray(layer.weight, dtype=np.float64) / np.sqrt(var + layer.eps)
+            shift = layer.bias - np.asarray(layer.running_mean, dtype=np.float64) * scale
+            layers.append(_Norm(scale, shift))
         elif isinstance(layer, Dropout):
             continue  # the graph predicts, in evaluation mode: dropout is the identity
         else:  # pragma: no cover - MLP holds no other layers
@@ -310,6 +324,10 @@ def _emit(b: _Builder, x: str, spec: _Spec, names: dict[str, str]) -> None:
     for i, layer in enumerate(spec.layers):
         if isinstance(layer, _Affine):
             z = _affine(b, z, layer, spec.dtype, out("scores") if i == last else None)
+        elif isinstance(layer, _Norm):
+            scale = b.constant("scale", layer.scale.astype(spec.dtype))
+            shift = b.constant("shift", layer.shift.astype(spec.dtype))
+            z = b.op("Add", [b.op("Mul", [z, scale]), shift])
         else:
             z = _activation(b, z, layer, spec.dtype)
     head = spec.head

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from mlpfast import _modelfile
-from mlpfast._core import MLP, _check_fit_settings
+from mlpfast._core import MLP, BatchNorm, _check_fit_settings
 from mlpfast._fields import shown
 from mlpfast._progress import Progress
 from mlpfast.sklearn._files import metadata
@@ -253,11 +253,19 @@ class _BaseMLP(BaseEstimator):
                 raise _bad(name, "a bool", getattr(self, name))
         self._check_training_settings()
         _check_real(self, "dropout", 0.0, 1.0, hi_open=True)
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise _bad("batch_norm", "a bool", self.batch_norm)
+        if self.batch_norm and self.solver == "lbfgs":
+            raise ValueError(
+                "batch_norm: expected False with solver='lbfgs' (batch normalization "
+                "normalizes minibatches; lbfgs fits the whole data at once), got True"
+            )
         return {
             "hidden": hidden,
             "activation": _ACTIVATIONS[self.activation],
             "dtype": _dtype_name(self.dtype),
             "dropout": float(self.dropout),
+            "batch_norm": bool(self.batch_norm),
             "n_iter_no_change": None if nic == np.inf else int(nic),
         }
 
@@ -336,16 +344,20 @@ class _BaseMLP(BaseEstimator):
 
     # ---- the fitted model
     def _bind_params(self) -> None:
-        """coefs_ and intercepts_: live views of the native layers' weights and biases."""
+        """coefs_ and intercepts_: live views of the native Linear / Maxout layers' weights
+        and biases; batch_norm_layers_: the BatchNorm layers."""
         layers = self._mlp.param_layers
-        self.coefs_ = [lay.weight for lay in layers]
-        self.intercepts_ = [lay.bias for lay in layers]
+        matrices = [lay for lay in layers if not isinstance(lay, BatchNorm)]
+        self.coefs_ = [lay.weight for lay in matrices]
+        self.intercepts_ = [lay.bias for lay in matrices]
+        self.batch_norm_layers_ = [lay for lay in layers if isinstance(lay, BatchNorm)]
 
     def __getstate__(self):
         state = dict(super().__getstate__())
         # Views of the native weights: the pickled MLP holds them; rebound on unpickling.
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
+        state.pop("batch_norm_layers_", None)
         return state
 
     def __setstate__(self, state):
@@ -360,13 +372,17 @@ class _BaseMLP(BaseEstimator):
             loss=self._native_loss(),
             dtype=settings["dtype"],
             dropout=settings["dropout"],
+            batch_norm=settings["batch_norm"],
             seed=0,
         )
         # scikit-learn's initialization, drawn from the same generator in the same order:
         # weights and biases uniform in +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for
-        # logistic units); a Maxout layer draws each piece so.
+        # logistic units); a Maxout layer draws each piece so. BatchNorm starts at weight 1,
+        # bias 0 (PyTorch's).
         factor = 2.0 if self.activation == "logistic" else 6.0
         for lay in self._mlp.param_layers:
+            if isinstance(lay, BatchNorm):
+                continue
             shape = lay.weight.shape
             bound = np.sqrt(factor / (shape[-2] + shape[-1]))
             lay.weight = rs.uniform(-bound, bound, shape)
@@ -401,21 +417,29 @@ class _BaseMLP(BaseEstimator):
 
     def _check_same_model(self, layer_sizes: list[int], settings: dict) -> None:
         mlp = self._mlp
-        built = (mlp.layer_sizes, mlp.activation, mlp.loss_name, mlp.dtype, mlp.dropout)
+        built = (
+            mlp.layer_sizes,
+            mlp.activation,
+            mlp.loss_name,
+            mlp.dtype,
+            mlp.dropout,
+            mlp.batch_norm,
+        )
         wanted = (
             layer_sizes,
             settings["activation"],
             self._native_loss(),
             settings["dtype"],
             settings["dropout"],
+            settings["batch_norm"],
         )
         if built != wanted:
             raise ValueError(
                 "warm_start / partial_fit continue the fitted network, which has layer sizes "
-                f"{built[0]}, activation {built[1]!r}, loss {built[2]!r}, dtype {built[3]!r} "
-                f"and dropout {built[4]!r}; the current parameters and data ask for "
-                f"{wanted[0]}, {wanted[1]!r}, {wanted[2]!r}, {wanted[3]!r}, {wanted[4]!r}. Set "
-                "warm_start=False to fit a new network."
+                f"{built[0]}, activation {built[1]!r}, loss {built[2]!r}, dtype {built[3]!r}, "
+                f"dropout {built[4]!r} and batch_norm {built[5]!r}; the current parameters "
+                f"and data ask for {wanted[0]}, {wanted[1]!r}, {wanted[2]!r}, {wanted[3]!r}, "
+                f"{wanted[4]!r}, {wanted[5]!r}. Set warm_start=False to fit a new network."
             )
 
     # ---- fitting
@@ -876,7 +900,12 @@ _ATTRIBUTES_DOC = """
         Weight matrices, ``coefs_[i]`` of shape (fan_in, fan_out), or (pieces, fan_in,
         fan_out) for Maxout layers. They are live views of the network's memory.
     intercepts_ : list of ndarray
-        Bias vectors, ``intercepts_[i]`` of shape (fan_out,), or (pieces, fan_out).
+        Bias vectors, ``intercepts_[i]`` of shape (fan_out,), or (pieces, fan_out). With
+        ``batch_norm``, a Linear layer's biases before a BatchNorm stay as initialized
+        (their gradient is 0).
+    batch_norm_layers_ : list of mlpfast.BatchNorm
+        With ``batch_norm``, the BatchNorm after each hidden layer (its ``weight``, ``bias``,
+        ``running_mean`` and ``running_var``); empty otherwise. mlpfast's addition.
     loss_ : float
         The loss of the last epoch (lbfgs: at the solution), with the L2 term.
     best_loss_ : float or None

@@ -62,6 +62,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dropout : float, default=0.0
         Inverted dropout's rate after every hidden activation while fitting, in [0, 1) (its
         masks follow ``random_state``); predictions never drop. mlpfast's addition.
+    batch_norm : bool, default=False
+        Batch normalization after every hidden layer (before its activation; after a maxout
+        layer, of its output), as PyTorch's ``BatchNorm1d`` (momentum 0.1, eps 1e-5):
+        fitting normalizes by each minibatch's statistics, predictions by the running
+        ones. Not with ``solver="lbfgs"``. mlpfast's addition.
 """
         + _ATTRIBUTES_DOC
         + """    classes_ : ndarray
@@ -111,6 +116,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         class_weight=None,
         dtype="float32",
         dropout=0.0,
+        batch_norm=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -139,6 +145,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
         self.dtype = dtype
         self.dropout = dropout
+        self.batch_norm = batch_norm
 
     # ---- targets
     def _set_classes(self, classes, kind: str) -> None:

@@ -47,6 +47,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     dropout : float, default=0.0
         Inverted dropout's rate after every hidden activation while fitting, in [0, 1) (its
         masks follow ``random_state``); predictions never drop. mlpfast's addition.
+    batch_norm : bool, default=False
+        Batch normalization after every hidden layer (before its activation; after a maxout
+        layer, of its output), as PyTorch's ``BatchNorm1d`` (momentum 0.1, eps 1e-5):
+        fitting normalizes by each minibatch's statistics, predictions by the running
+        ones. Not with ``solver="lbfgs"``. mlpfast's addition.
 """
         + _ATTRIBUTES_DOC
         + """
@@ -101,6 +106,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         dtype="float32",
         dropout=0.0,
+        batch_norm=False,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -128,6 +134,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.dtype = dtype
         self.dropout = dropout
+        self.batch_norm = batch_norm
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = self._check_xy(X, y, reset, y_numeric=True)

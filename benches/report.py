@@ -403,7 +403,7 @@ def sweep_md(section: dict) -> list[str]:
 
 
 def regularization_md(section: dict) -> list[str]:
-    """Dropout's cost: the fit's time with it against without."""
+    """The cost of dropout and batch normalization: the fit's time with each against without."""
     s = section["seconds"]
     plain = s["plain"]
     lines = [

@@ -37,7 +37,8 @@ def main() -> None:
                 model.fit(Xtr, ytr, epochs=epochs, batch_size=32, optimizer="sgd", lr=0.01,
                           momentum=0.9, seed=seed)  # fmt: skip
                 accuracy.append(model.score(Xte, yte))
-                loss.append(model.loss(Xte, yte)[0])
+                # The layer chain in evaluation mode: no unit dropped, as predictions.
+                loss.append(model.eval().loss(Xte, yte)[0])
             print(
                 f"| {n} | {epochs} | {p:g} | {np.mean(accuracy):.4f} ± {np.std(accuracy):.4f} "
                 f"| {np.mean(loss):.3f} |",

@@ -21,21 +21,31 @@ use crate::float::Float;
 
 /// Adds each column's sum over the rows of `x` (`cols` wide) into `sums`.
 pub fn add_column_sums<T: Float>(x: &[T], cols: usize, sums: &mut [f64]) {
-    for row in x.chunks_exact(cols.max(1)) {
-        for (s, &v) in sums.iter_mut().zip(row) {
-            *s += v.to_f64();
-        }
-    }
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact(cols.max(1)) {
+                for (s, &v) in sums.iter_mut().zip(row) {
+                    *s += v.to_f64();
+                }
+            }
+        },
+    )
 }
 
 /// Adds each column's Σ (x − mean)² over the rows of `x` into `sums`.
 pub fn add_centered_squares<T: Float>(x: &[T], cols: usize, mean: &[f64], sums: &mut [f64]) {
-    for row in x.chunks_exact(cols.max(1)) {
-        for ((s, &v), &m) in sums.iter_mut().zip(row).zip(mean) {
-            let d = v.to_f64() - m;
-            *s += d * d;
-        }
-    }
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact(cols.max(1)) {
+                for ((s, &v), &m) in sums.iter_mut().zip(row).zip(mean) {
+                    let d = v.to_f64() - m;
+                    *s += d * d;
+                }
+            }
+        },
+    )
 }
 
 /// 1/√(var + ε) per column.
@@ -50,20 +60,35 @@ pub fn normalize_rows<T: Float>(
     cols: usize,
     (mean, inv_std): (&[f64], &[f64]),
     (gamma, beta): (&[T], &[T]),
-    mut xhat: Option<&mut [T]>,
+    xhat: Option<&mut [T]>,
 ) {
-    for (i, row) in x.chunks_exact_mut(cols.max(1)).enumerate() {
-        let mut hat_row = xhat
-            .as_deref_mut()
-            .map(|h| &mut h[i * cols..(i + 1) * cols]);
-        for j in 0..row.len() {
-            let h = T::from_f64((row[j].to_f64() - mean[j]) * inv_std[j]);
-            if let Some(hr) = hat_row.as_deref_mut() {
-                hr[j] = h;
+    let cols = cols.max(1);
+    crate::simd::wide(
+        #[inline(always)]
+        || match xhat {
+            Some(xhat) => {
+                for (row, hat_row) in x.chunks_exact_mut(cols).zip(xhat.chunks_exact_mut(cols)) {
+                    let params = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+                    for ((v, hat), ((&m, &inv), (&g, &b))) in
+                        row.iter_mut().zip(hat_row.iter_mut()).zip(params)
+                    {
+                        let h = T::from_f64((v.to_f64() - m) * inv);
+                        *hat = h;
+                        *v = g * h + b;
+                    }
+                }
             }
-            row[j] = gamma[j] * h + beta[j];
-        }
-    }
+            None => {
+                for row in x.chunks_exact_mut(cols) {
+                    let params = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+                    for (v, ((&m, &inv), (&g, &b))) in row.iter_mut().zip(params) {
+                        let h = T::from_f64((v.to_f64() - m) * inv);
+                        *v = g * h + b;
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// Adds each column's Σ g (dβ) and Σ g·x̂ (dγ) over the rows of `g` and `xhat`.
@@ -74,16 +99,20 @@ pub fn add_grad_sums<T: Float>(
     dbeta: &mut [f64],
     dgamma: &mut [f64],
 ) {
-    for (grow, hrow) in g
-        .chunks_exact(cols.max(1))
-        .zip(xhat.chunks_exact(cols.max(1)))
-    {
-        for j in 0..grow.len() {
-            let gv = grow[j].to_f64();
-            dbeta[j] += gv;
-            dgamma[j] += gv * hrow[j].to_f64();
-        }
-    }
+    let cols = cols.max(1);
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for (grow, hrow) in g.chunks_exact(cols).zip(xhat.chunks_exact(cols)) {
+                let sums = dbeta.iter_mut().zip(dgamma.iter_mut());
+                for ((db, dg), (&gv, &h)) in sums.zip(grow.iter().zip(hrow)) {
+                    let gv = gv.to_f64();
+                    *db += gv;
+                    *dg += gv * h.to_f64();
+                }
+            }
+        },
+    )
 }
 
 /// Turns `g` (dL/dy for some rows of a batch of `n` rows) into dL/dx in place, given the
@@ -97,16 +126,22 @@ pub fn backward_rows<T: Float>(
     (dbeta, dgamma): (&[f64], &[f64]),
 ) {
     let inv_n = 1.0 / n as f64;
-    for (grow, hrow) in g
-        .chunks_exact_mut(cols.max(1))
-        .zip(xhat.chunks_exact(cols.max(1)))
-    {
-        for j in 0..grow.len() {
-            let centered =
-                grow[j].to_f64() - dbeta[j] * inv_n - hrow[j].to_f64() * dgamma[j] * inv_n;
-            grow[j] = T::from_f64(gamma[j].to_f64() * inv_std[j] * centered);
-        }
-    }
+    let cols = cols.max(1);
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for (grow, hrow) in g.chunks_exact_mut(cols).zip(xhat.chunks_exact(cols)) {
+                let scale = gamma.iter().zip(inv_std);
+                let sums = dbeta.iter().zip(dgamma);
+                for ((gv, &h), ((&gm, &inv), (&db, &dg))) in
+                    grow.iter_mut().zip(hrow).zip(scale.zip(sums))
+                {
+                    let centered = gv.to_f64() - db * inv_n - h.to_f64() * dg * inv_n;
+                    *gv = T::from_f64(gm.to_f64() * inv * centered);
+                }
+            }
+        },
+    )
 }
 
 /// Moves the running statistics towards a batch's: `mean` and the biased `var` of `n` rows
@@ -135,13 +170,25 @@ pub fn normalize_eval_rows<T: Float>(
     eps: f64,
     (gamma, beta): (&[T], &[T]),
 ) {
-    for row in x.chunks_exact_mut(cols.max(1)) {
-        for j in 0..row.len() {
-            let inv = 1.0 / (running_var[j].to_f64() + eps).sqrt();
-            let h = (row[j].to_f64() - running_mean[j].to_f64()) * inv;
-            row[j] = T::from_f64(gamma[j].to_f64() * h + beta[j].to_f64());
-        }
-    }
+    let inv_std: Vec<f64> = running_var
+        .iter()
+        .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
+        .collect();
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact_mut(cols.max(1)) {
+                let params = running_mean
+                    .iter()
+                    .zip(&inv_std)
+                    .zip(gamma.iter().zip(beta));
+                for (v, ((&m, &inv), (&g, &b))) in row.iter_mut().zip(params) {
+                    let h = (v.to_f64() - m.to_f64()) * inv;
+                    *v = T::from_f64(g.to_f64() * h + b.to_f64());
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

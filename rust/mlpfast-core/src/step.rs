@@ -13,13 +13,14 @@
 //!
 //! **Batch normalization** needs the whole batch's statistics before any row goes past it,
 //! so with normalization blocks phase 1 runs in passes that stop there: a pass forwards each
-//! shard up to a normalization's input and adds up the shard's column sums; the sums of the
-//! shards are added in shard order; a second pass adds up the squared deviations from that
-//! mean (two passes, as in `batchnorm`); the next pass normalizes and goes on to the next
-//! normalization, or to the loss and back down to the highest normalization, whose backward
-//! needs the batch's Σg and Σg·x̂ in the same way. A dense layer before a normalization
-//! gets the exact gradient 0 for its biases (the normalization subtracts the batch's mean),
-//! and the running statistics move once the step has succeeded.
+//! shard up to a normalization's input and takes the shard's column sums and its squared
+//! deviations from its own mean (two passes over its rows, in cache); the shards' parts are
+//! combined in shard order into the batch's mean and variance; the next pass normalizes and
+//! goes on to the next normalization, or to the loss and back down to the highest
+//! normalization, whose backward needs the batch's Σg and Σg·x̂, summed in the same way. A
+//! dense layer before a normalization gets the exact gradient 0 for its biases (the
+//! normalization subtracts the batch's mean), and the running statistics move once the step
+//! has succeeded.
 //!
 //! **Gradient clipping** needs the norm of the whole gradient before any update: a step that
 //! clips computes every task's gradient first, with its sum of squares, adds those up in
@@ -356,7 +357,7 @@ unsafe fn backward_rows<T: Float>(
     if let Block::Norm { features, .. } = blocks[stop] {
         // SAFETY: the shard's own slot and rows.
         unsafe {
-            let part = norm.partial[stop].slice(2 * features * shard, 2 * features);
+            let part = norm.partial[stop].slice(SLOT * features * shard, 2 * features);
             part.fill(0.0);
             let (dbeta, dgamma) = part.split_at_mut(features);
             let g = raw.grads[stop].view(lo * features, m * features);
@@ -375,7 +376,7 @@ pub(crate) struct NormBuffers {
     var: Vec<Vec<f64>>,
     /// The batch's Σg (dβ), then its Σg·x̂ (dγ).
     sums: Vec<Vec<f64>>,
-    /// Per shard, a slot of 2·features for its share of a sum.
+    /// Per shard, a slot of [`SLOT`]·features for its share of a sum.
     partial: Vec<Ptr<f64>>,
     /// The storage `partial` points to.
     partial_store: Vec<Vec<f64>>,
@@ -395,7 +396,7 @@ impl NormBuffers {
         let per_block = |times, what| -> Result<Vec<Vec<f64>>> {
             blocks.iter().map(sized(times, what)).collect()
         };
-        let mut partial_store = per_block(2 * shards, "batch statistics")?;
+        let mut partial_store = per_block(SLOT * shards, "batch statistics")?;
         let means = per_block(1, "batch statistics")?;
         let inv_stds = per_block(1, "batch statistics")?;
         Ok(NormBuffers {
@@ -406,6 +407,40 @@ impl NormBuffers {
             partial_store,
         })
     }
+}
+
+/// A shard's slot of partial sums holds this many values per feature: its column sums, its
+/// mean and its squared deviations from that mean (forward), or its Σg and Σg·x̂ (backward).
+const SLOT: usize = 3;
+
+/// The batch's mean and biased variance from the first `count` shards' slots (column sums,
+/// shard mean, squared deviations from it), combined in shard order: the mean is the sum of
+/// the sums over `n`, and the squared deviations from it are each shard's plus its rows times
+/// its mean's squared distance from the batch's (Chan, Golub and LeVeque's update).
+fn combine_stats(
+    partial: &[f64],
+    features: usize,
+    n: usize,
+    count: usize,
+    (mean, var): (&mut [f64], &mut [f64]),
+) {
+    reduce(partial, SLOT * features, count, mean);
+    mean.iter_mut().for_each(|v| *v /= n as f64);
+    var.fill(0.0);
+    for (s, slot) in partial
+        .chunks_exact(SLOT * features)
+        .take(count)
+        .enumerate()
+    {
+        let (lo, hi) = shard_range(n, s, count);
+        let rows = (hi - lo) as f64;
+        let (shard_mean, squares) = slot[features..].split_at(features);
+        for (((v, &sq), &sm), &m) in var.iter_mut().zip(squares).zip(shard_mean).zip(&*mean) {
+            let d = sm - m;
+            *v += sq + rows * d * d;
+        }
+    }
+    var.iter_mut().for_each(|v| *v /= n as f64);
 }
 
 /// Adds up the first `out.len()` values of the first `count` slots (`slot` long each, in
@@ -658,8 +693,8 @@ impl<T: Float> Trainer<T> {
         let norm_blocks = std::mem::take(&mut self.norm_blocks);
         let ok = 'passes: {
             let mut from = 0;
-            // Forward, up to each normalization: its input's column sums, then squared
-            // deviations, over the whole batch.
+            // Forward, up to each normalization: each shard's column sums and squared
+            // deviations from its own mean, combined over the whole batch in shard order.
             for &l in &norm_blocks {
                 let features = spec.blocks()[l].outputs();
                 let (raw, norm) = (&self.raw, &self.norm);
@@ -686,38 +721,31 @@ impl<T: Float> Trainer<T> {
                             norming,
                         );
                         let x = raw.acts.acts[l - 1].view(lo * features, (hi - lo) * features);
-                        let part = norm.partial[l].slice(2 * features * s, features);
-                        part.fill(0.0);
-                        crate::batchnorm::add_column_sums(x, features, part);
+                        let slot = norm.partial[l].slice(SLOT * features * s, SLOT * features);
+                        slot.fill(0.0);
+                        let (sums, rest) = slot.split_at_mut(features);
+                        let (mean, squares) = rest.split_at_mut(features);
+                        crate::batchnorm::add_column_sums(x, features, sums);
+                        let inv_rows = 1.0 / (hi - lo) as f64;
+                        for (m, &sum) in mean.iter_mut().zip(&*sums) {
+                            *m = sum * inv_rows;
+                        }
+                        crate::batchnorm::add_centered_squares(x, features, mean, squares);
                     }
                 });
                 if !done {
                     break 'passes false;
                 }
                 let norm = &mut self.norm;
-                let mean = &mut norm.stats[l].0;
-                reduce(&norm.partial_store[l], 2 * features, count, mean);
-                mean.iter_mut().for_each(|v| *v /= n as f64);
-                let (raw, norm) = (&self.raw, &self.norm);
-                let mean = &norm.stats[l].0;
-                let done = team.run(count, true, &rows, &|s| {
-                    let (lo, hi) = shard_range(n, s, count);
-                    // SAFETY: as above.
-                    unsafe {
-                        let x = raw.acts.acts[l - 1].view(lo * features, (hi - lo) * features);
-                        let part = norm.partial[l].slice(2 * features * s, features);
-                        part.fill(0.0);
-                        crate::batchnorm::add_centered_squares(x, features, mean, part);
-                    }
-                });
-                if !done {
-                    break 'passes false;
-                }
-                let norm = &mut self.norm;
-                let var = &mut norm.var[l];
-                reduce(&norm.partial_store[l], 2 * features, count, var);
-                var.iter_mut().for_each(|v| *v /= n as f64);
-                for (inv, &v) in norm.stats[l].1.iter_mut().zip(var.iter()) {
+                combine_stats(
+                    &norm.partial_store[l],
+                    features,
+                    n,
+                    count,
+                    (&mut norm.stats[l].0, &mut norm.var[l]),
+                );
+                let (var, inv) = (&norm.var[l], &mut norm.stats[l].1);
+                for (inv, &v) in inv.iter_mut().zip(var) {
                     *inv = 1.0 / (v + NORM_EPS).sqrt();
                 }
                 from = l;
@@ -763,7 +791,7 @@ impl<T: Float> Trainer<T> {
                 let norm = &mut self.norm;
                 reduce(
                     &norm.partial_store[l],
-                    2 * features,
+                    SLOT * features,
                     count,
                     &mut norm.sums[l],
                 );

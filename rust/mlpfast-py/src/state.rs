@@ -156,7 +156,8 @@ impl<T: Elem> Model<T> {
         // What is written must load again, and loading refuses non-finite parameters.
         if let Some(i) = copies.iter().position(|p| !p.all_finite()) {
             return Err(PyValueError::new_err(format!(
-                "param_layers[{i}]: expected finite parameters to save, got NaN or infinity \
+                "param_layers[{i}]: expected finite weights, biases and running statistics to save, \
+                 got NaN or infinity \
                  (written into a weight, bias or running statistics view?)"
             )));
         }

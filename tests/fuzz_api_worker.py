@@ -383,6 +383,7 @@ class ModelSpec:
     dtype: str
     seed: int
     dropout: float = 0.0
+    batch_norm: bool = False
 
     @property
     def d(self) -> int:
@@ -393,12 +394,15 @@ class ModelSpec:
         return self.sizes[-1]
 
     def code(self) -> str:
+        extra = f", dropout={self.dropout!r}" if self.dropout else ""
+        extra += ", batch_norm=True" if self.batch_norm else ""
         return (
             f"mlpfast.MLP({self.sizes!r}, activation={self.activation!r}, "
-            f"loss={self.loss!r}, dtype={self.dtype!r}, seed={self.seed}"
-            # With dropout, in evaluation mode: the layer API's forward is then a function of
-            # its input (fit trains with dropout whatever the mode).
-            + (f", dropout={self.dropout!r}).eval()" if self.dropout else ")")
+            f"loss={self.loss!r}, dtype={self.dtype!r}, seed={self.seed}{extra}"
+            # With dropout or batch normalization, in evaluation mode: the layer API's forward
+            # is then a function of each row alone (fit trains in training mode whatever the
+            # mode).
+            + (").eval()" if extra else ")")
         )
 
 
@@ -415,6 +419,7 @@ def model_specs(draw) -> ModelSpec:
         draw(st.sampled_from(["float32", "float64"])),
         draw(st.integers(0, 3)),
         0.3 if odd(draw, 15) else 0.0,
+        odd(draw, 8),
     )
 
 
@@ -1645,6 +1650,7 @@ EST_PARAMS: dict[str, tuple[list[str], list[str]]] = {
     "n_iter_no_change": (["10", "1", "2"], ["0", "-1", "np.inf", "2**63", "1.5", "None"]),
     "max_fun": (["20", "15000"], ["1", "0", "-1", "2**63"]),
     "dropout": (["0.0", "0.3"], ["1.0", "-0.1", "nan", "'a'", "None"]),
+    "batch_norm": (["False", "True"], ["None", "1", "'yes'"]),
     "dtype": (["'float32'", "'float64'", "np.float64", "'f8'"], ["'>f8'", "'float16'", "'f4,('",
                                                                  "None", "'int32'", "1"]),
 }  # fmt: skip

@@ -192,6 +192,24 @@ def test_fit_with_batch_norm_matches_numpy(loss, activation, sizes, opt, variant
         assert np.all(m0 != m1) and np.all(v0 != v1)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("activation", ["relu", "maxout"])
+def test_wide_fits_with_batch_norm_match_numpy(activation, dropout):
+    # The models above are at most 8 units wide; here hidden layers of 37 and 19 units (whole
+    # SIMD vectors and a remainder) and batches of 50 rows (a last one of 20).
+    sizes = [12, 37, 19, 5]
+    model, (X, y), (Xv, yv) = setup("softmax", activation, sizes, dropout=dropout, n=120)
+    start, running = ref.params_of(model), ref.running_of(model)
+    settings = {**OPTIMIZERS["adam"], "weight_decay": 1e-2, "epochs": 2, "batch_size": 50}
+    history = model.fit(X, y, shuffle=True, seed=9, validation_data=(Xv, yv), **settings)
+    params, expected_running, expected = ref.fit_batchnorm(
+        start, activation, "softmax", X, y, running=running, dropout=dropout, seed=9,
+        shuffle=True, validation_data=(Xv, yv), **settings,
+    )  # fmt: skip
+    assert_model_matches(model, params, expected_running)
+    assert_history_matches(history, expected)
+
+
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 @pytest.mark.parametrize(
     ("loss", "activation", "sizes"),

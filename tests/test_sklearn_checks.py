@@ -34,6 +34,11 @@ ESTIMATORS = [
     MLPRegressor(max_iter=100, activation="leaky_relu"),
     MLPRegressor(max_iter=100, solver="sgd", dtype="float64", activation="tanh"),
     MLPRegressor(max_iter=100, loss="huber"),
+    # Batch normalization: the network normalizes minibatches in fit, and predicts by the
+    # running statistics.
+    MLPClassifier(batch_norm=True),
+    MLPClassifier(max_iter=100, solver="sgd", dtype="float64", batch_norm=True, dropout=0.2),
+    MLPRegressor(batch_norm=True),
 ]
 
 
@@ -45,10 +50,11 @@ def expected_failures(estimator):
     differ by about 1e-5. With full batches, weights and repeated rows are the same fit to
     1e-12 (tests/test_sample_weight.py); with float64 and SGD the check may pass (XPASS)."""
     why = "weights and repeated rows: the same objective, fits apart by rounding (~1e-5)"
-    return {
+    failures = {
         "check_sample_weight_equivalence_on_dense_data": why,
         "check_sample_weight_equivalence_on_sparse_data": why,
     }
+    return failures
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)

@@ -122,18 +122,20 @@ class _Spec(NamedTuple):
 
 
 def _layers(mlp: MLP) -> list:
+    # One moment's parameters (also while a fit publishes epochs), in the layers' order.
+    params = iter(mlp._params())
     layers: list = []
     for layer in mlp.layers:
         if isinstance(layer, (Linear, Maxout)):
-            layers.append(_Affine(layer.weight, layer.bias))
-        elif isinstance(layer, Activation):
-            layers.append(_Act(layer.name, getattr(layer, "alpha", None)))
+            weight, bias = next(params)
+            layers.append(_Affine(weight, bias))
         elif isinstance(layer, BatchNorm):
             # The graph predicts, in evaluation mode: by the running statistics.
-            var = np.asarray(layer.running_var, dtype=np.float64)
-            scale = np.asarray(layer.weight, dtype=np.float64) / np.sqrt(var + layer.eps)
-            shift = layer.bias - np.asarray(layer.running_mean, dtype=np.float64) * scale
-            layers.append(_Norm(scale, shift))
+            weight, bias, mean, var = (np.asarray(a, dtype=np.float64) for a in next(params))
+            scale = weight / np.sqrt(var + layer.eps)
+            layers.append(_Norm(scale, bias - mean * scale))
+        elif isinstance(layer, Activation):
+            layers.append(_Act(layer.name, getattr(layer, "alpha", None)))
         elif isinstance(layer, Dropout):
             continue  # the graph predicts, in evaluation mode: dropout is the identity
         else:  # pragma: no cover - MLP holds no other layers

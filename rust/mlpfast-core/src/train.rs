@@ -176,9 +176,9 @@ pub fn fit<T: Float>(
         if n < 2 {
             return Err(Error::value(
                 "X",
-                "at least 2 rows to train a network with batch_norm (one row has no \
+                "at least 2 samples to train a network with batch_norm (one sample has no \
                  variance to normalize by)",
-                format!("{n} row"),
+                format!("{n} sample"),
             ));
         }
         if cfg.counts().1 < 2 {

@@ -327,7 +327,7 @@ impl PyMLP {
     #[pyo3(
         signature = (
             layer_sizes, *, activation = "relu", loss = "softmax", dtype = DType::F32,
-            seed = None, dropout = None, batch_norm = false
+            seed = None, dropout = None, batch_norm = None
         ),
         text_signature = "(layer_sizes, *, activation='relu', loss='softmax', dtype='float32', \
             seed=None, dropout=0.0, batch_norm=False)"
@@ -342,9 +342,16 @@ impl PyMLP {
         dtype: DType,
         seed: Option<&Bound<'_, PyAny>>,
         dropout: Option<&Bound<'_, PyAny>>,
-        batch_norm: bool,
+        batch_norm: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(layer_sizes)?;
+        let batch_norm = match batch_norm {
+            None => false,
+            Some(b) => b.extract::<bool>().map_err(|_| {
+                let shown = b.repr().map(|r| r.to_string()).unwrap_or_default();
+                PyTypeError::new_err(format!("batch_norm: expected a bool, got {shown}"))
+            })?,
+        };
         let seed = args::seed(seed)?;
         let hidden = match activation {
             "maxout" => Hidden::Maxout(mlpfast_core::maxout::MAXOUT_PIECES),

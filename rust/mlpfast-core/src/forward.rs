@@ -227,8 +227,9 @@ pub(crate) unsafe fn forward_rows<T: Float>(
     norming: Norming<'_>,
 ) {
     let m = input.rows();
-    for l in range {
-        let (block, p) = (spec.blocks()[l], &params[l]);
+    let (from, count) = (range.start, range.len());
+    let blocks = spec.blocks().iter().zip(params);
+    for (l, (&block, p)) in blocks.enumerate().skip(from).take(count) {
         let (n_in, n_out) = (block.inputs(), block.outputs());
         // SAFETY (all slices): rows lo..lo+m of this pass's own buffers, exclusive by the
         // caller's guarantee; the previous block's output was written before.

@@ -288,7 +288,7 @@ unsafe fn backward_rows<T: Float>(
         },
         Start::Norm(l) => (l, 0.0),
     };
-    for l in (stop + 1..=top).rev() {
+    for l in (stop + 1..top + 1).rev() {
         let (block, prev) = (blocks[l], blocks[l - 1]);
         let (n_in, n_out) = (block.inputs(), block.outputs());
         // dL/da_{l-1}: Σ_p g_{l,p} · W_{l,p}ᵀ for a matrix block, the normalization's
@@ -1098,6 +1098,7 @@ unsafe fn update<T: Float>(
 ///
 /// # Safety
 /// No other live reference may overlap the shard's rows of the buffers `raw` points to.
+#[inline(always)]
 unsafe fn shard_data<'a, T: Float>(
     raw: &Raw<T>,
     spec: &Spec,

@@ -670,3 +670,82 @@ def test_the_reference_network_is_the_layer_chain():
             for (gm, gv), (rm, rv) in zip(now, moved):
                 np.testing.assert_allclose(gm, rm, rtol=1e-12)
                 np.testing.assert_allclose(gv, rv, rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_fit_with_batch_norm_matches_pytorch(activation, optimizer):
+    # The same network as torch.nn.Sequential(Linear, BatchNorm1d, act, ..., Linear) trained
+    # by torch.optim on the same batches: BatchNorm1d's batch statistics, its backward and
+    # its running statistics, step after step. Weight decay goes to the Linear weights only
+    # (a parameter group), as mlpfast applies it. The Linear biases before a BatchNorm get
+    # PyTorch's computed gradient (rounding, about 1e-17) where mlpfast uses the exact 0: with
+    # SGD that moves them by lr times the rounding; Adam would turn the rounding into steps of
+    # about lr, so with Adam the network here has no such biases to compare (they stay 0 in
+    # both, torch's frozen).
+    torch = pytest.importorskip("torch")
+    sizes, n, batch, epochs = [6, 10, 8, 3], 48, 16, 3
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n)
+    Xv = rng.standard_normal((20, sizes[0]))
+    model = mlpfast.MLP(sizes, activation=activation, dtype="float64", seed=4, batch_norm=True)
+    for lay in model.param_layers:
+        if isinstance(lay, mlpfast.BatchNorm):  # away from gamma = 1, beta = 0
+            lay.weight = rng.uniform(0.5, 1.5, lay.weight.shape)
+            lay.bias = rng.normal(0.0, 0.3, lay.bias.shape)
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
+    layers = []
+    for lay in model.layers:
+        if isinstance(lay, mlpfast.Linear):
+            t = torch.nn.Linear(lay.in_features, lay.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                t.weight.copy_(torch.tensor(np.asarray(lay.weight).T))
+                t.bias.copy_(torch.tensor(np.asarray(lay.bias)))
+        elif isinstance(lay, mlpfast.BatchNorm):
+            t = torch.nn.BatchNorm1d(lay.features, dtype=torch.float64)
+            with torch.no_grad():
+                t.weight.copy_(torch.tensor(np.asarray(lay.weight)))
+                t.bias.copy_(torch.tensor(np.asarray(lay.bias)))
+        else:
+            t = act()
+        layers.append(t)
+    net = torch.nn.Sequential(*layers)
+    linears = [t for t in net if isinstance(t, torch.nn.Linear)]
+    before_norm = [t.bias for t in linears[:-1]]
+    if optimizer == "adam":
+        for b in before_norm:
+            b.requires_grad_(False)
+    decayed = [t.weight for t in linears]
+    rest = [p for p in net.parameters() if p.requires_grad and all(p is not d for d in decayed)]
+    groups = [{"params": decayed, "weight_decay": 1e-2}, {"params": rest, "weight_decay": 0.0}]
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=0.05, momentum=0.9)
+        settings = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}
+    else:
+        opt = torch.optim.Adam(groups, lr=0.01)
+        settings = {"optimizer": "adam", "lr": 0.01}
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    net.train()
+    for _ in range(epochs):
+        for lo in range(0, n, batch):
+            opt.zero_grad()
+            out = net(Xt[lo : lo + batch])
+            torch.nn.functional.cross_entropy(out, yt[lo : lo + batch]).backward()
+            opt.step()
+    model.fit(X, y, epochs=epochs, batch_size=batch, shuffle=False, weight_decay=1e-2, **settings)
+    torch_layers = [t for t in net if not isinstance(t, act)]
+    for lay, t in zip(model.param_layers, torch_layers):
+        weight = t.weight.detach().numpy()
+        weight = weight.T if isinstance(t, torch.nn.Linear) else weight
+        np.testing.assert_allclose(lay.weight, weight, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(lay.bias, t.bias.detach().numpy(), rtol=1e-10, atol=1e-12)
+        if isinstance(lay, mlpfast.BatchNorm):
+            for mine, theirs in (
+                (lay.running_mean, t.running_mean),
+                (lay.running_var, t.running_var),
+            ):
+                np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-12)
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.tensor(Xv)).numpy()
+    np.testing.assert_allclose(model.decision_function(Xv), expected, rtol=1e-10, atol=1e-12)

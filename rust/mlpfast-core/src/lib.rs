@@ -39,6 +39,7 @@ pub mod maxout;
 pub mod metrics;
 pub mod network;
 pub mod norm_layer;
+mod norm_sums;
 pub mod optim;
 mod pace;
 mod persist;

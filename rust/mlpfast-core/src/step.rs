@@ -47,6 +47,7 @@ use crate::linear::column_sums;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
 use crate::network::{Block, Dropping, NORM_EPS, NORM_MOMENTUM, Params, ParamsMut, Spec};
+use crate::norm_sums::{NormBuffers, SLOT, combine_stats, reduce};
 use crate::optim::{Coeffs, OptimState, Part, clip_factor};
 use crate::team::{PerItem, Team};
 
@@ -103,7 +104,7 @@ fn grad_flops(spec: &Spec) -> f64 {
 }
 
 /// Rows `lo..hi` of shard `s` of `count` in a batch of `rows`.
-fn shard_range(rows: usize, s: usize, count: usize) -> (usize, usize) {
+pub(crate) fn shard_range(rows: usize, s: usize, count: usize) -> (usize, usize) {
     (rows * s / count, rows * (s + 1) / count)
 }
 
@@ -366,92 +367,6 @@ unsafe fn backward_rows<T: Float>(
         }
     }
     loss
-}
-
-/// Batch normalization's per-step numbers, per block (empty for the other blocks).
-pub(crate) struct NormBuffers {
-    /// The batch's mean and 1/√(σ² + ε).
-    stats: Vec<(Vec<f64>, Vec<f64>)>,
-    /// The batch's biased variance σ².
-    var: Vec<Vec<f64>>,
-    /// The batch's Σg (dβ), then its Σg·x̂ (dγ).
-    sums: Vec<Vec<f64>>,
-    /// Per shard, a slot of [`SLOT`]·features for its share of a sum.
-    partial: Vec<Ptr<f64>>,
-    /// The storage `partial` points to.
-    partial_store: Vec<Vec<f64>>,
-}
-
-impl NormBuffers {
-    fn new(spec: &Spec, shards: usize) -> Result<Self> {
-        let sized = |times: usize, what| {
-            move |b: &Block| -> Result<Vec<f64>> {
-                match b {
-                    Block::Norm { features, .. } => alloc::zeros2(times, *features, what),
-                    _ => Ok(Vec::new()),
-                }
-            }
-        };
-        let blocks = spec.blocks();
-        let per_block = |times, what| -> Result<Vec<Vec<f64>>> {
-            blocks.iter().map(sized(times, what)).collect()
-        };
-        let mut partial_store = per_block(SLOT * shards, "batch statistics")?;
-        let means = per_block(1, "batch statistics")?;
-        let inv_stds = per_block(1, "batch statistics")?;
-        Ok(NormBuffers {
-            stats: means.into_iter().zip(inv_stds).collect(),
-            var: per_block(1, "batch statistics")?,
-            sums: per_block(2, "gradient sums")?,
-            partial: partial_store.iter_mut().map(|v| Ptr::of(v)).collect(),
-            partial_store,
-        })
-    }
-}
-
-/// A shard's slot of partial sums holds this many values per feature: its column sums, its
-/// mean and its squared deviations from that mean (forward), or its Σg and Σg·x̂ (backward).
-const SLOT: usize = 3;
-
-/// The batch's mean and biased variance from the first `count` shards' slots (column sums,
-/// shard mean, squared deviations from it), combined in shard order: the mean is the sum of
-/// the sums over `n`, and the squared deviations from it are each shard's plus its rows times
-/// its mean's squared distance from the batch's (Chan, Golub and LeVeque's update).
-fn combine_stats(
-    partial: &[f64],
-    features: usize,
-    n: usize,
-    count: usize,
-    (mean, var): (&mut [f64], &mut [f64]),
-) {
-    reduce(partial, SLOT * features, count, mean);
-    mean.iter_mut().for_each(|v| *v /= n as f64);
-    var.fill(0.0);
-    for (s, slot) in partial
-        .chunks_exact(SLOT * features)
-        .take(count)
-        .enumerate()
-    {
-        let (lo, hi) = shard_range(n, s, count);
-        let rows = (hi - lo) as f64;
-        let (shard_mean, squares) = slot[features..].split_at(features);
-        for (((v, &sq), &sm), &m) in var.iter_mut().zip(squares).zip(shard_mean).zip(&*mean) {
-            let d = sm - m;
-            *v += sq + rows * d * d;
-        }
-    }
-    var.iter_mut().for_each(|v| *v /= n as f64);
-}
-
-/// Adds up the first `out.len()` values of the first `count` slots (`slot` long each, in
-/// shard order) of `partial` into `out`.
-fn reduce(partial: &[f64], slot: usize, count: usize, out: &mut [f64]) {
-    out.fill(0.0);
-    for part in partial.chunks_exact(slot).take(count) {
-        for (o, &v) in out.iter_mut().zip(part) {
-            *o += v;
-        }
-    }
 }
 
 /// What a phase-2 task updates.

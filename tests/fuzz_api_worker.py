@@ -939,7 +939,13 @@ def check_penalty(runner: Runner, step: Step, out: Any, finite: bool) -> str | N
         return f"a {type(out).__name__}, not a float"
     if not (math.isfinite(lam) and lam >= 0):
         return f"returned {out!r} for weight_decay={step.meta['wd']}, which loss() refuses"
-    weights = [np.asarray(lay.weight, np.float64) for lay in runner.ns[step.needs[0]].param_layers]
+    # Weight decay is on the Linear / Maxout weights, not on a BatchNorm's gamma.
+    layers = runner.ns[step.needs[0]].param_layers
+    weights = [
+        np.asarray(lay.weight, np.float64)
+        for lay in layers
+        if not isinstance(lay, mlpfast.BatchNorm)
+    ]
     with np.errstate(all="ignore"):
         ref = 0.5 * lam * sum(float((w * w).sum()) for w in weights) if lam else 0.0
     if not (out == ref or math.isclose(out, ref, rel_tol=1e-5)):
@@ -1373,8 +1379,11 @@ def predict_steps(draw, plan, names, spec, m, n, wrong=15) -> None:
         meta["canonical"] = f"{m}.{what}({canon}, {y}{extra})"
         shapes = []
         for i, (a, b) in enumerate(zip(spec.sizes, spec.sizes[1:])):
-            maxout = spec.activation == "maxout" and i < len(spec.sizes) - 2
+            hidden = i < len(spec.sizes) - 2
+            maxout = spec.activation == "maxout" and hidden
             shapes.append(((2, a, b), (2, b)) if maxout else ((a, b), (b,)))
+            if spec.batch_norm and hidden:
+                shapes.append(((b,), (b,)))  # the BatchNorm's gamma and beta
         meta["grad_shapes"] = shapes
         plan.append(Step(f"{m}.{what}({x}, {y}{extra})", check=what, meta=meta, **common))
 

@@ -254,5 +254,5 @@ def test_the_estimators_take_dropout():
         MLPClassifier(dropout=1.0).fit(X, y)
     # A warm start keeps the network's rate: another one is refused, naming both.
     a.set_params(warm_start=True, dropout=0.5)
-    with pytest.raises(ValueError, match=r"dropout 0\.3; .* 0\.5"):
+    with pytest.raises(ValueError, match=r"dropout 0\.3 and batch_norm False; .* 0\.5, False"):
         a.fit(X, y)

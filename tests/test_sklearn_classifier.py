@@ -529,7 +529,7 @@ def test_defaults_are_sklearns():
     ours = MLPClassifier().get_params()
     theirs = SkMLPClassifier().get_params()
     extra = set(ours) - set(theirs)
-    assert extra == {"loss", "class_weight", "dtype", "dropout"}
+    assert extra == {"loss", "class_weight", "dtype", "dropout", "batch_norm"}
     assert {k: ours[k] for k in theirs} == theirs
     assert ours["loss"] == "log_loss" and ours["dtype"] == "float32"
     assert ours["class_weight"] is None and ours["dropout"] == 0.0

@@ -266,7 +266,7 @@ def test_a_robust_loss_resists_outliers(diabetes):
 def test_signature_and_defaults_are_sklearns():
     ours = MLPRegressor().get_params()
     theirs = SkMLPRegressor().get_params()
-    assert set(ours) - set(theirs) == {"dtype", "dropout"}
+    assert set(ours) - set(theirs) == {"dtype", "dropout", "batch_norm"}
     assert {k: ours[k] for k in theirs} == theirs
     # loss comes first, positionally, as in scikit-learn.
     assert MLPRegressor("squared_error", (7,)).hidden_layer_sizes == (7,)

@@ -403,3 +403,37 @@ def test_dropout_vanishes_from_the_graph(rng, dtype):
     out = run(mlpfast.to_onnx(m), X)
     assert_close(out["probabilities"], m.predict_proba(X), dtype)
     np.testing.assert_array_equal(out["label"], m.predict(X))
+
+
+LAZY_REGISTRATION = """
+import sys, warnings
+import numpy as np
+{first}
+import mlpfast.sklearn
+assert ("skl2onnx" in sys.modules) == {imported!r}, "mlpfast.sklearn imported skl2onnx"
+import skl2onnx
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from mlpfast.sklearn import MLPClassifier
+X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+y = np.arange(60) % 3
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=5, random_state=0)).fit(X, y)
+ops = {{n.op_type for n in skl2onnx.to_onnx(pipe, X[:1]).graph.node}}
+assert "Gemm" in ops, ops  # the estimator's layers, by mlpfast's converter
+"""
+
+
+@pytest.mark.parametrize("skl2onnx_first", [False, True])
+def test_skl2onnx_converters_register_whichever_is_imported_first(skl2onnx_first):
+    # Importing mlpfast.sklearn does not import skl2onnx (about half a second, onnx with it);
+    # the converters register when skl2onnx is imported, before or after.
+    import subprocess
+    import sys
+
+    code = LAZY_REGISTRATION.format(
+        first="import skl2onnx" if skl2onnx_first else "", imported=skl2onnx_first
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

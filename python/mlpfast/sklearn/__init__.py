@@ -63,6 +63,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "in mlpfast's source tree, pip install '.[sklearn]')"
     ) from exc
 
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import Any
 
 from mlpfast._core import MLP
@@ -78,16 +82,49 @@ MLPRegressor.__module__ = __name__
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
-def _register_skl2onnx() -> None:
-    # With skl2onnx installed, its to_onnx / convert_sklearn convert pipelines holding these
-    # estimators (see ._skl2onnx); without it there is nothing to register.
-    try:
-        import skl2onnx  # noqa: F401
-    except ImportError:
-        return
+def _register_converters() -> None:
     from ._skl2onnx import register
 
-    register()
+    try:
+        register()
+    except Exception as exc:  # an skl2onnx this module does not know must still import
+        warnings.warn(
+            f"mlpfast.sklearn: could not register its converters with skl2onnx ({exc!r}); "
+            "skl2onnx cannot convert pipelines holding mlpfast's estimators",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+class _WhenSkl2onnxLoads(importlib.abc.MetaPathFinder):
+    """Registers the converters right after skl2onnx's own module has run, the first time
+    it is imported: importing skl2onnx here would cost every user of the estimators about
+    half a second (onnx with it), also those who never export."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "skl2onnx":
+            return None
+        sys.meta_path.remove(self)  # once; the other finders locate the module
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _register_converters()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _register_skl2onnx() -> None:
+    # With skl2onnx, its to_onnx / convert_sklearn convert pipelines holding these estimators
+    # (see ._skl2onnx): registered now when it is imported already, else when it is.
+    if "skl2onnx" in sys.modules:
+        _register_converters()
+    elif not any(isinstance(f, _WhenSkl2onnxLoads) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WhenSkl2onnxLoads())
 
 
 _register_skl2onnx()

@@ -205,7 +205,9 @@ fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
         .collect()
 }
 
-/// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`.
+/// A multilayer perceptron: `layer_sizes = [inputs, hidden..., outputs]`; with `dropout=p`
+/// a Dropout after every hidden activation, with `batch_norm=True` a BatchNorm after every
+/// hidden layer (before its activation).
 #[pyclass(frozen, name = "MLP", module = "mlpfast")]
 pub struct PyMLP {
     pub(crate) spec: Spec,
@@ -705,8 +707,19 @@ impl PyMLP {
     }
 
     fn __repr__(&self) -> String {
+        // Dropout and batch normalization when on, as the constructor takes them.
+        let mut extra = String::new();
+        if self.spec.dropout() > 0.0 {
+            extra += &format!(
+                ", dropout={}",
+                mlpfast_core::error::fmt_num(&self.spec.dropout())
+            );
+        }
+        if self.spec.batch_norm() {
+            extra += ", batch_norm=True";
+        }
         format!(
-            "MLP({:?}, activation='{}', loss='{}', dtype='{}')",
+            "MLP({:?}, activation='{}', loss='{}', dtype='{}'{extra})",
             self.sizes,
             self.activation,
             self.spec.loss().name(),

@@ -950,3 +950,39 @@ def test_an_estimators_early_stopping_restores_the_best_running_statistics(digit
     now = [tuple(np.array(a) for a in bn_arrays(bn)) for bn in clf.batch_norm_layers_]
     assert same_state(now, recorded[best][1])
     assert not same_state(now, recorded[clf.n_iter_][1])
+
+
+def test_a_negative_running_variance_is_not_saved_nor_pickled(tmp_path):
+    # What is written must load again, and loading refuses negative variances.
+    model = mlpfast.MLP([3, 4, 2], batch_norm=True, seed=0)
+    model.param_layers[1].running_var[0] = -1.0  # through the live view, unchecked
+    message = r"param_layers\[1\]: expected running variances >= 0 to save"
+    with pytest.raises(ValueError, match=message):
+        mlpfast.save(model, tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match=message):
+        pickle.dumps(model)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_batch_norm_without_hidden_layers_normalizes_nothing_and_fits_one_row():
+    model = mlpfast.MLP([3, 2], batch_norm=True, dtype="float64", seed=0)
+    assert model.batch_norm and not any(isinstance(x, mlpfast.BatchNorm) for x in model.layers)
+    model.fit(np.ones((1, 3)), [1], epochs=2, batch_size=1)
+    assert model.samples_seen == 2
+
+
+def test_estimators_pickled_before_batch_norm_existed_load_with_it_off():
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier((8,), max_iter=2, random_state=0).fit(X[:100], y[:100])
+    state = clf.__getstate__()
+    del state["batch_norm"], state["dropout"]  # as an older version pickled it
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    assert old.batch_norm is False and old.dropout == 0.0
+    assert "MLPClassifier" in repr(old)
+    np.testing.assert_array_equal(old.predict(X[:20]), clf.predict(X[:20]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        old.partial_fit(X[100:150], y[100:150])

@@ -406,11 +406,12 @@ def test_dropout_vanishes_from_the_graph(rng, dtype):
 
 
 LAZY_REGISTRATION = """
-import sys, warnings
+import importlib.util, sys, warnings
 import numpy as np
 {first}
 import mlpfast.sklearn
 assert ("skl2onnx" in sys.modules) == {imported!r}, "mlpfast.sklearn imported skl2onnx"
+{probe}
 import skl2onnx
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -425,15 +426,21 @@ assert "Gemm" in ops, ops  # the estimator's layers, by mlpfast's converter
 """
 
 
-@pytest.mark.parametrize("skl2onnx_first", [False, True])
-def test_skl2onnx_converters_register_whichever_is_imported_first(skl2onnx_first):
+@pytest.mark.parametrize("order", ["skl2onnx first", "skl2onnx after", "probed, then imported"])
+def test_skl2onnx_converters_register_whichever_is_imported_first(order):
     # Importing mlpfast.sklearn does not import skl2onnx (about half a second, onnx with it);
-    # the converters register when skl2onnx is imported, before or after.
+    # the converters register when skl2onnx is imported, before or after, also when a
+    # find_spec probe ("is it installed?") looked it up first without loading it.
     import subprocess
     import sys
 
+    first = order == "skl2onnx first"
     code = LAZY_REGISTRATION.format(
-        first="import skl2onnx" if skl2onnx_first else "", imported=skl2onnx_first
+        first="import skl2onnx" if first else "",
+        imported=first,
+        probe='assert importlib.util.find_spec("skl2onnx") is not None'
+        if "probed" in order
+        else "",
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

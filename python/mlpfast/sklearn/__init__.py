@@ -82,10 +82,16 @@ MLPRegressor.__module__ = __name__
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
-def _register_converters() -> None:
-    from ._skl2onnx import register
+_registered = False
 
+
+def _register_converters() -> None:
+    global _registered
+    if _registered:
+        return
     try:
+        from ._skl2onnx import register
+
         register()
     except Exception as exc:  # an skl2onnx this module does not know must still import
         warnings.warn(
@@ -94,28 +100,48 @@ def _register_converters() -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+    _registered = True
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    """skl2onnx's own loader, which registers the converters once its module has run; every
+    other attribute is the wrapped loader's (resource readers and the like)."""
+
+    def __init__(self, loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        _register_converters()
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)
 
 
 class _WhenSkl2onnxLoads(importlib.abc.MetaPathFinder):
-    """Registers the converters right after skl2onnx's own module has run, the first time
-    it is imported: importing skl2onnx here would cost every user of the estimators about
-    half a second (onnx with it), also those who never export."""
+    """Hands out skl2onnx's spec with a loader that registers the converters after the
+    module has run: importing skl2onnx here would cost every user of the estimators about
+    half a second (onnx with it), also those who never export. It stays on sys.meta_path (a
+    spec looked up and never loaded, or an import that failed, leaves the next import to
+    register) and steps aside once the converters are registered."""
+
+    _mlpfast_hook = True  # how a reloaded module recognises an earlier one
 
     def find_spec(self, name, path, target=None):
-        if name != "skl2onnx":
+        if name != "skl2onnx" or _registered:
             return None
-        sys.meta_path.remove(self)  # once; the other finders locate the module
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            _register_converters()
-
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
+        for finder in list(sys.meta_path):
+            if getattr(finder, "_mlpfast_hook", False) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
 
 
 def _register_skl2onnx() -> None:
@@ -123,7 +149,7 @@ def _register_skl2onnx() -> None:
     # (see ._skl2onnx): registered now when it is imported already, else when it is.
     if "skl2onnx" in sys.modules:
         _register_converters()
-    elif not any(isinstance(f, _WhenSkl2onnxLoads) for f in sys.meta_path):
+    elif not any(getattr(f, "_mlpfast_hook", False) for f in sys.meta_path):
         sys.meta_path.insert(0, _WhenSkl2onnxLoads())
 
 

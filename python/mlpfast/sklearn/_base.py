@@ -361,6 +361,8 @@ class _BaseMLP(BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        # Estimators pickled before these parameters existed had them off.
+        state = {"dropout": 0.0, "batch_norm": False, **state}
         super().__setstate__(state)
         if "_mlp" in self.__dict__:
             self._bind_params()

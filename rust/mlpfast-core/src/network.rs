@@ -436,9 +436,16 @@ impl Spec {
         self
     }
 
-    /// Whether every hidden layer is followed by batch normalization.
+    /// Whether every hidden layer is followed by batch normalization (as asked: also for a
+    /// network without hidden layers).
     pub fn batch_norm(&self) -> bool {
         self.batch_norm
+    }
+
+    /// Whether the network holds a batch normalization (which a batch of one row cannot
+    /// train).
+    pub fn normalizes(&self) -> bool {
+        self.blocks.iter().any(|b| matches!(b, Block::Norm { .. }))
     }
 
     /// Whether block `l`'s output is a hidden activation (dropout's place): a hidden block

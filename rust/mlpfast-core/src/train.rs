@@ -171,7 +171,7 @@ pub fn fit<T: Float>(
         check_values("X", x)?;
     }
     let (n, k) = (x.rows(), spec.outputs());
-    if spec.batch_norm() {
+    if spec.normalizes() {
         // A batch of one row has no variance to normalize by (PyTorch refuses it too).
         if n < 2 {
             return Err(Error::value(
@@ -366,7 +366,7 @@ fn train_loop<T: Float>(
         (true, Targets::Values(_)) => Gather::Values,
     };
     // With batch normalization a last batch of one row joins the one before it.
-    let merge_tail = spec.batch_norm() && n > b && n % b == 1;
+    let merge_tail = spec.normalizes() && n > b && n % b == 1;
     let capacity = if merge_tail { b + 1 } else { b };
     let mut trainer = Trainer::new(spec, capacity, gather, data.weights.is_some())?;
     let flops = step_flops(spec, b);
@@ -446,7 +446,12 @@ fn train_loop<T: Float>(
                 }
                 Stepped::UpdateNotFinite => {
                     state.unusable = true;
-                    return Err(diverged("an update made a weight infinite or NaN".into()));
+                    let what = if spec.normalizes() {
+                        "a weight or a running statistic"
+                    } else {
+                        "a weight"
+                    };
+                    return Err(diverged(format!("an update made {what} infinite or NaN")));
                 }
             };
             state.steps = step;

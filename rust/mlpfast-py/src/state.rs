@@ -161,6 +161,17 @@ impl<T: Elem> Model<T> {
                  (written into a weight, bias or running statistics view?)"
             )));
         }
+        // ... and negative running variances.
+        let negative_var = |p: &Owned<T>| {
+            let var = &p.state[p.state.len() / 2..];
+            var.iter().any(|v| v.to_f64() < 0.0)
+        };
+        if let Some(i) = copies.iter().position(negative_var) {
+            return Err(PyValueError::new_err(format!(
+                "param_layers[{i}]: expected running variances >= 0 to save, got a negative \
+                 one (written into the running_var view?)"
+            )));
+        }
         let items = self
             .cells
             .iter()

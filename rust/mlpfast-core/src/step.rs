@@ -620,21 +620,9 @@ impl<T: Float> Trainer<T> {
                     // SAFETY: shard s alone owns rows lo..hi of every buffer and its slot of
                     // the partial sums; the team runs each index once.
                     unsafe {
-                        let (input, _, _) = shard_data(raw, spec, batch, (s, count), first);
-                        if first && check_x {
-                            *finite.get(s) = x_finite(input);
-                        }
-                        let norming = Norming::Batch(&norm.stats);
-                        forward_rows(
-                            &raw.acts,
-                            spec,
-                            params,
-                            lo,
-                            input,
-                            from..l,
-                            batch.drop,
-                            norming,
-                        );
+                        let check = (first && check_x).then_some(&finite);
+                        let rows = (s, count, from..l);
+                        forward_shard(raw, spec, params, batch, rows, &norm.stats, check);
                         let x = raw.acts.acts[l - 1].view(lo * features, (hi - lo) * features);
                         let slot = norm.partial[l].slice(SLOT * features * s, SLOT * features);
                         slot.fill(0.0);
@@ -676,21 +664,10 @@ impl<T: Float> Trainer<T> {
                 let (lo, hi) = shard_range(n, s, count);
                 // SAFETY: as above.
                 unsafe {
-                    let (input, targets, weights) = shard_data(raw, spec, batch, (s, count), first);
-                    if first && check_x {
-                        *finite.get(s) = x_finite(input);
-                    }
-                    let norming = Norming::Batch(&norm.stats);
-                    forward_rows(
-                        &raw.acts,
-                        spec,
-                        params,
-                        lo,
-                        input,
-                        from..last + 1,
-                        batch.drop,
-                        norming,
-                    );
+                    let check = (first && check_x).then_some(&finite);
+                    let rows = (s, count, from..last + 1);
+                    let (targets, weights) =
+                        forward_shard(raw, spec, params, batch, rows, &norm.stats, check);
                     let start = Start::Loss(&targets, weights, scale);
                     let shard = (n, lo, hi, s);
                     *losses.get(s) =
@@ -1083,6 +1060,39 @@ unsafe fn shard_data<'a, T: Float>(
             });
             (MatRef::new(&*x, m, d), t, w)
         }
+    }
+}
+
+/// Shard `s` of `count` through the blocks `range` (training mode, batch statistics from
+/// `stats`), from its rows of the batch when the range starts at block 0 (gathered then,
+/// and checked for NaN and infinity into `finite` when given); returns the shard's targets
+/// and row weights.
+///
+/// # Safety
+/// As [`shard_data`] and [`forward_rows`]: the shard's rows are its own.
+#[inline(always)]
+unsafe fn forward_shard<'a, T: Float>(
+    raw: &Raw<T>,
+    spec: &Spec,
+    params: &[ParamsMut<'_, T>],
+    batch: Batch<'a, T>,
+    (s, count, range): (usize, usize, std::ops::Range<usize>),
+    stats: &[(Vec<f64>, Vec<f64>)],
+    finite: Option<&PerItem<'_, bool>>,
+) -> (Targets<'a, T>, Option<&'a [T]>) {
+    let first = range.start == 0;
+    let (lo, _) = shard_range(batch.rows.len(), s, count);
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        let (input, targets, weights) = shard_data(raw, spec, batch, (s, count), first);
+        if let Some(finite) = finite {
+            *finite.get(s) = x_finite(input);
+        }
+        let norming = Norming::Batch(stats);
+        forward_rows(
+            &raw.acts, spec, params, lo, input, range, batch.drop, norming,
+        );
+        (targets, weights)
     }
 }
 

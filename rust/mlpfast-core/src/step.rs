@@ -776,13 +776,14 @@ impl<T: Float> Trainer<T> {
             // SAFETY: the tasks of a block partition its (piece, row) ranges and its biases,
             // so no two tasks touch the same elements; phase 1, the only reader of the
             // weights, is over.
-            let g = match tasks[i] {
+            let squares = |g: &[T]| crate::network::sum_of_squares(g);
+            let sq = match tasks[i] {
                 Task::Weight { piece, r0, r1, .. } => {
                     let dw = unsafe { lp.dw.slice(off, len) };
                     let n_out = spec.blocks()[layer].outputs();
                     let a = input(layer).col_block(r0, r1);
                     matmul(dw, a.t(), grad(layer, piece, n_out), false);
-                    dw
+                    norms.then(|| squares(dw))
                 }
                 Task::Bias { .. } => {
                     let db = unsafe { lp.db.slice(off, len) };
@@ -796,7 +797,7 @@ impl<T: Float> Trainer<T> {
                             column_sums(grad(layer, p, n_out), dbp);
                         }
                     }
-                    db
+                    norms.then(|| squares(db))
                 }
                 Task::Norm { .. } => {
                     // dβ and dγ were summed in phase 1, for the backward pass.
@@ -808,18 +809,12 @@ impl<T: Float> Trainer<T> {
                     for (g, &v) in db.iter_mut().zip(dbeta) {
                         *g = T::from_f64(v);
                     }
-                    if norms {
-                        let both =
-                            crate::network::sum_of_squares(dw) + crate::network::sum_of_squares(db);
-                        // SAFETY: the team runs each index once.
-                        unsafe { *sums.get(i) = both };
-                    }
-                    dw
+                    norms.then(|| squares(dw) + squares(db))
                 }
             };
-            if norms && !matches!(tasks[i], Task::Norm { .. }) {
+            if let Some(sq) = sq {
                 // SAFETY: the team runs each index once.
-                unsafe { *sums.get(i) = crate::network::sum_of_squares(g) };
+                unsafe { *sums.get(i) = sq };
             }
             if let Some(coeffs) = coeffs {
                 // SAFETY: the team runs each index once; the task's span as above.
@@ -935,51 +930,26 @@ unsafe fn update<T: Float>(
             g.iter_mut().for_each(|g| *g *= c);
         }
     };
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match task {
-            Task::Weight { .. } => {
-                let w = lp.w.slice(off, len);
-                if decay {
-                    *reg = crate::network::sum_of_squares(w);
-                }
-                let (dw, m, v) = (
-                    lp.dw.slice(off, len),
-                    lp.w1.slice(off, len),
-                    lp.w2.slice(off, len),
-                );
-                clip(dw);
-                coeffs.apply(w, dw, m, v)
+    // One tensor's update: its gradient clipped, then the optimizer's rule.
+    // SAFETY (the slices): the task's span, forwarded from the caller.
+    let step = |x: Ptr<T>, g: Ptr<T>, m: Ptr<T>, v: Ptr<T>, coeffs: Coeffs<T>| unsafe {
+        let g = g.slice(off, len);
+        clip(g);
+        coeffs.apply(x.slice(off, len), g, m.slice(off, len), v.slice(off, len))
+    };
+    match task {
+        Task::Weight { .. } => {
+            if decay {
+                // SAFETY: as above; read before the update takes the span.
+                *reg = crate::network::sum_of_squares(unsafe { lp.w.view(off, len) });
             }
-            Task::Bias { .. } => {
-                let (b, db, m, v) = (
-                    lp.b.slice(off, len),
-                    lp.db.slice(off, len),
-                    lp.b1.slice(off, len),
-                    lp.b2.slice(off, len),
-                );
-                clip(db);
-                coeffs.without_decay().apply(b, db, m, v)
-            }
-            Task::Norm { .. } => {
-                // γ and β, like biases, without weight decay.
-                let (w, dw, m, v) = (
-                    lp.w.slice(off, len),
-                    lp.dw.slice(off, len),
-                    lp.w1.slice(off, len),
-                    lp.w2.slice(off, len),
-                );
-                clip(dw);
-                let gamma_ok = coeffs.without_decay().apply(w, dw, m, v);
-                let (b, db, m, v) = (
-                    lp.b.slice(off, len),
-                    lp.db.slice(off, len),
-                    lp.b1.slice(off, len),
-                    lp.b2.slice(off, len),
-                );
-                clip(db);
-                gamma_ok & coeffs.without_decay().apply(b, db, m, v)
-            }
+            step(lp.w, lp.dw, lp.w1, lp.w2, coeffs)
+        }
+        Task::Bias { .. } => step(lp.b, lp.db, lp.b1, lp.b2, coeffs.without_decay()),
+        // γ and β, like biases, without weight decay.
+        Task::Norm { .. } => {
+            let gamma = step(lp.w, lp.dw, lp.w1, lp.w2, coeffs.without_decay());
+            gamma & step(lp.b, lp.db, lp.b1, lp.b2, coeffs.without_decay())
         }
     }
 }

@@ -526,16 +526,13 @@ impl Spec {
                         state[features..].fill(T::ONE);
                     }
                     _ => {
-                        let act = match self.blocks.get(l + 1) {
-                            Some(Block::Norm { act, .. }) => *act,
-                            _ => match *b {
-                                Block::Dense { act, .. } => act,
-                                _ => Activation::Relu,
-                            },
-                        };
-                        let rule = init.unwrap_or(match b {
-                            Block::Maxout { .. } => Init::He,
-                            _ => act.init(),
+                        // A dense block before a normalization takes the activation after it.
+                        let rule = init.unwrap_or(match (b, self.blocks.get(l + 1)) {
+                            (Block::Maxout { .. }, _) => Init::He,
+                            (_, Some(Block::Norm { act, .. })) | (Block::Dense { act, .. }, _) => {
+                                act.init()
+                            }
+                            (Block::Norm { .. }, _) => unreachable!("normalizations draw nothing"),
                         });
                         for piece in weight.chunks_mut((b.inputs() * b.outputs()).max(1)) {
                             rule.fill(piece, b.inputs(), b.outputs(), rng);

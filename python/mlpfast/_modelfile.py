@@ -190,21 +190,22 @@ def _read_tensors(header: dict, buf: memoryview, where: str) -> dict[str, np.nda
     return tensors
 
 
-def _expected_shapes(sizes: list[int], pieces: int | None, batch_norm: bool) -> list[tuple]:
-    """Per parameter layer, its tensors' shapes (in ``_TENSORS`` order), for hidden layers of
-    ``pieces`` Maxout pieces (None: Linear), each followed by a BatchNorm when ``batch_norm``."""
-    shapes: list[tuple] = []
+def _expected_layers(sizes: list[int], pieces: int | None, batch_norm: bool) -> list[tuple]:
+    """Per parameter layer, (its Maxout pieces or None, its tensors' shapes in ``_TENSORS``
+    order), for hidden layers of ``pieces`` Maxout pieces (None: Linear), each followed by a
+    BatchNorm when ``batch_norm``."""
+    layers: list[tuple] = []
     last = len(sizes) - 2
     for i in range(last + 1):
         fan_in, fan_out = sizes[i], sizes[i + 1]
         p = pieces if i < last else None
         if p is None:
-            shapes.append(((fan_in, fan_out), (fan_out,)))
+            layers.append((None, ((fan_in, fan_out), (fan_out,))))
         else:
-            shapes.append(((p, fan_in, fan_out), (p, fan_out)))
+            layers.append((p, ((p, fan_in, fan_out), (p, fan_out))))
         if batch_norm and i < last:
-            shapes.append(((fan_out,),) * 4)
-    return shapes
+            layers.append((None, ((fan_out,),) * 4))
+    return layers
 
 
 def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
@@ -226,9 +227,9 @@ def _build_mlp(meta: dict, tensors: dict[str, np.ndarray], where: str) -> MLP:
     if not isinstance(batch_norm, bool):
         raise fail(where, f"bad batch_norm {shown(batch_norm)}")
     hidden_pieces = MAXOUT_PIECES if activation == "maxout" else None
-    shapes = _expected_shapes(sizes, hidden_pieces, batch_norm)
-    want_pieces = [hidden_pieces if len(s) == 2 else None for s in shapes]
-    want_pieces[-1] = None
+    layers = _expected_layers(sizes, hidden_pieces, batch_norm)
+    want_pieces = [p for p, _ in layers]
+    shapes = [layer_shapes for _, layer_shapes in layers]
     if pieces != want_pieces:
         raise fail(
             where, f"pieces {shown(pieces)} do not match the architecture ({shown(want_pieces)})"
